@@ -1,0 +1,280 @@
+"""Typed, validated configuration: ``config.yaml`` first, then ``DESKBOT_*`` overrides.
+
+Built once in ``main()`` and passed down explicitly — nothing reads settings at import.
+Any key can be overridden from the environment as ``DESKBOT_`` + its path upper-cased
+with ``__`` between levels (``DESKBOT_STORAGE__URL``). Secrets (tokens, passwords) are
+accepted only from the environment, and masked wherever the config is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from intents.config import ClassifierConfig
+from storage.errors import ConfigError
+
+ENV_PREFIX = "DESKBOT_"
+SECRET_KEYS = {"token", "secret", "password", "webhook_secret", "session_secret"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageConfig(Strict):
+    url: str = "sqlite+aiosqlite:///var/deskbot.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class StateConfig(Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    ttl_seconds: float = Field(default=3600.0 * 24, gt=0)
+    dedupe_ttl_seconds: float = Field(default=3600.0 * 24, gt=0)
+    key_prefix: str = "deskbot"
+
+
+class EventsConfig(Strict):
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+
+class WebChannelConfig(Strict):
+    enabled: bool = True
+
+
+class RestChannelConfig(Strict):
+    enabled: bool = True
+    max_message_chars: int = Field(default=4000, gt=0)
+
+
+class ChannelsConfig(Strict):
+    web: WebChannelConfig = WebChannelConfig()
+    rest: RestChannelConfig = RestChannelConfig()
+
+
+class WebConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(default=256 * 1024, gt=0)
+
+
+class BusinessHours(Strict):
+    timezone: str = "Europe/London"
+    # weekday (mon..sun) -> ["09:00", "17:00"]; missing days are closed
+    days: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], tuple[time, time]] = {
+        "mon": (time(9), time(17)),
+        "tue": (time(9), time(17)),
+        "wed": (time(9), time(17)),
+        "thu": (time(9), time(17)),
+        "fri": (time(9), time(17)),
+    }
+    holidays: list[date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _open_before_close(self) -> BusinessHours:
+        for day, (start, end) in self.days.items():
+            if start >= end:
+                raise ValueError(f"days.{day}: opening {start} is not before closing {end}")
+        return self
+
+
+class SlaTarget(Strict):
+    first_response_minutes: int = Field(gt=0)
+    resolution_minutes: int = Field(gt=0)
+
+
+class SlaConfig(Strict):
+    """Business-hours minutes per priority."""
+
+    low: SlaTarget = SlaTarget(first_response_minutes=8 * 60, resolution_minutes=5 * 8 * 60)
+    normal: SlaTarget = SlaTarget(first_response_minutes=4 * 60, resolution_minutes=3 * 8 * 60)
+    high: SlaTarget = SlaTarget(first_response_minutes=60, resolution_minutes=8 * 60)
+    urgent: SlaTarget = SlaTarget(first_response_minutes=30, resolution_minutes=4 * 60)
+
+
+class ShopConfig(Strict):
+    name: str = "Demo Shop"
+    catalog: Path = Path("examples/shop/catalog.yml")
+    faq: Path = Path("examples/shop/faq.yml")
+    orders_csv: Path | None = Path("examples/shop/orders.csv")
+    return_window_days: int = Field(default=30, ge=0)
+    high_value_order: float = Field(default=200.0, ge=0)
+
+
+class DialogueConfig(Strict):
+    fallback_after: int = Field(default=2, ge=1)
+    complaint_repeat_days: int = Field(default=30, ge=1)
+
+
+class LoggingConfig(Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(Strict):
+    languages: list[Literal["en", "zh"]] = ["en", "zh"]
+    default_language: Literal["en", "zh"] = "en"
+    storage: StorageConfig = StorageConfig()
+    state: StateConfig = StateConfig()
+    events: EventsConfig = EventsConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    channels: ChannelsConfig = ChannelsConfig()
+    web: WebConfig = WebConfig()
+    business_hours: BusinessHours = BusinessHours()
+    sla: SlaConfig = SlaConfig()
+    shop: ShopConfig = ShopConfig()
+    dialogue: DialogueConfig = DialogueConfig()
+    logging: LoggingConfig = LoggingConfig()
+    secrets: dict[str, SecretStr] = {}
+
+    @model_validator(mode="after")
+    def _default_language_enabled(self) -> Settings:
+        if self.default_language not in self.languages:
+            raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        return self
+
+    def resolve_paths(self, root: Path) -> Settings:
+        """Make relative paths relative to the config file's folder, not the cwd."""
+
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (root / p)
+
+        url = self.storage.url
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            url = prefix + str(fix(Path(url[len(prefix):])))
+        return self.model_copy(
+            update={
+                "storage": self.storage.model_copy(update={"url": url}),
+                "classifier": self.classifier.model_copy(
+                    update={"data_dir": fix(self.classifier.data_dir), "model_path": fix(self.classifier.model_path)}
+                ),
+                "shop": self.shop.model_copy(
+                    update={
+                        "catalog": fix(self.shop.catalog),
+                        "faq": fix(self.shop.faq),
+                        "orders_csv": fix(self.shop.orders_csv) if self.shop.orders_csv else None,
+                    }
+                ),
+            }
+        )
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_overrides(environ: dict[str, str]) -> list[tuple[list[str], Any]]:
+    out = []
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
+        if not path:
+            continue
+        # YAML parsing turns "8080" into 8080 and "[en]" into a list, like the file would.
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        if path[-1] in SECRET_KEYS or path[0] == "secrets":
+            value = raw  # secrets stay exact strings
+        out.append((path, value))
+    return out
+
+
+def _find_secret_in_file(tree: Any, path: str = "") -> str | None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            here = f"{path}.{key}" if path else str(key)
+            if str(key) in SECRET_KEYS and value not in (None, ""):
+                return here
+            if here == "secrets" and value:
+                return here
+            found = _find_secret_in_file(value, here)
+            if found:
+                return found
+    return None
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(root)"
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    shown = repr(value) if not isinstance(value, dict) else "{…}"
+    if len(shown) > 80:
+        shown = shown[:77] + "…"
+    return f"{key} = {shown}: {error['msg']}"
+
+
+def load_settings(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read the YAML file, apply environment overrides, validate; ConfigError names the key."""
+    environ = dict(os.environ if environ is None else environ)
+    config_path = Path(path or environ.get("DESKBOT_CONFIG", "config.yaml"))
+    tree: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping of keys")
+        tree = loaded or {}
+    elif path is not None:
+        raise ConfigError(f"{config_path}: no such configuration file")
+    secret = _find_secret_in_file(tree)
+    if secret:
+        raise ConfigError(
+            f"{secret}: secrets must come from the environment "
+            f"(DESKBOT_{secret.upper().replace('.', '__')}), not from {config_path}"
+        )
+    for key_path, value in _env_overrides({k: v for k, v in environ.items() if k != "DESKBOT_CONFIG"}):
+        _set_path(tree, key_path, value)
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration ({config_path}): {problems}") from None
+    return settings.resolve_paths(config_path.resolve().parent)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The config as a dict with secrets replaced, safe to log or print."""
+    data = settings.model_dump(mode="json")
+    data["secrets"] = {k: "********" for k in settings.secrets}
+    data["storage"]["url"] = re.sub(r"://([^:/@]+):[^@]+@", r"://\1:********@", data["storage"]["url"])
+    return data

@@ -1,0 +1,63 @@
+"""The channel-neutral message types every adapter speaks.
+
+Adapters translate platform updates into ``Incoming`` and send ``Outgoing``; nothing
+past the adapter knows which platform a message came from beyond its channel name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from storage.models import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file the customer sent; ``file_id`` is the platform's handle, not the bytes."""
+
+    kind: str  # photo, document, sticker, voice, location, contact, ...
+    file_id: str | None = None
+    name: str | None = None
+    size: int | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One customer message from any channel.
+
+    ``delivery_key`` is unique per delivery on that channel (Telegram's update_id, a
+    REST client's message id) so redeliveries are processed once. ``payload`` carries
+    button data; a Rasa-style ``/intent{"slot": "value"}`` payload skips classification.
+    """
+
+    channel: str
+    chat_id: str
+    user_id: str
+    text: str = ""
+    delivery_key: str | None = None
+    payload: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    display_name: str | None = None
+    language: str | None = None
+    edited: bool = False
+    received_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One reply; ``buttons`` render as quick replies or an inline keyboard."""
+
+    channel: str
+    chat_id: str
+    text: str
+    buttons: tuple[Button, ...] = ()
+    ticket_number: str | None = None
+    message_id: int | None = None  # the stored Message row, to record delivery failures

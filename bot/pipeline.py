@@ -1,0 +1,325 @@
+"""The one path every customer message takes, whatever its channel.
+
+dedupe → customer → state → store inbound → (handoff | form | classify → route) →
+store replies → commit → save state → hand the replies back to the adapter.
+All writes of a turn share one transaction; a handler crash still keeps the customer's
+message and answers with an apology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.messages import Button, Incoming, Outgoing
+from handlers import rating
+from handlers.context import Reply, Services, Turn
+from handlers.conversation import ConversationState
+from handlers.handoff import acknowledge_queued, transition
+from handlers.router import FALLBACK, FORMS, Handler, build_routes
+from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
+from intents.language import detect_language
+from storage.models import Author, Customer, DeliveryStatus, Direction, Owner
+from storage.state import StateKey, StateStore
+from storage.tickets import TicketSession, TicketStore
+
+log = logging.getLogger("deskbot.pipeline")
+
+PAYLOAD = re.compile(r"^/(?P<intent>[a-z_]+)(?P<json>\{.*\})?$", re.S)
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+MAX_STORED_CHARS = 64_000
+MAX_CLASSIFIED_CHARS = 2_000
+FORM_ESCAPES = {"human_handoff"}
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    state_ttl: float = 24 * 3600
+    dedupe_ttl: float = 24 * 3600
+    default_language: str = "en"
+    languages: tuple[str, ...] = ("en", "zh")
+
+
+def clean_text(text: str) -> str:
+    """Strip control characters and normalise, so storage and classifier see clean text."""
+    text = unicodedata.normalize("NFC", text)
+    return CONTROL.sub("", text).strip()
+
+
+def parse_payload(payload: str) -> Prediction | None:
+    """Rasa-style button payloads: ``/intent`` or ``/intent{"slot": "value"}``."""
+    match = PAYLOAD.match(payload.strip())
+    if match is None:
+        return None
+    entities: list[Entity] = []
+    if match.group("json"):
+        try:
+            data = json.loads(match.group("json"))
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        entities = [Entity(str(k), str(v), 0, 0, str(v)) for k, v in data.items() if v is not None]
+    return Prediction(intent=match.group("intent"), confidence=1.0, entities=tuple(entities))
+
+
+class _ChatLocks:
+    """One lock per conversation so a customer's messages are handled in order."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._locks: OrderedDict[tuple[str, str], asyncio.Lock] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+            while len(self._locks) > self._capacity:
+                old_key, old = next(iter(self._locks.items()))
+                if old.locked():
+                    break
+                del self._locks[old_key]
+        else:
+            self._locks.move_to_end(key)
+        return lock
+
+
+class Pipeline:
+    def __init__(
+        self,
+        tickets: TicketStore,
+        state: StateStore,
+        classifier: IntentClassifier,
+        services: Services,
+        settings: PipelineSettings | None = None,
+    ) -> None:
+        self.tickets = tickets
+        self.state = state
+        self.classifier = classifier
+        self.services = services
+        self.settings = settings or PipelineSettings()
+        self.routes: dict[str, Handler] = build_routes()
+        self._locks = _ChatLocks()
+
+    async def handle(self, msg: Incoming) -> list[Outgoing]:
+        """Process one message; returns the replies the adapter must deliver (maybe none)."""
+        if msg.delivery_key is not None and not await self.state.claim_delivery(
+            msg.channel, msg.delivery_key, self.settings.dedupe_ttl
+        ):
+            log.info("duplicate delivery dropped", extra={"channel": msg.channel, "delivery": msg.delivery_key})
+            return []
+        started = time.perf_counter()
+        async with self._locks.get((msg.channel, msg.user_id)):
+            try:
+                out = await self._turn(msg)
+            except IntegrityError:
+                # The durable guard: the delivery key is already stored (another process won).
+                log.info("duplicate delivery (stored)", extra={"channel": msg.channel, "delivery": msg.delivery_key})
+                return []
+            except Exception:
+                log.exception("turn failed", extra={"channel": msg.channel, "chat": msg.chat_id})
+                if msg.delivery_key is not None:
+                    await self.state.release_delivery(msg.channel, msg.delivery_key)
+                return await self._apologise(msg)
+        log.debug("turn done", extra={"channel": msg.channel, "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return out
+
+    # -- the turn --------------------------------------------------------------------
+    async def _turn(self, msg: Incoming) -> list[Outgoing]:
+        text = clean_text(msg.text)
+        async with self.tickets.session() as tx:
+            customer, _new = await tx.resolve_customer(
+                msg.channel, msg.user_id, msg.chat_id, msg.display_name, self._hint(msg.language)
+            )
+            key = StateKey(customer.id)
+            state = ConversationState.from_dict(await self.state.get(key), customer.language)
+            self._update_language(state, customer, text, msg.language)
+            prediction = await self._understand(msg, text, state.language)
+            inbound = await tx.add_message(
+                customer,
+                channel=msg.channel,
+                chat_id=msg.chat_id,
+                direction=Direction.INBOUND,
+                author=Author.CUSTOMER,
+                text=text[:MAX_STORED_CHARS],
+                status=DeliveryStatus.RECEIVED,
+                delivery_key=msg.delivery_key,
+                payload=self._inbound_payload(msg),
+                intent=prediction.intent,
+                confidence=round(prediction.confidence, 4),
+            )
+            turn = Turn(msg, customer, state, prediction, tx, self.services)
+            await self._dispatch(turn, text)
+            inbound.ticket_id = turn.ticket_id
+            out = await self._store_replies(tx, customer, msg, turn.replies)
+        await self.state.set(key, state.to_dict(), self.settings.state_ttl)
+        log.info(
+            "message handled",
+            extra={
+                "channel": msg.channel,
+                "customer": customer.id,
+                "intent": prediction.intent,
+                "confidence": round(prediction.confidence, 3),
+                "owner": customer.owner.value,
+                "replies": len(out),
+            },
+        )
+        return out
+
+    async def _dispatch(self, turn: Turn, text: str) -> None:
+        customer, state, intent = turn.customer, turn.state, turn.prediction.intent
+        if customer.owner != Owner.BOT and customer.handoff_ticket_id is not None:
+            await self._forward_to_ticket(turn, text)
+            return
+        if state.awaiting_comment_for is not None and await rating.rating_comment(turn):
+            return
+        if not text and not turn.msg.payload:
+            turn.say("empty_message")
+            return
+        if turn.msg.attachments and not text:
+            turn.say("attachment_as_text")
+            return
+        if state.form is not None:
+            if intent == "cancel":
+                state.end_form()
+                turn.say("form_cancelled")
+                return
+            if intent not in FORM_ESCAPES:
+                await FORMS[state.form](turn)
+                return
+            state.end_form()
+        handler = self.routes.get(intent)
+        if handler is None or intent == OUT_OF_SCOPE:
+            await FALLBACK(turn)
+            return
+        state.misunderstood = 0
+        state.last_intent = intent
+        await handler(turn)
+
+    async def _forward_to_ticket(self, turn: Turn, text: str) -> None:
+        """While a human owns (or is about to own) the conversation the bot stays quiet."""
+        ticket_id = turn.customer.handoff_ticket_id
+        assert ticket_id is not None
+        ticket = await turn.tx.get_ticket(ticket_id)
+        if ticket is None or not ticket.is_open:
+            turn.customer.owner, turn.customer.handoff_ticket_id = Owner.BOT, None
+            return await self._dispatch(turn, text)
+        turn.ticket_id = ticket.id
+        await turn.tx.add_event(ticket, "customer", "customer_message", {"text": text[:500]})
+        if turn.customer.owner == Owner.QUEUED:
+            if turn.prediction.intent == "cancel":
+                await transition(turn.tx, turn.customer, ticket, Owner.BOT, "customer", "customer cancelled")
+                turn.say("handoff_cancelled", number=ticket.number)
+                return
+            await acknowledge_queued(turn, ticket)
+        # Owner.AGENT: silence — the agent answers.
+        return None
+
+    # -- helpers ---------------------------------------------------------------------
+    async def _understand(self, msg: Incoming, text: str, language: str) -> Prediction:
+        if msg.payload:
+            parsed = parse_payload(msg.payload)
+            if parsed is not None:
+                return Prediction(parsed.intent, 1.0, parsed.ranking, parsed.entities, language)
+            text = msg.payload if not text else text
+        if not text:
+            return Prediction(OUT_OF_SCOPE, 0.0, language=language)
+        return await self.classifier.predict(text[:MAX_CLASSIFIED_CHARS], language)
+
+    def _hint(self, hint: str | None) -> str | None:
+        if not hint:
+            return None
+        short = hint.split("-")[0].split("_")[0].lower()
+        return short if short in self.settings.languages else None
+
+    def _update_language(self, state: ConversationState, customer: Customer, text: str, hint: str | None) -> None:
+        detected: str | None = None
+        if any("\u4e00" <= c <= "\u9fff" for c in text):
+            detected = "zh"
+        elif sum(c.isascii() and c.isalpha() for c in text) >= 3:
+            detected = detect_language(text)
+        elif not text:
+            detected = self._hint(hint)
+        if detected in self.settings.languages and detected != state.language:
+            state.language = detected
+        if customer.language != state.language:
+            customer.language = state.language
+
+    @staticmethod
+    def _inbound_payload(msg: Incoming) -> dict[str, object]:
+        data: dict[str, object] = {}
+        if msg.payload:
+            data["button"] = msg.payload[:500]
+        if msg.attachments:
+            data["attachments"] = [
+                {"kind": a.kind, "file_id": a.file_id, "name": a.name, "size": a.size, "mime_type": a.mime_type}
+                for a in msg.attachments
+            ]
+        if msg.edited:
+            data["edited"] = True
+        return data
+
+    @staticmethod
+    async def _store_replies(
+        tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply]
+    ) -> list[Outgoing]:
+        stored = []
+        for reply in replies:
+            row = await tx.add_message(
+                customer,
+                channel=msg.channel,
+                chat_id=msg.chat_id,
+                direction=Direction.OUTBOUND,
+                author=Author.BOT,
+                text=reply.text,
+                status=DeliveryStatus.SENT,
+                ticket_id=reply.ticket_id,
+                payload={"buttons": [[b.title, b.payload] for b in reply.buttons]} if reply.buttons else None,
+            )
+            stored.append((row, reply))
+        if stored:
+            await tx.db.flush()
+        return [
+            Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row.id) for row, reply in stored
+        ]
+
+    async def _apologise(self, msg: Incoming) -> list[Outgoing]:
+        """After a failed turn: keep the customer's words and say sorry, in a fresh transaction."""
+        try:
+            async with self.tickets.session() as tx:
+                customer, _ = await tx.resolve_customer(msg.channel, msg.user_id, msg.chat_id, msg.display_name)
+                if msg.delivery_key is None or not await tx.has_delivery(msg.channel, msg.delivery_key):
+                    await tx.add_message(
+                        customer,
+                        channel=msg.channel,
+                        chat_id=msg.chat_id,
+                        direction=Direction.INBOUND,
+                        author=Author.CUSTOMER,
+                        text=clean_text(msg.text)[:MAX_STORED_CHARS],
+                        status=DeliveryStatus.RECEIVED,
+                        delivery_key=msg.delivery_key,
+                        payload=self._inbound_payload(msg),
+                    )
+                text = self.services.responses.text(customer.language, "error_apology")
+                out = await self._store_replies(tx, customer, msg, [Reply(text)])
+            return out
+        except Exception:
+            log.exception("could not store message after a failed turn", extra={"channel": msg.channel})
+            text = self.services.responses.text(self.settings.default_language, "error_apology")
+            return [Outgoing(msg.channel, msg.chat_id, text)]
+
+    async def delivery_failed(self, message_id: int, error: str) -> None:
+        """Adapters report a reply they could not deliver; it stays visible on the ticket."""
+        async with self.tickets.session() as tx:
+            await tx.mark_failed(message_id, error[:1000])
+
+
+__all__ = ["Button", "Pipeline", "PipelineSettings", "clean_text", "parse_payload"]

@@ -1,0 +1,84 @@
+"""What a handler receives: the message, the customer, the state and the stores.
+
+Handlers are plain async functions ``async def handle(turn: Turn) -> None`` that add
+replies with ``turn.say``; they never import a channel or a concrete store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.messages import Button, Incoming
+from handlers.conversation import ConversationState
+from handlers.knowledge import Catalog, FaqIndex
+from handlers.responses import Responses
+from handlers.sla import BusinessCalendar
+from intents.base import Prediction
+from storage.models import Customer, Priority
+from storage.tickets import TicketSession
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The shop's rules that handlers apply (from config)."""
+
+    return_window_days: int
+    high_value_order: float
+    fallback_after: int
+    complaint_repeat_days: int
+    sla_minutes: dict[Priority, tuple[int, int]]  # priority -> (first response, resolution)
+    calendar: BusinessCalendar
+
+
+@dataclass(slots=True)
+class Services:
+    """Long-lived collaborators shared by every turn."""
+
+    catalog: Catalog
+    faq: FaqIndex
+    responses: Responses
+    policy: Policy
+    clock: Callable[[], datetime]
+    shop_name: str = "our shop"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str
+    buttons: tuple[Button, ...] = ()
+    ticket_id: int | None = None
+
+
+@dataclass(slots=True)
+class Turn:
+    msg: Incoming
+    customer: Customer
+    state: ConversationState
+    prediction: Prediction
+    tx: TicketSession
+    services: Services
+    replies: list[Reply] = field(default_factory=list)
+    ticket_id: int | None = None  # ticket the inbound message belongs to, once known
+
+    @property
+    def lang(self) -> str:
+        return self.state.language
+
+    def t(self, key: str, **params: Any) -> str:
+        params.setdefault("shop", self.services.shop_name)
+        return self.services.responses.text(self.lang, key, **params)
+
+    def say(self, key: str, buttons: tuple[Button, ...] = (), ticket_id: int | None = None, **params: Any) -> None:
+        self.replies.append(Reply(self.t(key, **params), buttons, ticket_id or self.ticket_id))
+
+    def say_text(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
+        self.replies.append(Reply(text, buttons, self.ticket_id))
+
+    def button(self, key: str, payload: str, **params: Any) -> Button:
+        return Button(self.t(key, **params), payload)
+
+    def now(self) -> datetime:
+        return self.services.clock()

@@ -1,0 +1,116 @@
+"""What agents do to tickets — shared by the CLI today and the dashboard tomorrow.
+
+Replies are stored as outbound messages with status ``queued``: the customer's channel
+picks them up (REST/web chat on the next poll, push channels through their sender), so
+an agent's reply reaches the customer's own channel even from another process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.messages import Button
+from handlers.handoff import claim, hand_back, resolve
+from handlers.rating import rating_buttons
+from handlers.responses import Responses
+from storage.errors import DeskbotError
+from storage.models import Agent, Author, DeliveryStatus, Direction, Message, Owner, Ticket, TicketStatus, utcnow
+from storage.tickets import TicketSession, TicketStore
+
+SYSTEM_AGENT_EMAIL = "cli@deskbot.local"
+
+
+@dataclass(frozen=True, slots=True)
+class DeskResult:
+    ticket_number: str
+    status: str
+    owner: str
+    message_id: int | None = None
+
+
+class AgentDesk:
+    def __init__(self, tickets: TicketStore, responses: Responses) -> None:
+        self.tickets = tickets
+        self.responses = responses
+
+    async def _agent(self, tx: TicketSession, email: str | None) -> Agent:
+        agent = await tx.agent_by_email(email or SYSTEM_AGENT_EMAIL)
+        if agent is None:
+            if email and email != SYSTEM_AGENT_EMAIL:
+                raise DeskbotError(f"no agent with e-mail {email}")
+            agent = await tx.add_agent(SYSTEM_AGENT_EMAIL, "Terminal agent", role="agent")
+        return agent
+
+    async def _queue_to_customer(
+        self, tx: TicketSession, ticket: Ticket, text: str, author: Author, agent: Agent | None,
+        buttons: tuple[Button, ...] = (),
+    ) -> Message:
+        customer = ticket.customer
+        channel = customer.last_channel or ticket.channel
+        chat_id = customer.last_chat_id or ""
+        return await tx.add_message(
+            customer,
+            channel=channel,
+            chat_id=chat_id,
+            direction=Direction.OUTBOUND,
+            author=author,
+            text=text,
+            status=DeliveryStatus.QUEUED,
+            ticket_id=ticket.id,
+            agent_id=agent.id if agent else None,
+            payload={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
+        )
+
+    async def reply(self, number: str, text: str, agent_email: str | None = None) -> DeskResult:
+        """Send an agent's words to the customer; the first reply claims a queued conversation."""
+        text = text.strip()
+        if not text:
+            raise DeskbotError("a reply needs some text")
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            customer = ticket.customer
+            if customer.handoff_ticket_id == ticket.id and customer.owner != Owner.AGENT:
+                await claim(tx, ticket, agent)
+            elif ticket.assignee_id is None:
+                ticket.assignee_id = agent.id
+            if ticket.status in (TicketStatus.NEW, TicketStatus.PENDING, TicketStatus.RESOLVED):
+                ticket.status = TicketStatus.OPEN
+            if ticket.first_response_at is None:
+                ticket.first_response_at = utcnow()
+            message = await self._queue_to_customer(tx, ticket, text, Author.AGENT, agent)
+            await tx.db.flush()
+            await tx.add_event(ticket, agent.email, "agent_reply", {"message_id": message.id})
+            return DeskResult(ticket.number, ticket.status.value, customer.owner.value, message.id)
+
+    async def resolve(self, number: str, agent_email: str | None = None) -> DeskResult:
+        """Resolve, hand the conversation back to the bot and ask the customer for a rating."""
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            await resolve(tx, ticket, agent.email)
+            language = ticket.customer.language
+            text = self.responses.text(language, "rating_request", number=ticket.number)
+            message = await self._queue_to_customer(
+                tx, ticket, text, Author.BOT, None, buttons=rating_buttons(ticket)
+            )
+            await tx.db.flush()
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message.id)
+
+    async def hand_back(self, number: str, agent_email: str | None = None) -> DeskResult:
+        """Give the conversation back to the bot without resolving (no rating asked)."""
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            await hand_back(tx, ticket, agent.email)
+            text = self.responses.text(ticket.customer.language, "handed_back")
+            message = await self._queue_to_customer(tx, ticket, text, Author.BOT, None)
+            await tx.db.flush()
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message.id)
+
+    async def claim(self, number: str, agent_email: str | None = None) -> DeskResult:
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            await claim(tx, ticket, agent)
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value)

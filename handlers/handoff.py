@@ -1,0 +1,148 @@
+"""Who answers the customer: the conversation-owner state machine.
+
+``bot → queued → agent → (bot | resolved)``. The owner is stored on the customer row
+(durable, unlike dialogue state) and every transition writes a ticket event, so agents
+are notified and the audit log tells who moved the conversation where, and when.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from handlers.context import Policy, Turn
+from storage.errors import DeskbotError
+from storage.models import Agent, Customer, Owner, Priority, Ticket, TicketKind, TicketStatus, utcnow
+from storage.tickets import TicketSession
+
+ALLOWED: dict[Owner, set[Owner]] = {
+    Owner.BOT: {Owner.QUEUED},
+    Owner.QUEUED: {Owner.AGENT, Owner.BOT},
+    Owner.AGENT: {Owner.BOT},
+}
+
+
+class InvalidTransition(DeskbotError):
+    def __init__(self, current: Owner, wanted: Owner) -> None:
+        super().__init__(f"conversation owner cannot go from {current.value} to {wanted.value}")
+        self.current = current
+        self.wanted = wanted
+
+
+async def transition(
+    tx: TicketSession, customer: Customer, ticket: Ticket, wanted: Owner, actor: str, reason: str | None = None
+) -> None:
+    """Move the conversation to ``wanted``; raises InvalidTransition for illegal moves."""
+    current = customer.owner
+    if wanted == current:
+        return
+    if wanted not in ALLOWED[current]:
+        raise InvalidTransition(current, wanted)
+    customer.owner = wanted
+    customer.handoff_ticket_id = None if wanted == Owner.BOT else ticket.id
+    data: dict[str, str] = {"from": current.value, "to": wanted.value}
+    if reason:
+        data["reason"] = reason
+    await tx.add_event(ticket, actor, "owner_changed", data)
+
+
+def sla_due(policy: Policy, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
+    first, resolution = policy.sla_minutes[priority]
+    return (
+        policy.calendar.add_business_minutes(start, first),
+        policy.calendar.add_business_minutes(start, resolution),
+    )
+
+
+async def escalate(
+    turn: Turn,
+    *,
+    kind: TicketKind,
+    subject: str,
+    reason: str,
+    priority: Priority = Priority.NORMAL,
+    order_id: str | None = None,
+    fields: dict[str, object] | None = None,
+) -> Ticket:
+    """Queue the conversation for a human on a ticket: reuse the open handoff ticket or open one."""
+    tx, customer = turn.tx, turn.customer
+    ticket: Ticket | None = None
+    if customer.handoff_ticket_id is not None:
+        ticket = await tx.get_ticket(customer.handoff_ticket_id)
+        if ticket is not None and not ticket.is_open:
+            ticket = None
+    if ticket is None:
+        first_due, resolution_due = sla_due(turn.services.policy, priority, turn.now())
+        ticket = await tx.open_ticket(
+            customer,
+            kind=kind,
+            subject=subject,
+            channel=turn.msg.channel,
+            actor="bot",
+            priority=priority,
+            order_id=order_id,
+            fields=dict(fields or {}),
+            reason=reason,
+            first_response_due=first_due,
+            resolution_due=resolution_due,
+        )
+    if customer.owner == Owner.BOT:
+        await transition(tx, customer, ticket, Owner.QUEUED, "bot", reason)
+    turn.ticket_id = ticket.id
+    return ticket
+
+
+async def acknowledge_queued(turn: Turn, ticket: Ticket) -> None:
+    """Tell a waiting customer where they stand, instead of the bot answering."""
+    position = await turn.tx.queue_position(ticket)
+    due = ticket.first_response_due
+    when = turn.services.policy.calendar.local(due).strftime("%Y-%m-%d %H:%M") if due else "-"
+    turn.say("handoff_waiting", number=ticket.number, position=position, due=when)
+
+
+async def claim(tx: TicketSession, ticket: Ticket, agent: Agent) -> None:
+    customer = ticket.customer
+    if customer.owner == Owner.AGENT and ticket.assignee_id not in (None, agent.id):
+        raise InvalidTransition(Owner.AGENT, Owner.AGENT)
+    ticket.assignee_id = agent.id
+    if ticket.status == TicketStatus.NEW:
+        ticket.status = TicketStatus.OPEN
+    await tx.add_event(ticket, agent.email, "claimed", {"agent": agent.email})
+    if customer.owner == Owner.BOT:
+        await transition(tx, customer, ticket, Owner.QUEUED, agent.email)
+    await transition(tx, customer, ticket, Owner.AGENT, agent.email)
+
+
+async def hand_back(tx: TicketSession, ticket: Ticket, actor: str) -> None:
+    """Return the conversation to the bot without resolving (no rating asked)."""
+    customer = ticket.customer
+    if customer.handoff_ticket_id != ticket.id or customer.owner == Owner.BOT:
+        raise InvalidTransition(customer.owner, Owner.BOT)
+    ticket.status = TicketStatus.PENDING
+    await transition(tx, customer, ticket, Owner.BOT, actor, "handed back")
+
+
+async def resolve(tx: TicketSession, ticket: Ticket, actor: str) -> None:
+    """Resolve the ticket; a conversation handed off on it returns to the bot."""
+    if not ticket.is_open:
+        raise InvalidTransition(Owner.BOT, Owner.BOT)
+    now = utcnow()
+    ticket.status = TicketStatus.RESOLVED
+    ticket.resolved_at = now
+    await tx.add_event(ticket, actor, "resolved", {})
+    customer = ticket.customer
+    if customer.handoff_ticket_id == ticket.id and customer.owner != Owner.BOT:
+        customer.owner = Owner.BOT
+        customer.handoff_ticket_id = None
+        await tx.add_event(ticket, actor, "owner_changed", {"from": "agent", "to": "bot", "reason": "resolved"})
+
+
+async def human_handoff(turn: Turn) -> None:
+    """The customer asked for a person."""
+    ticket = await escalate(
+        turn,
+        kind=TicketKind.HANDOFF,
+        subject=turn.msg.text[:120] or "Customer asked for a human",
+        reason="customer asked for a human",
+    )
+    turn.say("handoff_queued", number=ticket.number)
+    await acknowledge_queued(turn, ticket)

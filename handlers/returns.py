@@ -1,0 +1,304 @@
+"""The return/exchange form: order id, item, reason, refund or exchange, then a ticket.
+
+Declared as data (the slot order below) with one validation step per slot; customers
+may fill several slots in one message, ``cancel`` leaves from any step, and an order
+that fails the shop's rules (unknown, someone else's, outside the return window) is
+escalated to a human with the reason instead of being refused by a machine.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from bot.messages import Button
+from handlers.context import Turn
+from handlers.handoff import escalate, sla_due
+from storage.models import Order, Priority, TicketKind
+
+FORM = "returns"
+SLOTS = ("order_id", "contact", "item", "reason", "resolution", "wanted", "confirm")
+REFUND_WORDS = ("refund", "money back", "reimburse", "退款", "退钱", "退货")
+EXCHANGE_WORDS = ("exchange", "swap", "replace", "another size", "different size", "换")
+REASON_CUE = re.compile(r"(?:\bbecause\b|\bsince\b|\bas\b|\bit'?s\b|\bit is\b|\bthey'?re\b|因为|由于)\s*(.+)", re.I | re.S)
+REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
+MAX_ORDER_ATTEMPTS = 2
+
+
+def _resolution_from_text(text: str) -> str | None:
+    lowered = text.lower()
+    if any(w in lowered for w in EXCHANGE_WORDS):
+        return "exchange"
+    if any(w in lowered for w in REFUND_WORDS):
+        return "refund"
+    return None
+
+
+def _order_matches_customer(turn: Turn, order: Order) -> bool:
+    customer = turn.customer
+    if order.customer_id == customer.id:
+        return True
+    if customer.email and order.email and customer.email.lower() == order.email.lower():
+        return True
+    return bool(customer.phone and order.phone and _digits(customer.phone) == _digits(order.phone))
+
+
+def _digits(value: str) -> str:
+    return re.sub(r"\D", "", value)[-10:]
+
+
+def _contact_matches(order: Order, contact: str) -> bool:
+    if "@" in contact:
+        return bool(order.email and order.email.lower() == contact.strip().lower())
+    digits = _digits(contact)
+    return bool(len(digits) >= 6 and order.phone and _digits(order.phone) == digits)
+
+
+def _item_in_order(order: Order, wanted: str) -> dict[str, Any] | None:
+    wanted_l = wanted.strip().lower()
+    for item in order.items:
+        if wanted_l in (str(item.get("sku", "")).lower(), str(item.get("name", "")).lower()):
+            return item
+    for item in order.items:
+        name = str(item.get("name", "")).lower()
+        if wanted_l and (wanted_l in name or name in wanted_l):
+            return item
+    return None
+
+
+def _item_label(item: dict[str, Any]) -> str:
+    size = f" ({item['size']})" if item.get("size") else ""
+    return f"{item.get('name', item.get('sku'))}{size}"
+
+
+class ReturnsForm:
+    """One turn of the form; a new instance per turn keeps the steps free of hidden state."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.slots: dict[str, Any] = turn.state.slots
+        self.order: Order | None = None
+
+    # -- filling ---------------------------------------------------------------------
+    def _absorb(self, starting: bool) -> None:
+        """Take every slot value this message offers, whatever slot was asked."""
+        pred, text, requested = self.turn.prediction, self.turn.msg.text, self.turn.state.requested_slot
+        for slot in ("order_id", "item", "reason", "resolution", "wanted"):
+            value = pred.entity(slot)
+            if value:
+                self.slots[slot] = value
+        if pred.entity("order_id") is None and requested == "order_id":
+            match = re.search(r"[A-Za-z]?\d{4,}", text)
+            if match:
+                self.slots["order_id"] = match.group(0)
+        for kind in ("email", "phone"):
+            value = pred.entity(kind)
+            if value:
+                self.slots["contact"] = value
+        if pred.entity("product") and "item" not in self.slots:
+            self.slots["item"] = pred.entity("product")
+        resolution = _resolution_from_text(text)
+        if resolution and ("resolution" not in self.slots or requested == "resolution"):
+            self.slots["resolution"] = resolution
+        if starting and "resolution" not in self.slots and pred.intent == "request_exchange":
+            self.slots["resolution"] = "exchange"
+        wanted = [v for v in (pred.entity("size"), pred.entity("colour")) if v]
+        if wanted and (requested == "wanted" or (starting and self.slots.get("resolution") == "exchange")):
+            self.slots["wanted"] = " ".join(wanted)
+        if pred.intent == "choose" or pred.entities:
+            pass
+        elif requested == "reason" and text.strip():
+            self.slots["reason"] = text.strip()[:500]
+        elif requested == "wanted" and text.strip():
+            self.slots["wanted"] = text.strip()[:200]
+        elif requested == "item" and text.strip():
+            self.slots["item"] = text.strip()[:200]
+        if starting and "reason" not in self.slots:
+            cue = REASON_CUE.search(text)
+            if cue and len(cue.group(1).strip()) > 2:
+                self.slots["reason"] = cue.group(1).strip()[:500]
+
+    # -- validation ------------------------------------------------------------------
+    async def _validate_order(self) -> tuple[str, dict[str, Any]] | None:
+        """None when fine so far; else ``("re-ask", {})`` or an escalation reason template."""
+        turn = self.turn
+        order_id = str(self.slots["order_id"]).lstrip("#").upper()
+        self.slots["order_id"] = order_id
+        order = await turn.tx.get_order(order_id)
+        if order is None:
+            turn.state.form_failures += 1
+            del self.slots["order_id"]
+            if turn.state.form_failures >= MAX_ORDER_ATTEMPTS:
+                return "why_order_not_found", {"order_id": order_id, "attempts": MAX_ORDER_ATTEMPTS}
+            turn.say("return_order_not_found", order_id=order_id)
+            return "re-ask", {}
+        self.order = order
+        if not _order_matches_customer(turn, order):
+            contact = self.slots.get("contact")
+            if contact is None:
+                return None  # the contact slot will be asked next
+            if not _contact_matches(order, str(contact)):
+                return "why_contact_mismatch", {"order_id": order_id}
+            order.customer_id = turn.customer.id
+            if "@" in str(contact):
+                turn.customer.email = turn.customer.email or str(contact).lower()
+            else:
+                turn.customer.phone = turn.customer.phone or str(contact)
+        if order.delivered_at is None:
+            return "why_not_delivered", {"order_id": order_id, "status": order.status}
+        window = turn.services.policy.return_window_days
+        age = turn.now() - order.delivered_at
+        if age > timedelta(days=window):
+            return "why_outside_window", {"order_id": order_id, "days": age.days, "window": window}
+        if len(order.items) == 1 and "item" not in self.slots:
+            self.slots["item"] = str(order.items[0].get("sku") or order.items[0].get("name"))
+        return None
+
+    def _validate_item(self) -> None:
+        if self.order is None or "item" not in self.slots:
+            return
+        item = _item_in_order(self.order, str(self.slots["item"]))
+        if item is None:
+            self.turn.say("return_item_not_in_order", item=self.slots.pop("item"))
+        else:
+            self.slots["item"] = str(item.get("sku") or item.get("name"))
+            self.slots["item_name"] = _item_label(item)
+
+    def _needs_contact(self) -> bool:
+        return self.order is not None and not _order_matches_customer(self.turn, self.order)
+
+    # -- asking ----------------------------------------------------------------------
+    def _next_slot(self) -> str | None:
+        for slot in SLOTS:
+            if slot == "contact" and not self._needs_contact():
+                continue
+            if slot == "wanted" and self.slots.get("resolution") != "exchange":
+                continue
+            if slot not in self.slots:
+                return slot
+        return None
+
+    def _ask(self, slot: str) -> None:
+        turn = self.turn
+        turn.state.requested_slot = slot
+        buttons: tuple[Button, ...] = ()
+        if slot == "item" and self.order is not None:
+            buttons = tuple(
+                Button(_item_label(i), '/choose{"item": "%s"}' % (i.get("sku") or i.get("name")))
+                for i in self.order.items
+            )
+        elif slot == "reason":
+            buttons = tuple(turn.button(f"reason_{c}", '/choose{"reason": "%s"}' % c) for c in REASON_CODES)
+        elif slot == "resolution":
+            buttons = (
+                turn.button("button_refund", '/choose{"resolution": "refund"}'),
+                turn.button("button_exchange", '/choose{"resolution": "exchange"}'),
+            )
+        elif slot == "confirm":
+            turn.say(
+                "return_confirm",
+                buttons=(turn.button("button_yes", "/affirm"), turn.button("button_no", "/deny")),
+                summary=self._summary(),
+            )
+            return
+        turn.say(f"ask_{slot}", buttons=buttons)
+
+    def _summary(self) -> str:
+        turn = self.turn
+        reason = self.slots.get("reason", "")
+        if reason in REASON_CODES:
+            reason = turn.t(f"reason_{reason}")
+        lines = [
+            turn.t("field_order_id", value=self.slots.get("order_id")),
+            turn.t("field_item", value=self.slots.get("item_name", self.slots.get("item"))),
+            turn.t("field_reason", value=reason),
+            turn.t("field_resolution", value=turn.t(f"button_{self.slots.get('resolution', 'refund')}")),
+        ]
+        if self.slots.get("resolution") == "exchange":
+            lines.append(turn.t("field_wanted", value=self.slots.get("wanted")))
+        return "\n".join(lines)
+
+    def _ticket_fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.slots.items() if k not in ("confirm",)}
+
+    def _kind(self) -> TicketKind:
+        return TicketKind.EXCHANGE if self.slots.get("resolution") == "exchange" else TicketKind.RETURN
+
+    # -- the turn --------------------------------------------------------------------
+    async def run(self, starting: bool) -> None:
+        turn = self.turn
+        requested = turn.state.requested_slot
+        if requested == "confirm" and not starting:
+            if turn.prediction.intent == "affirm":
+                await self._open_ticket()
+                return
+            if turn.prediction.intent == "deny":
+                turn.state.end_form()
+                turn.say("return_discarded")
+                return
+        self._absorb(starting)
+        if "order_id" in self.slots:
+            problem = await self._validate_order()
+            if problem is not None and problem[0] == "re-ask":
+                self._ask("order_id")
+                return
+            if problem is not None:
+                await self._escalate(*problem)
+                return
+        self._validate_item()
+        slot = self._next_slot()
+        if slot is None:
+            slot = "confirm"
+        self._ask(slot)
+
+    async def _open_ticket(self) -> None:
+        turn = self.turn
+        kind = self._kind()
+        first_due, resolution_due = sla_due(turn.services.policy, Priority.NORMAL, turn.now())
+        subject = turn.services.responses.text(
+            "en", f"subject_{kind.value}", item=self.slots.get("item_name", self.slots.get("item"))
+        )
+        ticket = await turn.tx.open_ticket(
+            turn.customer,
+            kind=kind,
+            subject=subject,
+            channel=turn.msg.channel,
+            actor="bot",
+            order_id=self.slots.get("order_id"),
+            fields=self._ticket_fields(),
+            first_response_due=first_due,
+            resolution_due=resolution_due,
+        )
+        turn.ticket_id = ticket.id
+        turn.state.end_form()
+        turn.say(f"{kind.value}_opened", number=ticket.number)
+
+    async def _escalate(self, why: str, params: dict[str, Any]) -> None:
+        """Hand the request to a human; the ticket keeps the reason in English for agents."""
+        turn = self.turn
+        kind = self._kind()
+        reason = turn.services.responses.text("en", why, **params)
+        ticket = await escalate(
+            turn,
+            kind=kind,
+            subject=turn.services.responses.text("en", f"subject_{kind.value}", item=self.slots.get("item", "?")),
+            reason=reason,
+            order_id=self.slots.get("order_id"),
+            fields=self._ticket_fields(),
+        )
+        turn.state.end_form()
+        turn.say("return_escalated", number=ticket.number, reason=turn.t(why, **params))
+
+
+async def start_return(turn: Turn) -> None:
+    turn.state.end_form()
+    turn.state.form = FORM
+    await ReturnsForm(turn).run(starting=True)
+
+
+async def continue_return(turn: Turn) -> None:
+    await ReturnsForm(turn).run(starting=False)
+
+
+ROUTES = {"request_return": start_return, "request_exchange": start_return}

@@ -1,0 +1,59 @@
+"""SLA due times counted in business minutes (opening hours, weekends, holidays).
+
+A complaint filed on Friday evening is due Monday morning, not Saturday: customers are
+told a time the shop can actually keep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessCalendar:
+    zone: ZoneInfo
+    days: dict[str, tuple[time, time]]
+    holidays: frozenset[date]
+
+    def _window(self, day: date) -> tuple[datetime, datetime] | None:
+        if day in self.holidays:
+            return None
+        hours = self.days.get(WEEKDAYS[day.weekday()])
+        if hours is None:
+            return None
+        start = datetime.combine(day, hours[0], tzinfo=self.zone)
+        end = datetime.combine(day, hours[1], tzinfo=self.zone)
+        return start, end
+
+    def add_business_minutes(self, start: datetime, minutes: int) -> datetime:
+        """The moment ``minutes`` of opening time after ``start`` have elapsed (UTC)."""
+        if not any(self.days.values()):
+            return (start + timedelta(minutes=minutes)).astimezone(timezone.utc)
+        local = start.astimezone(self.zone)
+        remaining = timedelta(minutes=minutes)
+        day = local.date()
+        for _ in range(366 * 2):  # bounded: a calendar with no open day ends the loop
+            window = self._window(day)
+            if window is not None:
+                open_at, close_at = window
+                begin = max(open_at, local)
+                if begin < close_at:
+                    available = close_at - begin
+                    if remaining <= available:
+                        return (begin + remaining).astimezone(timezone.utc)
+                    remaining -= available
+            day += timedelta(days=1)
+            local = datetime.combine(day, time(0), tzinfo=self.zone)
+        return (start + timedelta(minutes=minutes)).astimezone(timezone.utc)
+
+    def is_open(self, moment: datetime) -> bool:
+        local = moment.astimezone(self.zone)
+        window = self._window(local.date())
+        return window is not None and window[0] <= local < window[1]
+
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.zone)

@@ -1,0 +1,465 @@
+"""The built-in intent classifier: TF-IDF n-grams + multinomial logistic regression.
+
+One model serves every language through one code path. Character n-grams inside word
+boundaries need no Chinese word segmenter and shrug off English typos; word n-grams add
+phrase cues ("money back"). Logistic regression gives probabilities that are calibrated
+well enough to drive the out-of-scope threshold.
+
+scikit-learn is used to *fit*; inference re-implements the fitted transform in a few numpy
+lines, because sklearn's per-call input validation costs far more than the arithmetic for a
+single short message. ``tests/intents/test_classifier.py`` checks both paths agree.
+
+A saved model is an ``.npz`` of plain arrays (loaded with ``allow_pickle=False``, so a
+tampered model file cannot execute code) plus a ``.meta.json`` with the fingerprint of the
+training data and config that produced it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from intents.base import OUT_OF_SCOPE, IntentClassifier, Prediction
+from intents.config import ClassifierConfig
+from intents.entities import EntityExtractor, EntitySpec, fold_width, lower_same_length
+from intents.language import detect_language, normalise_language_tag
+from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_data, nlu_files
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Bump when featurisation changes: it is part of the fingerprint, so old models retrain."""
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+Analyzer = Callable[[str], list[str]]
+
+_DIGITS = re.compile(r"\d")
+_SPACES = re.compile(r"\s+")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WORD_TOKEN = re.compile(r"[^\W\d_\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+(?:['’][^\W\d_]+)?|\d+")
+
+
+class ModelLoadError(NluDataError):
+    """A saved model is missing, unreadable, or from another format version."""
+
+
+# -- featurisation ------------------------------------------------------------------------
+def prepare_text(text: str, max_chars: int) -> str:
+    """Normalise before featurising: truncate, fold full-width, lower-case, digits → 0.
+
+    Digits are folded so that ``A10234`` and ``A99871`` look alike: the model should learn
+    "an order id is here", not particular numbers.
+    """
+    text = lower_same_length(fold_width(text[:max_chars]))
+    return _SPACES.sub(" ", _DIGITS.sub("0", text)).strip()
+
+
+def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
+    """Character n-grams of each space-padded word (sklearn's ``char_wb``, minus pure padding)."""
+    grams: list[str] = []
+    append = grams.append
+    for word in text.split():
+        padded = f" {word} "
+        length = len(padded)
+        for n in range(low, high + 1):
+            if n > length:
+                break
+            for i in range(length - n + 1):
+                gram = padded[i : i + n]
+                if gram != " ":
+                    append(gram)
+    return grams
+
+
+def word_ngrams(text: str, low: int, high: int) -> list[str]:
+    """Word n-grams of Latin-script tokens (Chinese is left to the character n-grams)."""
+    tokens = _WORD_TOKEN.findall(text)
+    grams: list[str] = []
+    for n in range(low, high + 1):
+        for i in range(len(tokens) - n + 1):
+            grams.append("w:" + " ".join(tokens[i : i + n]))
+    return grams
+
+
+def _analyzers(config: ClassifierConfig) -> list[tuple[str, tuple[int, int], Analyzer]]:
+    blocks: list[tuple[str, tuple[int, int], Analyzer]] = [
+        ("char_wb", config.char_ngram_range, partial(char_wb_ngrams, low=config.char_ngram_range[0], high=config.char_ngram_range[1]))
+    ]
+    if config.use_word_ngrams:
+        blocks.append(
+            ("word", config.word_ngram_range, partial(word_ngrams, low=config.word_ngram_range[0], high=config.word_ngram_range[1]))
+        )
+    return blocks
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureBlock:
+    """One fitted TF-IDF vectoriser: its vocabulary and idf weights, l2-normalised on its own."""
+
+    kind: str
+    ngram_range: tuple[int, int]
+    vocabulary: dict[str, int]
+    idf: FloatArray
+    offset: int
+    analyze: Analyzer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        low, high = self.ngram_range
+        if self.kind == "char_wb":
+            analyze = partial(char_wb_ngrams, low=low, high=high)
+        elif self.kind == "word":
+            analyze = partial(word_ngrams, low=low, high=high)
+        else:
+            raise ModelLoadError(f"unknown feature block kind {self.kind!r}")
+        object.__setattr__(self, "analyze", analyze)
+
+
+@dataclass(frozen=True, slots=True)
+class LinearIntentModel:
+    """The fitted model reduced to arrays: enough to predict, nothing sklearn-specific."""
+
+    intents: tuple[str, ...]
+    blocks: tuple[FeatureBlock, ...]
+    weights: FloatArray
+    """Shape (n_features, n_classes), row-major so one feature's weights are contiguous."""
+    bias: FloatArray
+    sublinear_tf: bool
+    max_chars: int
+
+    def probabilities(self, text: str) -> FloatArray:
+        """Class probabilities for one message (softmax of the linear scores)."""
+        prepared = prepare_text(text, self.max_chars)
+        indices: list[IntArray] = []
+        values: list[FloatArray] = []
+        for block in self.blocks:
+            counts: dict[int, int] = {}
+            vocabulary = block.vocabulary
+            for gram in block.analyze(prepared):
+                j = vocabulary.get(gram)
+                if j is not None:
+                    counts[j] = counts.get(j, 0) + 1
+            if not counts:
+                continue
+            idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+            tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if self.sublinear_tf:
+                tf = np.log(tf) + 1.0
+            weighted = tf * block.idf[idx]
+            norm = float(np.sqrt(weighted @ weighted))
+            if norm > 0.0:
+                weighted /= norm
+            indices.append(idx + block.offset)
+            values.append(weighted)
+        if indices:
+            idx_all = indices[0] if len(indices) == 1 else np.concatenate(indices)
+            val_all = values[0] if len(values) == 1 else np.concatenate(values)
+            scores = val_all @ self.weights[idx_all] + self.bias
+        else:
+            scores = self.bias.copy()
+        scores -= scores.max()
+        np.exp(scores, out=scores)
+        scores /= scores.sum()
+        return scores
+
+
+# -- training -----------------------------------------------------------------------------
+def _fit_sklearn(examples: Sequence[TrainingExample], config: ClassifierConfig) -> tuple[list[Any], Any]:
+    """Fit the vectorisers and the logistic regression with scikit-learn."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+    from scipy.sparse import hstack  # type: ignore[import-untyped]
+
+    labels = sorted({ex.intent for ex in examples})
+    if len(labels) < 2:
+        raise NluDataError(f"training needs at least two intents, got {labels}")
+    texts = [prepare_text(ex.text, config.max_chars) for ex in examples]
+    vectorizers = [
+        TfidfVectorizer(analyzer=analyze, sublinear_tf=config.sublinear_tf, dtype=np.float64)
+        for _, _, analyze in _analyzers(config)
+    ]
+    matrix = hstack([vec.fit_transform(texts) for vec in vectorizers]).tocsr()
+    model = LogisticRegression(
+        C=config.C,
+        max_iter=config.max_iter,
+        class_weight="balanced" if config.class_weight_balanced else None,
+    )
+    model.fit(matrix, [ex.intent for ex in examples])
+    return vectorizers, model
+
+
+def _export(vectorizers: Sequence[Any], model: Any, config: ClassifierConfig) -> LinearIntentModel:
+    blocks: list[FeatureBlock] = []
+    offset = 0
+    for (kind, ngram_range, _), vec in zip(_analyzers(config), vectorizers, strict=True):
+        vocabulary = {str(term): int(index) for term, index in vec.vocabulary_.items()}
+        blocks.append(FeatureBlock(kind, ngram_range, vocabulary, np.asarray(vec.idf_, dtype=np.float64), offset))
+        offset += len(vocabulary)
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    bias = np.asarray(model.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:
+        # Binary logistic regression keeps one row; softmax over [0, z] equals sigmoid(z).
+        coef = np.vstack([np.zeros_like(coef), coef])
+        bias = np.concatenate([[0.0], bias])
+    return LinearIntentModel(
+        intents=tuple(str(c) for c in model.classes_),
+        blocks=tuple(blocks),
+        weights=np.ascontiguousarray(coef.T),
+        bias=bias,
+        sublinear_tf=config.sublinear_tf,
+        max_chars=config.max_chars,
+    )
+
+
+# -- fingerprint --------------------------------------------------------------------------
+def fingerprint(data_path: Path | str, config: ClassifierConfig) -> str:
+    """SHA-256 over the NLU files' bytes and names and the training-relevant config."""
+    root = Path(data_path)
+    digest = hashlib.sha256()
+    digest.update(f"deskbot-intents/{FORMAT_VERSION}\n".encode())
+    digest.update(json.dumps(config.training_fields(), sort_keys=True).encode())
+    for file in nlu_files(root):
+        name = file.relative_to(root).as_posix() if root.is_dir() else file.name
+        digest.update(b"\0" + name.encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def metadata_path(model_path: Path | str) -> Path:
+    model_path = Path(model_path)
+    return model_path.with_name(model_path.name + ".meta.json")
+
+
+# -- the classifier -----------------------------------------------------------------------
+class BuiltinClassifier(IntentClassifier):
+    """Intent + entities for any configured language, in-process, sub-millisecond."""
+
+    def __init__(
+        self,
+        model: LinearIntentModel,
+        extractor: EntityExtractor,
+        *,
+        threshold: float = 0.4,
+        fingerprint: str | None = None,
+        train_seconds: float | None = None,
+    ) -> None:
+        self.model = model
+        self.extractor = extractor
+        self.threshold = threshold
+        self.fingerprint = fingerprint
+        self.train_seconds = train_seconds
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        return self.model.intents
+
+    @classmethod
+    def train(
+        cls,
+        data: NluData,
+        config: ClassifierConfig | None = None,
+        *,
+        extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
+        fingerprint: str | None = None,
+    ) -> BuiltinClassifier:
+        """Fit on all examples of ``data``; entities come from its regex/lookup/synonym entries."""
+        config = config or ClassifierConfig()
+        started = time.perf_counter()
+        vectorizers, model = _fit_sklearn(data.examples, config)
+        linear = _export(vectorizers, model, config)
+        seconds = time.perf_counter() - started
+        extractor = EntityExtractor(EntitySpec.from_nlu(data), extra_lookups=extra_lookups, max_chars=config.max_chars)
+        return cls(linear, extractor, threshold=config.threshold, fingerprint=fingerprint, train_seconds=seconds)
+
+    async def predict(self, text: str, language: str | None = None) -> Prediction:
+        return self.predict_sync(text, language)
+
+    def predict_sync(self, text: str, language: str | None = None) -> Prediction:
+        """The work of :meth:`predict`, without the event loop (benchmarks, evaluation)."""
+        lang = normalise_language_tag(language) if language else detect_language(text)
+        if not text or text.isspace():
+            return Prediction(intent=OUT_OF_SCOPE, confidence=0.0, language=lang)
+        probs = self.model.probabilities(text)
+        order = np.argsort(-probs, kind="stable")
+        intents = self.model.intents
+        ranking = tuple((intents[i], float(probs[i])) for i in order)
+        best, confidence = ranking[0]
+        entities = self.extractor.extract(text)
+        # Below the threshold the top intent is a guess: report out_of_scope, but keep the
+        # ranking and the top probability so a handler can still offer "did you mean …".
+        intent = best if confidence >= self.threshold else OUT_OF_SCOPE
+        return Prediction(intent=intent, confidence=confidence, ranking=ranking, entities=entities, language=lang)
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: Path | str) -> None:
+        """Write the model (``.npz``) then its metadata (``.meta.json``), each atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "intents": list(self.model.intents),
+            "blocks": [{"kind": b.kind, "ngram_range": list(b.ngram_range), "offset": b.offset} for b in self.model.blocks],
+            "sublinear_tf": self.model.sublinear_tf,
+            "max_chars": self.model.max_chars,
+        }
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "header": np.array(json.dumps(header)),
+            "entities": np.array(self.extractor.spec.to_json()),
+            "weights": self.model.weights,
+            "bias": self.model.bias,
+        }
+        for i, block in enumerate(self.model.blocks):
+            terms = [""] * len(block.vocabulary)
+            for term, index in block.vocabulary.items():
+                terms[index] = term
+            arrays[f"terms_{i}"] = np.array(terms, dtype=str)
+            arrays[f"idf_{i}"] = block.idf
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+        _atomic_write(path, buffer.getvalue())
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "intents": list(self.model.intents),
+            "features": int(self.model.weights.shape[0]),
+            "train_seconds": self.train_seconds,
+        }
+        _atomic_write(metadata_path(path), json.dumps(meta, indent=2).encode())
+
+    @classmethod
+    def load(
+        cls,
+        path: Path | str,
+        *,
+        threshold: float = 0.4,
+        extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> BuiltinClassifier:
+        """Read a model written by :meth:`save`; raises :class:`ModelLoadError` if it is unusable."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                header = json.loads(str(npz["header"]))
+                if header.get("format_version") != FORMAT_VERSION:
+                    raise ModelLoadError(f"format version {header.get('format_version')} is not {FORMAT_VERSION}", source=path)
+                spec = EntitySpec.from_json(str(npz["entities"]))
+                blocks = []
+                for i, info in enumerate(header["blocks"]):
+                    terms = npz[f"terms_{i}"].tolist()
+                    blocks.append(
+                        FeatureBlock(
+                            kind=str(info["kind"]),
+                            ngram_range=(int(info["ngram_range"][0]), int(info["ngram_range"][1])),
+                            vocabulary={str(t): j for j, t in enumerate(terms)},
+                            idf=np.asarray(npz[f"idf_{i}"], dtype=np.float64),
+                            offset=int(info["offset"]),
+                        )
+                    )
+                weights = np.ascontiguousarray(npz["weights"], dtype=np.float64)
+                bias = np.asarray(npz["bias"], dtype=np.float64)
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError, zipfile.BadZipFile, EOFError) as exc:
+            raise ModelLoadError(f"cannot load model: {exc}", source=path) from exc
+        intents = tuple(str(i) for i in header["intents"])
+        n_features = sum(len(b.vocabulary) for b in blocks)
+        if weights.shape != (n_features, len(intents)) or bias.shape != (len(intents),):
+            raise ModelLoadError(f"inconsistent shapes {weights.shape}/{bias.shape}", source=path)
+        model = LinearIntentModel(
+            intents=intents,
+            blocks=tuple(blocks),
+            weights=weights,
+            bias=bias,
+            sublinear_tf=bool(header["sublinear_tf"]),
+            max_chars=int(header["max_chars"]),
+        )
+        extractor = EntityExtractor(spec, extra_lookups=extra_lookups, max_chars=model.max_chars)
+        return cls(model, extractor, threshold=threshold, fingerprint=header.get("fingerprint"))
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    """Write via a temporary file and rename, so concurrent readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def train(
+    data: NluData,
+    config: ClassifierConfig | None = None,
+    *,
+    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
+) -> BuiltinClassifier:
+    """Train a classifier on ``data`` (see :meth:`BuiltinClassifier.train`)."""
+    return BuiltinClassifier.train(data, config, extra_lookups=extra_lookups)
+
+
+def load_or_train(
+    data_dir: Path | str,
+    model_path: Path | str,
+    config: ClassifierConfig | None = None,
+    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[BuiltinClassifier, bool]:
+    """Load the cached model if it was trained from exactly this data and config, else retrain.
+
+    Returns ``(classifier, retrained)``. A missing, corrupt or stale model file is
+    replaced; if the new one cannot be written (read-only disk) the freshly trained model
+    is still returned, and the failure logged.
+    """
+    config = config or ClassifierConfig()
+    model_path = Path(model_path)
+    expected = fingerprint(data_dir, config)
+    try:
+        meta = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
+        if isinstance(meta, dict) and meta.get("fingerprint") == expected:
+            classifier = BuiltinClassifier.load(model_path, threshold=config.threshold, extra_lookups=extra_lookups)
+            if classifier.fingerprint == expected:
+                return classifier, False
+            logger.info("model %s does not match its metadata; retraining", model_path)
+        else:
+            logger.info("training data or classifier config changed; retraining %s", model_path)
+    except FileNotFoundError:
+        logger.info("no trained model at %s; training", model_path)
+    except (OSError, ValueError) as exc:  # ModelLoadError and JSON errors are ValueErrors
+        logger.warning("cannot use model %s (%s); retraining", model_path, exc)
+    classifier = BuiltinClassifier.train(
+        load_nlu_data(data_dir), config, extra_lookups=extra_lookups, fingerprint=expected
+    )
+    try:
+        classifier.save(model_path)
+    except OSError as exc:
+        logger.warning("cannot save model to %s (%s); it will retrain at next start", model_path, exc)
+    return classifier, True
+
+
+async def load_or_train_async(
+    data_dir: Path | str,
+    model_path: Path | str,
+    config: ClassifierConfig | None = None,
+    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[BuiltinClassifier, bool]:
+    """:func:`load_or_train` in a worker thread, so training never blocks the event loop."""
+    return await asyncio.to_thread(load_or_train, data_dir, model_path, config, extra_lookups)

@@ -1,0 +1,32 @@
+"""One error root for deskbot; subclasses carry context, edges translate them."""
+
+from __future__ import annotations
+
+
+class DeskbotError(Exception):
+    """Root of every error deskbot raises on purpose."""
+
+
+class ConfigError(DeskbotError):
+    """The configuration is invalid; the message names the key and value."""
+
+
+class StorageError(DeskbotError):
+    """The ticket or state store failed."""
+
+
+class TicketNotFound(DeskbotError):
+    def __init__(self, number: str) -> None:
+        super().__init__(f"ticket {number} not found")
+        self.number = number
+
+
+class DuplicateDelivery(DeskbotError):
+    """The same channel delivery arrived twice; it was processed once."""
+
+
+class ChannelError(DeskbotError):
+    def __init__(self, channel: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{channel}: {message}")
+        self.channel = channel
+        self.retry_after = retry_after

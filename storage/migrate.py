@@ -1,0 +1,105 @@
+"""Schema migrations in code: ``await upgrade(url)`` is ``alembic upgrade head``.
+
+The CLI calls ``upgrade`` at start-up and on ``deskbot migrate``; no alembic.ini is read
+(``storage/alembic.ini`` exists only for developers using the ``alembic`` command).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, make_url, pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+# Any constant works; it only has to be the same for every deskbot process.
+_PG_LOCK_ID = 0x6465736B626F74  # "deskbot"
+
+
+def alembic_config() -> Config:
+    """The Alembic config of the ticket store, without an ini file."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+def head() -> str | None:
+    """The newest revision shipped with this code."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision``; a no-op when it is already there.
+
+    Creates a SQLite file's missing parent folder. Runs in one transaction on both
+    backends, so a failed migration leaves the previous schema; concurrent callers (N
+    workers starting at once) wait for each other instead of racing.
+    """
+    _ensure_sqlite_folder(url)
+    engine = _engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_upgrade, revision)
+    finally:
+        await engine.dispose()
+
+
+async def current(url: str) -> str | None:
+    """The revision the database at ``url`` is at; None for an empty (unmigrated) database."""
+    engine = _engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(_current)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        # Held until the transaction ends; the next process then finds the schema current.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _engine(url: str) -> AsyncEngine:
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_async_engine(url, poolclass=pool.NullPool, connect_args={"timeout": 30})
+    # sqlite3 (legacy transaction control) autocommits DDL and never BEGINs before it;
+    # take over so a migration is all-or-nothing. IMMEDIATE takes the write lock up
+    # front, so a second process migrating at the same time waits rather than failing.
+    event.listen(engine.sync_engine, "connect", _sqlite_manual_transactions)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+    return engine
+
+
+def _sqlite_manual_transactions(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):  # a URI filename; leave it to SQLite
+        return
+    Path(database).parent.mkdir(parents=True, exist_ok=True)

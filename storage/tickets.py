@@ -1,0 +1,442 @@
+"""The ticket store: customers, messages, tickets, events, agents, orders.
+
+One ``TicketSession`` is one transaction: the pipeline does all of a turn's writes
+(inbound message, replies, ticket changes, events) in one session and commits once,
+so a crash never leaves a ticket without its message or a reply without its ticket.
+Events are published to the bus only after the commit succeeded.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import selectinload
+
+from storage.errors import StorageError, TicketNotFound
+from storage.events import BusEvent, EventBus
+from storage.models import (
+    Agent,
+    Author,
+    Base,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Message,
+    Order,
+    Owner,
+    Priority,
+    Ticket,
+    TicketEvent,
+    TicketKind,
+    TicketStatus,
+    parse_ticket_number,
+    utcnow,
+)
+
+
+class TicketSession:
+    """Repository operations inside one transaction (see module docstring)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.db = session
+        self.pending_events: list[BusEvent] = []
+
+    # -- customers -------------------------------------------------------------------
+    async def resolve_customer(
+        self,
+        channel: str,
+        external_id: str,
+        chat_id: str,
+        display_name: str | None = None,
+        language: str | None = None,
+    ) -> tuple[Customer, bool]:
+        """Find the customer behind a channel identity, creating both on first contact."""
+        row = (
+            await self.db.execute(
+                select(Customer)
+                .join(Identity, Identity.customer_id == Customer.id)
+                .where(Identity.channel == channel, Identity.external_id == external_id)
+            )
+        ).scalar_one_or_none()
+        if row is not None:
+            if display_name and not row.display_name:
+                row.display_name = display_name
+            if row.last_channel != channel or row.last_chat_id != chat_id:
+                row.last_channel, row.last_chat_id = channel, chat_id
+            return row, False
+        customer = Customer(
+            display_name=display_name,
+            language=language or "en",
+            tags=[],
+            owner=Owner.BOT,
+            last_channel=channel,
+            last_chat_id=chat_id,
+        )
+        self.db.add(customer)
+        await self.db.flush()
+        self.db.add(
+            Identity(customer_id=customer.id, channel=channel, external_id=external_id, chat_id=chat_id)
+        )
+        await self.db.flush()
+        return customer, True
+
+    async def find_customer(self, channel: str, external_id: str) -> Customer | None:
+        """The customer behind a channel identity, without creating one."""
+        return (
+            await self.db.execute(
+                select(Customer)
+                .join(Identity, Identity.customer_id == Customer.id)
+                .where(Identity.channel == channel, Identity.external_id == external_id)
+            )
+        ).scalar_one_or_none()
+
+    async def get_customer(self, customer_id: int) -> Customer | None:
+        return await self.db.get(Customer, customer_id)
+
+    async def identities(self, customer_id: int) -> Sequence[Identity]:
+        return (
+            (await self.db.execute(select(Identity).where(Identity.customer_id == customer_id)))
+            .scalars()
+            .all()
+        )
+
+    # -- messages --------------------------------------------------------------------
+    async def add_message(
+        self,
+        customer: Customer,
+        *,
+        channel: str,
+        chat_id: str,
+        direction: Direction,
+        author: Author,
+        text: str,
+        status: DeliveryStatus,
+        ticket_id: int | None = None,
+        delivery_key: str | None = None,
+        payload: dict[str, Any] | None = None,
+        intent: str | None = None,
+        confidence: float | None = None,
+        agent_id: int | None = None,
+    ) -> Message:
+        message = Message(
+            customer_id=customer.id,
+            ticket_id=ticket_id,
+            channel=channel,
+            chat_id=chat_id,
+            direction=direction,
+            author=author,
+            text=text,
+            status=status,
+            delivery_key=delivery_key,
+            payload=payload or {},
+            intent=intent,
+            confidence=confidence,
+            agent_id=agent_id,
+            created_at=utcnow(),
+        )
+        self.db.add(message)
+        return message
+
+    async def has_delivery(self, channel: str, delivery_key: str) -> bool:
+        found = await self.db.execute(
+            select(Message.id).where(Message.channel == channel, Message.delivery_key == delivery_key)
+        )
+        return found.first() is not None
+
+    async def conversation(self, customer_id: int, limit: int = 200) -> Sequence[Message]:
+        rows = (
+            await self.db.execute(
+                select(Message).where(Message.customer_id == customer_id).order_by(Message.id.desc()).limit(limit)
+            )
+        ).scalars().all()
+        return list(reversed(rows))
+
+    async def ticket_messages(self, ticket_id: int) -> Sequence[Message]:
+        return (
+            (await self.db.execute(select(Message).where(Message.ticket_id == ticket_id).order_by(Message.id)))
+            .scalars()
+            .all()
+        )
+
+    async def take_outbox(self, customer_id: int, channel: str) -> Sequence[Message]:
+        """Queued replies for a polling channel, marked sent as they are handed over."""
+        rows = (
+            await self.db.execute(
+                select(Message)
+                .where(
+                    Message.customer_id == customer_id,
+                    Message.channel == channel,
+                    Message.status == DeliveryStatus.QUEUED,
+                )
+                .order_by(Message.id)
+            )
+        ).scalars().all()
+        for row in rows:
+            row.status = DeliveryStatus.SENT
+        return rows
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self.db.execute(
+            update(Message).where(Message.id == message_id).values(status=DeliveryStatus.FAILED, error=error)
+        )
+
+    # -- tickets ---------------------------------------------------------------------
+    async def open_ticket(
+        self,
+        customer: Customer,
+        *,
+        kind: TicketKind,
+        subject: str,
+        channel: str,
+        actor: str,
+        priority: Priority = Priority.NORMAL,
+        order_id: str | None = None,
+        fields: dict[str, Any] | None = None,
+        reason: str | None = None,
+        first_response_due: datetime | None = None,
+        resolution_due: datetime | None = None,
+    ) -> Ticket:
+        now = utcnow()
+        ticket = Ticket(
+            kind=kind,
+            status=TicketStatus.NEW,
+            priority=priority,
+            subject=subject[:300],
+            order_id=order_id,
+            fields=dict(fields or {}),
+            customer_id=customer.id,
+            channel=channel,
+            escalation_reason=reason,
+            first_response_due=first_response_due,
+            resolution_due=resolution_due,
+            created_at=now,
+            updated_at=now,
+        )
+        self.db.add(ticket)
+        await self.db.flush()
+        await self.add_event(
+            ticket,
+            actor,
+            "created",
+            {"kind": kind.value, "priority": priority.value, "order_id": order_id, "reason": reason},
+        )
+        return ticket
+
+    async def add_event(self, ticket: Ticket, actor: str, kind: str, data: dict[str, Any] | None = None) -> TicketEvent:
+        now = utcnow()
+        row = TicketEvent(ticket_id=ticket.id, actor=actor, kind=kind, data=dict(data or {}), created_at=now)
+        self.db.add(row)
+        ticket.updated_at = now
+        self.pending_events.append(
+            BusEvent(kind=kind, ticket_id=ticket.id, ticket_number=ticket.number, actor=actor, data=row.data, at=now)
+        )
+        return row
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        return (
+            await self.db.execute(
+                select(Ticket)
+                .where(Ticket.id == ticket_id)
+                .options(selectinload(Ticket.customer), selectinload(Ticket.assignee))
+            )
+        ).scalar_one_or_none()
+
+    async def ticket_by_number(self, number: str) -> Ticket:
+        ticket_id = parse_ticket_number(number)
+        ticket = await self.get_ticket(ticket_id) if ticket_id is not None else None
+        if ticket is None:
+            raise TicketNotFound(number)
+        return ticket
+
+    async def list_tickets(
+        self,
+        *,
+        status: TicketStatus | None = None,
+        kind: TicketKind | None = None,
+        customer_id: int | None = None,
+        limit: int = 100,
+    ) -> Sequence[Ticket]:
+        query = select(Ticket).options(selectinload(Ticket.customer)).order_by(Ticket.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(Ticket.status == status)
+        if kind is not None:
+            query = query.where(Ticket.kind == kind)
+        if customer_id is not None:
+            query = query.where(Ticket.customer_id == customer_id)
+        return (await self.db.execute(query)).scalars().all()
+
+    async def open_tickets(self, customer_id: int) -> Sequence[Ticket]:
+        return (
+            (
+                await self.db.execute(
+                    select(Ticket)
+                    .where(
+                        Ticket.customer_id == customer_id,
+                        Ticket.status.not_in([TicketStatus.RESOLVED, TicketStatus.CLOSED]),
+                    )
+                    .order_by(Ticket.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+
+    async def count_tickets_since(self, customer_id: int, kind: TicketKind, since: datetime) -> int:
+        found = await self.db.execute(
+            select(func.count(Ticket.id)).where(
+                Ticket.customer_id == customer_id, Ticket.kind == kind, Ticket.created_at >= since
+            )
+        )
+        return int(found.scalar_one())
+
+    async def queue_position(self, ticket: Ticket) -> int:
+        """1-based place among tickets waiting for an agent (queued customers)."""
+        found = await self.db.execute(
+            select(func.count(Customer.id)).where(
+                Customer.owner == Owner.QUEUED,
+                Customer.handoff_ticket_id.is_not(None),
+                Customer.handoff_ticket_id <= ticket.id,
+            )
+        )
+        return max(1, int(found.scalar_one()))
+
+    async def ticket_events(self, ticket_id: int) -> Sequence[TicketEvent]:
+        return (
+            (await self.db.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)))
+            .scalars()
+            .all()
+        )
+
+    # -- orders ----------------------------------------------------------------------
+    async def get_order(self, order_id: str) -> Order | None:
+        return (
+            await self.db.execute(select(Order).where(func.upper(Order.order_id) == order_id.strip().upper()))
+        ).scalar_one_or_none()
+
+    async def orders_for(self, customer: Customer) -> Sequence[Order]:
+        """Orders linked to the customer or matching their known e-mail/phone."""
+        conditions = [Order.customer_id == customer.id]
+        if customer.email:
+            conditions.append(func.lower(Order.email) == customer.email.lower())
+        if customer.phone:
+            conditions.append(Order.phone == customer.phone)
+        return (
+            (await self.db.execute(select(Order).where(or_(*conditions)).order_by(Order.ordered_at.desc())))
+            .scalars()
+            .all()
+        )
+
+    async def upsert_orders(self, orders: Iterable[Order]) -> tuple[int, int]:
+        """Insert new orders and update known ones by ``order_id``; returns (added, updated)."""
+        added = updated = 0
+        for order in orders:
+            existing = await self.get_order(order.order_id)
+            if existing is None:
+                self.db.add(order)
+                added += 1
+                continue
+            for attr in ("email", "phone", "customer_name", "items", "total", "currency", "status",
+                         "ordered_at", "delivered_at"):
+                setattr(existing, attr, getattr(order, attr))
+            updated += 1
+        await self.db.flush()
+        return added, updated
+
+    # -- agents ----------------------------------------------------------------------
+    async def agent_by_email(self, email: str) -> Agent | None:
+        return (
+            await self.db.execute(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
+        ).scalar_one_or_none()
+
+    async def add_agent(self, email: str, name: str, role: str = "agent", password_hash: str | None = None) -> Agent:
+        agent = Agent(email=email.strip().lower(), name=name, role=role, password_hash=password_hash)
+        self.db.add(agent)
+        await self.db.flush()
+        return agent
+
+
+class TicketStore(ABC):
+    """Port: hands out transactions over the ticket data."""
+
+    @abstractmethod
+    def session(self) -> Any:
+        """``async with store.session() as tx:`` — commits on success, rolls back on error."""
+
+    @abstractmethod
+    async def create_schema(self) -> None:
+        """Create tables directly (tests, throwaway databases); production uses migrations."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Dispose connections."""
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the writer; NORMAL sync is durable across app crashes
+    # (only an OS crash can lose the last commits), the usual trade-off for WAL.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class SqlTicketStore(TicketStore):
+    """SQLAlchemy implementation: SQLite (aiosqlite) embedded, PostgreSQL (asyncpg) in production."""
+
+    def __init__(self, engine: AsyncEngine, bus: EventBus | None = None) -> None:
+        self.engine = engine
+        self.bus = bus
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, bus: EventBus | None = None, echo: bool = False) -> SqlTicketStore:
+        kwargs: dict[str, Any] = {"echo": echo}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        engine = create_async_engine(url, **kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine, bus)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[TicketSession]:
+        async with self._sessions() as db:
+            tx = TicketSession(db)
+            try:
+                yield tx
+                await db.commit()
+            except IntegrityError:
+                await db.rollback()
+                raise
+            except SQLAlchemyError as exc:
+                await db.rollback()
+                raise StorageError(f"ticket store: {exc.__class__.__name__}: {exc}") from exc
+            except BaseException:
+                await db.rollback()
+                raise
+        if self.bus is not None:
+            for bus_event in tx.pending_events:
+                await self.bus.publish(bus_event)
+
+    async def create_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def drop_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()

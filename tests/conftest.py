@@ -1,0 +1,223 @@
+"""Fixtures shared by the whole suite.
+
+Port fixtures run a test once per implementation (aiogram-style contract tests):
+
+- ``ticket_store``  params ``sqlite``, ``postgres`` — an empty ``SqlTicketStore`` whose
+  ``bus`` is an ``InProcessEventBus`` (replace ``store.bus`` to test another bus).
+- ``state_store``   params ``memory``, ``redis``    — a ``StateStore`` with a key prefix of
+  its own; its Redis keys are deleted afterwards.
+- ``event_bus``     params ``memory``, ``redis``    — an ``EventBus`` on a channel of its own.
+
+To run a test on some implementations only, parametrize the fixture indirectly::
+
+    @pytest.mark.parametrize("ticket_store", ["sqlite"], indirect=True)
+    async def test_x(ticket_store: SqlTicketStore) -> None: ...
+
+Servers: ``DESKBOT_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``,
+used only to create and drop throwaway ``deskbot_test_*`` databases) and
+``DESKBOT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). An unreachable server
+skips its variants with the reason in the summary; ``DESKBOT_REQUIRE_SERVERS=1`` (CI)
+turns that skip into a failure. Nothing here touches data outside its own database/prefix,
+so several runs can share the servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from sqlalchemy import make_url, pool
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from storage.events import EventBus, InProcessEventBus
+from storage.models import Base
+from storage.redis_events import RedisEventBus
+from storage.redis_state import RedisStateStore
+from storage.state import KeyBuilder, MemoryStateStore, StateStore
+from storage.tickets import SqlTicketStore
+
+POSTGRES_URL = os.environ.get("DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DESKBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_SERVERS = os.environ.get("DESKBOT_REQUIRE_SERVERS", "") == "1"
+
+T = TypeVar("T")
+
+
+# -- helpers -------------------------------------------------------------------------
+def run_async(make: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine from a sync (e.g. session-scoped) fixture.
+
+    In a thread of its own, so it neither needs nor disturbs the test's event loop; the
+    engines it uses must be disposed inside, since their connections belong to that loop.
+    """
+
+    async def main() -> T:
+        return await make()
+
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(asyncio.run, main()).result()
+
+
+def _server_unavailable(what: str, url: str, exc: BaseException) -> NoReturn:
+    shown = make_url(url).render_as_string(hide_password=True)
+    reason = f"{what} unreachable at {shown} ({exc.__class__.__name__}: {exc})"
+    if REQUIRE_SERVERS:
+        pytest.fail(f"{reason}; DESKBOT_REQUIRE_SERVERS=1 requires it", pytrace=False)
+    pytest.skip(f"{reason}; start it or set the URL to run these tests")
+
+
+def _admin_engine(url: str) -> AsyncEngine:
+    return create_async_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+
+
+async def _create_database(admin_url: str) -> str:
+    name = f"deskbot_test_{uuid.uuid4().hex[:12]}"
+    engine = _admin_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        await engine.dispose()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_database(admin_url: str, url: str) -> None:
+    engine = _admin_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await engine.dispose()
+
+
+# -- servers ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The admin URL of a reachable PostgreSQL server (skips or fails otherwise)."""
+
+    async def probe() -> None:
+        engine = create_async_engine(POSTGRES_URL, poolclass=pool.NullPool, connect_args={"timeout": 3})
+        try:
+            async with engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        finally:
+            await engine.dispose()
+
+    try:
+        run_async(probe)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means "unavailable"
+        _server_unavailable("PostgreSQL", POSTGRES_URL, exc)
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """The URL of a reachable Redis server (skips or fails otherwise)."""
+    client = SyncRedis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        _server_unavailable("Redis", REDIS_URL, exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A throwaway database with the schema, shared by the session; dropped at the end."""
+    url = run_async(lambda: _create_database(postgres_server))
+    try:
+
+        async def create_schema() -> None:
+            engine = create_async_engine(url, poolclass=pool.NullPool)
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(Base.metadata.create_all)
+            finally:
+                await engine.dispose()
+
+        run_async(create_schema)
+        yield url
+    finally:
+        run_async(lambda: _drop_database(postgres_server, url))
+
+
+@pytest.fixture
+def empty_postgres_database(postgres_server: str) -> Iterator[str]:
+    """A throwaway database without any table (for migrations); dropped after the test."""
+    url = run_async(lambda: _create_database(postgres_server))
+    try:
+        yield url
+    finally:
+        run_async(lambda: _drop_database(postgres_server, url))
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix (and bus channel prefix) no other test or run uses."""
+    return f"deskbot-test:{uuid.uuid4().hex[:12]}"
+
+
+async def _delete_keys(url: str, prefix: str) -> None:
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=500)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+# -- ports -----------------------------------------------------------------------------
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ticket_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlTicketStore]:
+    """An empty ticket store (ticket ids start at 1, i.e. T-1001) with an in-process bus."""
+    if request.param == "sqlite":
+        store = SqlTicketStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'tickets.db'}", bus=InProcessEventBus())
+        await store.create_schema()
+    else:
+        # Tables are created once per session; emptying them is much faster than that.
+        store = SqlTicketStore.from_url(request.getfixturevalue("postgres_database"), bus=InProcessEventBus())
+        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+        async with store.engine.begin() as conn:
+            await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def state_store(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[StateStore]:
+    keys = KeyBuilder(prefix=redis_prefix)
+    if request.param == "memory":
+        yield MemoryStateStore(key_builder=keys)
+        return
+    url: str = request.getfixturevalue("redis_server")
+    store = RedisStateStore.from_url(url, key_builder=keys)
+    try:
+        yield store
+    finally:
+        await store.close()
+        await _delete_keys(url, redis_prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def event_bus(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[EventBus]:
+    if request.param == "memory":
+        bus: EventBus = InProcessEventBus()
+    else:
+        bus = RedisEventBus.from_url(request.getfixturevalue("redis_server"), key_builder=KeyBuilder(redis_prefix))
+    try:
+        yield bus
+    finally:
+        await bus.close()
