@@ -38,6 +38,9 @@ CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\
 MAX_STORED_CHARS = 64_000
 MAX_CLASSIFIED_CHARS = 2_000
 FORM_ESCAPES = {"human_handoff"}
+# E-mails, order/ticket numbers and URLs say nothing about the customer's language.
+NOT_LANGUAGE = re.compile(r"\S+@\S+|https?://\S+|\b[A-Za-z]{0,3}-?\d[\w-]*\b")
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,10 +245,11 @@ class Pipeline:
 
     def _update_language(self, state: ConversationState, customer: Customer, text: str, hint: str | None) -> None:
         detected: str | None = None
-        if any("\u4e00" <= c <= "\u9fff" for c in text):
+        words = NOT_LANGUAGE.sub(" ", text)
+        if any("\u4e00" <= c <= "\u9fff" for c in words):
             detected = "zh"
-        elif sum(c.isascii() and c.isalpha() for c in text) >= 3:
-            detected = detect_language(text)
+        elif len(LATIN_WORD.findall(words)) >= 2:
+            detected = detect_language(words)
         elif not text:
             detected = self._hint(hint)
         if detected in self.settings.languages and detected != state.language:

@@ -13,6 +13,7 @@ class ConversationState:
     slots: dict[str, Any] = field(default_factory=dict)
     requested_slot: str | None = None
     form_failures: int = 0
+    form_stalls: int = 0  # answers in a row that filled no slot
     misunderstood: int = 0
     awaiting_comment_for: int | None = None  # ticket id whose rating may get a comment
     last_intent: str | None = None
@@ -32,3 +33,4 @@ class ConversationState:
         self.slots = {}
         self.requested_slot = None
         self.form_failures = 0
+        self.form_stalls = 0

@@ -21,6 +21,9 @@ ALLOWED: dict[Owner, set[Owner]] = {
 }
 
 
+REUSABLE_KINDS = (TicketKind.HANDOFF, TicketKind.COMPLAINT)
+
+
 class InvalidTransition(DeskbotError):
     def __init__(self, current: Owner, wanted: Owner) -> None:
         super().__init__(f"conversation owner cannot go from {current.value} to {wanted.value}")
@@ -62,14 +65,22 @@ async def escalate(
     priority: Priority = Priority.NORMAL,
     order_id: str | None = None,
     fields: dict[str, object] | None = None,
+    reuse_open: bool = False,
 ) -> Ticket:
-    """Queue the conversation for a human on a ticket: reuse the open handoff ticket or open one."""
+    """Queue the conversation for a human on a ticket: reuse the open handoff ticket or open one.
+
+    ``reuse_open``: a plain "talk to a person" continues the customer's latest open
+    conversation ticket (handed back earlier, say) instead of opening a duplicate.
+    """
     tx, customer = turn.tx, turn.customer
     ticket: Ticket | None = None
     if customer.handoff_ticket_id is not None:
         ticket = await tx.get_ticket(customer.handoff_ticket_id)
         if ticket is not None and not ticket.is_open:
             ticket = None
+    if ticket is None and reuse_open:
+        conversational = [t for t in await tx.open_tickets(customer.id) if t.kind in REUSABLE_KINDS]
+        ticket = conversational[-1] if conversational else None
     if ticket is None:
         first_due, resolution_due = sla_due(turn.services.policy, priority, turn.now())
         ticket = await tx.open_ticket(
@@ -143,6 +154,7 @@ async def human_handoff(turn: Turn) -> None:
         kind=TicketKind.HANDOFF,
         subject=turn.msg.text[:120] or "Customer asked for a human",
         reason="customer asked for a human",
+        reuse_open=True,
     )
     turn.say("handoff_queued", number=ticket.number)
     await acknowledge_queued(turn, ticket)

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -56,8 +56,10 @@ _RUNS = re.compile(f"([{_CJK_RANGES}]+)|([^\\W_{_CJK_RANGES}]+)")
 class KnowledgeError(Exception):
     """A catalog or FAQ file that cannot be read or does not validate.
 
-    ``entry`` names the first bad entry (``products[2] (sku HD-001)``) when one is to blame,
-    so the shop owner goes straight to the line to fix.
+    The message lists every problem, each prefixed with its entry (``products[2] (sku
+    HD-001)``) so the shop owner goes straight to the line to fix. ``entry`` is the first
+    entry with a bad field; None when the file itself is unreadable or the problem lies
+    between entries (an alias or id used twice — the message names both).
     """
 
     def __init__(self, path: str | os.PathLike[str], message: str, entry: str | None = None) -> None:
@@ -81,7 +83,10 @@ def normalise_language(language: str | None) -> str:
     return re.split(r"[-_]", language.strip(), maxsplit=1)[0].lower() or DEFAULT_LANGUAGE
 
 
-def _pick(mapping: Mapping[str, Any], language: str | None) -> Any:
+_T = TypeVar("_T")
+
+
+def _pick(mapping: Mapping[str, _T], language: str | None) -> _T | None:
     """The value for a language, else English, else None (the caller picks the default)."""
     lang = normalise_language(language)
     if lang in mapping:
@@ -187,11 +192,11 @@ class Product(_Model):
 
     def name_for(self, language: str | None) -> str:
         """The product name in ``language``, falling back to English."""
-        return str(_pick(self.name, language))
+        return _pick(self.name, language) or self.name[DEFAULT_LANGUAGE]
 
     def description_for(self, language: str | None) -> str | None:
         """The description in ``language`` (English fallback), None if the shop gave none."""
-        return None if self.description is None else str(_pick(self.description, language))
+        return None if self.description is None else _pick(self.description, language)
 
     def colours_for(self, language: str | None) -> list[str]:
         """Colour names in ``language`` (English fallback); empty when not listed."""
@@ -226,7 +231,7 @@ class _Matcher:
     """One surface form and how to spot it in a message."""
 
     form: str
-    sku: str
+    product: Product
     language: str
     pattern: re.Pattern[str] | None  # None: CJK, matched as a plain substring
 
@@ -237,15 +242,15 @@ class _Matcher:
         return -1 if found is None else found.start()
 
 
-def _matcher(form: str, sku: str, language: str) -> _Matcher:
+def _matcher(form: str, product: Product, language: str) -> _Matcher:
     if _CJK.search(form):
-        return _Matcher(form, sku, language, None)
+        return _Matcher(form, product, language, None)
     # Latin words: whole words only ("cap" not in "capital"), any of space/hyphen/nothing
     # between parts ("t-shirt", "t shirt", "tshirt") and a plural ending ("hoodies").
     parts = [re.escape(part) for part in re.split(r"[\s\-]+", form) if part]
     body = r"[\s\-]*".join(parts)
     pattern = re.compile(f"(?<![{_WORD_CHAR}]){body}(?:e?s)?(?![{_WORD_CHAR}])")
-    return _Matcher(form, sku, language, pattern)
+    return _Matcher(form, product, language, pattern)
 
 
 class Catalog(_Model):
@@ -262,13 +267,20 @@ class Catalog(_Model):
     def _forms_are_unambiguous(self) -> Catalog:
         # A form that names two products ("jacket") cannot be resolved by a lookup table;
         # the shop must either drop it or say which product it means.
-        owner: dict[str, str] = {}
-        for product in self.products:
+        owner: dict[str, int] = {}
+        for index, product in enumerate(self.products):
             for form in product.surface_forms():
-                other = owner.setdefault(form, product.sku)
-                if other != product.sku:
-                    what = "sku" if form == fold_text(product.sku) else "name or alias"
-                    raise ValueError(f"{what} '{form}' is used by both {other} and {product.sku}")
+                first = owner.setdefault(form, index)
+                if first == index:
+                    continue
+                other = self.products[first]
+                entry = f"products[{index}] (sku {product.sku})"
+                if fold_text(other.sku) == fold_text(product.sku):
+                    raise ValueError(f"{entry}: the sku is already used by products[{first}]")
+                raise ValueError(
+                    f"{entry}: '{form}' already names products[{first}] (sku {other.sku}); "
+                    "a name or alias must belong to one product"
+                )
         return self
 
     def model_post_init(self, context: Any, /) -> None:
@@ -278,7 +290,7 @@ class Catalog(_Model):
         for product in self.products:
             for form, lang in product.surface_forms().items():
                 self._lookup[form] = product.sku
-                matchers.append(_matcher(form, product.sku, lang))
+                matchers.append(_matcher(form, product, lang))
         self._matchers = tuple(matchers)
 
     def find(self, text: str, language: str | None = None) -> Product | None:
@@ -299,7 +311,7 @@ class Catalog(_Model):
             rank = (len(matcher.form), matcher.language == lang, -position)
             if best is None or rank > best_rank:
                 best, best_rank = matcher, rank
-        return None if best is None else self._by_sku[fold_text(best.sku)]
+        return None if best is None else best.product
 
     def find_by_value(self, sku: str) -> Product | None:
         """The product with this sku (case-insensitive) — the value of a ``product`` entity."""
@@ -335,11 +347,11 @@ class FaqEntry(_Model):
 
     def answer_for(self, language: str | None) -> str:
         """The answer in ``language``, falling back to English."""
-        return str(_pick(self.answer, language))
+        return _pick(self.answer, language) or self.answer[DEFAULT_LANGUAGE]
 
     def questions_for(self, language: str | None) -> list[str]:
         """The phrasings in ``language``, falling back to English."""
-        return list(_pick(self.questions, language))
+        return list(_pick(self.questions, language) or self.questions[DEFAULT_LANGUAGE])
 
 
 class Faq(_Model):
@@ -351,11 +363,11 @@ class Faq(_Model):
 
     @model_validator(mode="after")
     def _ids_are_unique(self) -> Faq:
-        seen: set[str] = set()
-        for entry in self.entries:
-            if entry.id in seen:
-                raise ValueError(f"FAQ id '{entry.id}' is used twice")
-            seen.add(entry.id)
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.entries):
+            first = seen.setdefault(entry.id, index)
+            if first != index:
+                raise ValueError(f"faq[{index}] (id {entry.id}): the id is already used by faq[{first}]")
         return self
 
     def get(self, entry_id: str) -> FaqEntry | None:
@@ -363,9 +375,11 @@ class Faq(_Model):
         return next((entry for entry in self.entries if entry.id == entry_id), None)
 
 
-# Character n-grams: Latin words are padded with spaces and cut into 2–4-grams (so stems
-# match: "deliver" in "delivery"); CJK runs into 1–2-grams, which are the usual word sizes.
-_LATIN_NGRAMS = (2, 4)
+# Character n-grams: Latin words are padded with spaces and cut into 3–5-grams (stems match:
+# "deliver" in "delivery"; shorter grams are shared by too many words to mean anything);
+# CJK runs into 1–2-grams, the usual size of Chinese words. Both ranges won on held-out
+# paraphrases of the demo FAQ (tests/handlers/test_knowledge.py keeps a set of them).
+_LATIN_NGRAMS = (3, 5)
 _CJK_NGRAMS = (1, 2)
 
 
@@ -381,91 +395,133 @@ def _ngrams(text: str) -> list[str]:
     return grams
 
 
+def _normalised(weights: Mapping[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
+    return {gram: w / norm for gram, w in weights.items()}
+
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
 
-class FaqIndex:
-    """TF-IDF retrieval over every question phrasing (and, weighted lower, the answers).
+@dataclass(frozen=True, slots=True)
+class _View:
+    """What a query in one language is compared with: which phrasing rows take part
+    (1.0/0.0) and, per entry, the id of its pooled vector."""
 
-    Built once per FAQ, then shared by all conversations. Scores are cosine similarities of
-    sublinear TF-IDF vectors of character n-grams, which needs no word segmentation for
-    Chinese and tolerates typos and inflections in English. An entry scores as its best
-    matching phrasing. The index is an inverted list per n-gram, so a query costs a few
-    array operations over the rows that share its n-grams (tens of microseconds), with no
-    per-call library set-up.
+    row_mask: FloatArray
+    pooled_ids: IntArray
+
+
+class FaqIndex:
+    """TF-IDF retrieval over every question phrasing of the FAQ.
+
+    Built once per FAQ, then shared by all conversations. Vectors are sublinear TF-IDF over
+    character n-grams, which needs no word segmentation for Chinese and tolerates typos and
+    inflections in English. An entry's score blends its best single phrasing (a near-exact
+    match wins) with all its phrasings pooled into one vector (a message that borrows words
+    from several phrasings still finds it). Answers are not indexed: on held-out paraphrases
+    they changed no result at any weight, and their long text only adds noise.
+
+    The index is an inverted list per n-gram, so a query costs a few array operations over
+    the vectors sharing its n-grams and no per-call library set-up (about 50–150 µs for a
+    short message on the demo FAQ).
     """
 
-    def __init__(self, faq: Faq, *, min_score: float = 0.3, answer_weight: float = 0.6) -> None:
-        """``min_score``: below it nothing is returned, so an off-topic message gets no
-        answer rather than the least bad one. ``answer_weight`` scales matches against answer
-        text, which helps questions phrased around the answer's words ("Alipay") but is long
-        and less precise than a question."""
+    def __init__(self, faq: Faq, *, min_score: float = 0.25, pooled_weight: float = 0.6) -> None:
+        """Index ``faq``.
+
+        ``min_score``: entries below it are not returned, so an off-topic message gets no
+        answer rather than the least bad one (0.25 kept every off-topic test message out of
+        the demo FAQ). ``pooled_weight`` is the share of the pooled phrasings in the blend,
+        0 meaning best phrasing only.
+        """
         self.faq = faq
         self.min_score = min_score
-        entries = faq.entries
+        self._pooled_weight = pooled_weight
+        self._entries = entries = faq.entries
+
+        # Rows (phrasings) are grouped by entry so that search() takes each entry's best
+        # row with one np.maximum.reduceat.
         texts: list[str] = []
         row_entry: list[int] = []
         row_lang: list[str] = []
-        row_base: list[float] = []
+        entry_starts: list[int] = []
         for index, entry in enumerate(entries):
-            # Rows are grouped by entry, which lets search() take each entry's best row
-            # with one np.maximum.reduceat.
+            entry_starts.append(len(texts))
             for lang, questions in entry.questions.items():
-                for question in questions:
-                    texts.append(question)
-                    row_entry.append(index)
-                    row_lang.append(lang)
-                    row_base.append(1.0)
-            for lang, answer in entry.answer.items():
-                texts.append(answer)
-                row_entry.append(index)
-                row_lang.append(lang)
-                row_base.append(answer_weight)
+                texts.extend(questions)
+                row_entry.extend([index] * len(questions))
+                row_lang.extend([lang] * len(questions))
 
         counts = [Counter(_ngrams(text)) for text in texts]
         document_frequency: Counter[str] = Counter()
         for row_counts in counts:
             document_frequency.update(row_counts.keys())
-        n_rows = len(texts)
-        # Smoothed idf as in scikit-learn; an unseen n-gram gets the value of df = 0.
+        # Smoothed idf as in scikit-learn; an n-gram the FAQ never uses gets the df = 0 value.
         self._idf = {
-            gram: math.log((1 + n_rows) / (1 + df)) + 1.0 for gram, df in document_frequency.items()
+            gram: math.log((1 + len(texts)) / (1 + df)) + 1.0
+            for gram, df in document_frequency.items()
         }
-        self._unseen_idf = math.log(1 + n_rows) + 1.0
+        self._unseen_idf = math.log(1 + len(texts)) + 1.0
+        vectors = [
+            _normalised({gram: (1.0 + math.log(tf)) * self._idf[gram] for gram, tf in c.items()})
+            for c in counts
+        ]
+
+        # Pooled vectors follow the rows: one per entry and language, and one per entry over
+        # all its languages for a query whose language is not known.
+        pooled: dict[tuple[int, str | None], dict[str, float]] = {}
+        for row, (index, lang) in enumerate(zip(row_entry, row_lang)):
+            keys: tuple[tuple[int, str | None], ...] = ((index, lang), (index, None))
+            for key in keys:
+                summed = pooled.setdefault(key, {})
+                for gram, weight in vectors[row].items():
+                    summed[gram] = summed.get(gram, 0.0) + weight
+        pooled_id: dict[tuple[int, str | None], int] = {}
+        for key, pool in pooled.items():
+            pooled_id[key] = len(vectors)
+            vectors.append(_normalised(pool))
 
         postings: dict[str, tuple[list[int], list[float]]] = {}
-        for row, row_counts in enumerate(counts):
-            weights = {gram: (1.0 + math.log(tf)) * self._idf[gram] for gram, tf in row_counts.items()}
-            norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-            for gram, weight in weights.items():
-                rows, values = postings.setdefault(gram, ([], []))
-                rows.append(row)
-                values.append(weight / norm)
+        for vector_id, vector in enumerate(vectors):
+            for gram, weight in vector.items():
+                ids, values = postings.setdefault(gram, ([], []))
+                ids.append(vector_id)
+                values.append(weight)
         self._postings: dict[str, tuple[IntArray, FloatArray]] = {
-            gram: (np.asarray(rows, dtype=np.intp), np.asarray(values, dtype=np.float64))
-            for gram, (rows, values) in postings.items()
+            gram: (np.asarray(ids, dtype=np.intp), np.asarray(values, dtype=np.float64))
+            for gram, (ids, values) in postings.items()
         }
-        self._n_rows = n_rows
-        self._entries = entries
-        self._entry_starts = np.asarray(
-            [row_entry.index(i) for i in range(len(entries))], dtype=np.intp
-        )
+        self._n_vectors = len(vectors)
+        self._n_rows = len(texts)
+        self._entry_starts = np.asarray(entry_starts, dtype=np.intp)
         self._entry_topics = np.asarray([entry.topic for entry in entries])
-        base = np.asarray(row_base, dtype=np.float64)
+
+        # Per query language, each entry is compared with its phrasings in that language,
+        # or with its English ones when it has none (the same fallback as answer_for).
         langs = np.asarray(row_lang)
-        # Rows of the message's language only: other languages' rows add n-gram noise and
-        # never share vocabulary, except brand words that the FAQ repeats per language.
-        self._row_weights = {lang: base * (langs == lang) for lang in set(row_lang)}
-        self._all_rows = base
+        owners = np.asarray(row_entry, dtype=np.intp)
+        self._views: dict[str | None, _View] = {
+            None: _View(
+                np.ones(len(texts)),
+                np.asarray([pooled_id[(i, None)] for i in range(len(entries))], dtype=np.intp),
+            )
+        }
+        for lang in sorted(set(row_lang)):
+            own = [lang if lang in entry.questions else DEFAULT_LANGUAGE for entry in entries]
+            self._views[lang] = _View(
+                (langs == np.asarray(own)[owners]).astype(np.float64),
+                np.asarray([pooled_id[(i, own[i])] for i in range(len(entries))], dtype=np.intp),
+            )
 
     def search(
         self, text: str, language: str | None = None, topic: str | None = None, k: int = 3
     ) -> list[tuple[FaqEntry, float]]:
         """The ``k`` best entries for a message with their scores (0–1), best first.
 
-        ``language`` selects the phrasings and answers compared against (all of them when
-        None or when the FAQ has nothing in that language); ``topic`` restricts to one of
+        ``language`` picks the phrasings compared against (per entry, English where the
+        entry lacks that language; all languages when None); ``topic`` restricts to one of
         :data:`TOPICS`. Entries under ``min_score`` are left out, so the list may be empty.
         """
         if topic is not None and topic not in TOPICS:
@@ -473,32 +529,32 @@ class FaqIndex:
         query = Counter(_ngrams(text))
         if not query or k <= 0:
             return []
-        row_chunks: list[IntArray] = []
+        id_chunks: list[IntArray] = []
         value_chunks: list[FloatArray] = []
         norm_sq = 0.0
         for gram, tf in query.items():
             weight = (1.0 + math.log(tf)) * self._idf.get(gram, self._unseen_idf)
             # Unseen n-grams still count in the norm: a message that is mostly about
-            # something else should not score high on the few n-grams it shares.
+            # something else must not score high on the few n-grams it shares.
             norm_sq += weight * weight
             posting = self._postings.get(gram)
             if posting is not None:
-                row_chunks.append(posting[0])
+                id_chunks.append(posting[0])
                 value_chunks.append(posting[1] * weight)
-        if not row_chunks:
+        if not id_chunks:
             return []
-        scores = np.bincount(
-            np.concatenate(row_chunks), weights=np.concatenate(value_chunks), minlength=self._n_rows
+        cosine = np.bincount(
+            np.concatenate(id_chunks), weights=np.concatenate(value_chunks), minlength=self._n_vectors
         ) / math.sqrt(norm_sq)
-        lang = normalise_language(language) if language else None
-        scores *= self._row_weights.get(lang, self._all_rows) if lang else self._all_rows
-        best = np.maximum.reduceat(scores, self._entry_starts)
+        view = self._views.get(normalise_language(language) if language else None)
+        if view is None:  # a language the FAQ does not have: English, like answer_for
+            view = self._views.get(DEFAULT_LANGUAGE, self._views[None])
+        best_row = np.maximum.reduceat(cosine[: self._n_rows] * view.row_mask, self._entry_starts)
+        scores = (1.0 - self._pooled_weight) * best_row + self._pooled_weight * cosine[view.pooled_ids]
         if topic is not None:
-            best[self._entry_topics != topic] = 0.0
-        order = np.argsort(-best, kind="stable")[:k]
-        return [
-            (self._entries[i], float(best[i])) for i in order if best[i] >= self.min_score
-        ]
+            scores[self._entry_topics != topic] = 0.0
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self._entries[i], float(scores[i])) for i in order if scores[i] >= self.min_score]
 
 
 # --- loading -------------------------------------------------------------------------
@@ -530,14 +586,17 @@ def _validation_error(
     first_entry: str | None = None
     for error in exc.errors(include_url=False):
         loc: Sequence[int | str] = error["loc"]
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "string_type" and isinstance(error["input"], bool):
+            message += " (YAML reads unquoted yes/no/on/off as true/false: put the text in quotes)"
         if len(loc) >= 2 and loc[0] == list_key and isinstance(loc[1], int):
             entry = _entry_label(data, list_key, id_key, loc[1])
-            field = ".".join(str(part) for part in loc[2:]) or "entry"
-            lines.append(f"{entry}: {field}: {error['msg']}")
+            field = ".".join(str(part) for part in loc[2:])
+            lines.append(f"{entry}: {field}: {message}" if field else f"{entry}: {message}")
             first_entry = first_entry or entry
         else:
-            where = ".".join(str(part) for part in loc) or "file"
-            lines.append(f"{where}: {error['msg']}")
+            where = ".".join(str(part) for part in loc)
+            lines.append(f"{where}: {message}" if where else message)
     return KnowledgeError(path, "invalid entries:\n  " + "\n  ".join(lines), first_entry)
 
 

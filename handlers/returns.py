@@ -15,6 +15,7 @@ from typing import Any
 from bot.messages import Button
 from handlers.context import Turn
 from handlers.handoff import escalate, sla_due
+from intents.base import Prediction
 from storage.models import Order, Priority, TicketKind
 
 FORM = "returns"
@@ -24,6 +25,7 @@ EXCHANGE_WORDS = ("exchange", "swap", "replace", "another size", "different size
 REASON_CUE = re.compile(r"(?:\bbecause\b|\bsince\b|\bas\b|\bit'?s\b|\bit is\b|\bthey'?re\b|因为|由于)\s*(.+)", re.I | re.S)
 REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
 MAX_ORDER_ATTEMPTS = 2
+FREE_TEXT_SLOTS = {"reason": 500, "wanted": 200, "item": 200}  # slot -> max length
 
 
 def _resolution_from_text(text: str) -> str | None:
@@ -106,18 +108,25 @@ class ReturnsForm:
         wanted = [v for v in (pred.entity("size"), pred.entity("colour")) if v]
         if wanted and (requested == "wanted" or (starting and self.slots.get("resolution") == "exchange")):
             self.slots["wanted"] = " ".join(wanted)
-        if pred.intent == "choose" or pred.entities:
-            pass
-        elif requested == "reason" and text.strip():
-            self.slots["reason"] = text.strip()[:500]
-        elif requested == "wanted" and text.strip():
-            self.slots["wanted"] = text.strip()[:200]
-        elif requested == "item" and text.strip():
-            self.slots["item"] = text.strip()[:200]
+        typed = text.strip() if not self.turn.msg.payload else ""
+        if typed and requested in FREE_TEXT_SLOTS and requested not in self._filled_now(pred):
+            # The answer to a free-text question is the whole message ("it's too small"),
+            # even when it happens to contain an entity such as a size.
+            self.slots[requested] = typed[: FREE_TEXT_SLOTS[requested]]
         if starting and "reason" not in self.slots:
             cue = REASON_CUE.search(text)
             if cue and len(cue.group(1).strip()) > 2:
                 self.slots["reason"] = cue.group(1).strip()[:500]
+
+    @staticmethod
+    def _filled_now(pred: Prediction) -> set[str]:
+        """Slots this message fills through entities (which beat the free-text reading)."""
+        filled = {e.type for e in pred.entities}
+        if "product" in filled:
+            filled.add("item")
+        if "size" in filled or "colour" in filled:
+            filled.add("wanted")
+        return filled - {"reason"} if pred.intent != "choose" else filled
 
     # -- validation ------------------------------------------------------------------
     async def _validate_order(self) -> tuple[str, dict[str, Any]] | None:
@@ -237,6 +246,7 @@ class ReturnsForm:
                 turn.state.end_form()
                 turn.say("return_discarded")
                 return
+        before = dict(self.slots)
         self._absorb(starting)
         if "order_id" in self.slots:
             problem = await self._validate_order()
@@ -247,9 +257,16 @@ class ReturnsForm:
                 await self._escalate(*problem)
                 return
         self._validate_item()
-        slot = self._next_slot()
-        if slot is None:
-            slot = "confirm"
+        slot = self._next_slot() or "confirm"
+        if not starting and self.slots == before:
+            turn.state.form_stalls += 1
+            if turn.state.form_stalls >= 2:
+                turn.say(
+                    "form_stuck",
+                    buttons=(turn.button("button_cancel", "/cancel"), turn.button("button_human", "/human_handoff")),
+                )
+        else:
+            turn.state.form_stalls = 0
         self._ask(slot)
 
     async def _open_ticket(self) -> None:

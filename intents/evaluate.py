@@ -123,8 +123,8 @@ def _language(example: TrainingExample) -> str:
 def _scores(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, float, list[IntentScores]]:
     """Accuracy, macro-F1 and per-intent scores over the intents present in ``truth``.
 
-    Predicted-only labels (``out_of_scope`` when the test set has none) lower the
-    precision-free side only through recall, so the macro average is over true intents.
+    Labels that are only ever predicted (``out_of_scope`` when the test set has none) are
+    not averaged in; they still cost the true intents their recall.
     """
     if not truth:
         return 0.0, 0.0, []

@@ -80,12 +80,21 @@ class InProcessEventBus(EventBus):
     async def subscribe(self) -> AsyncIterator[AsyncIterator[BusEvent]]:
         queue: asyncio.Queue[BusEvent] = asyncio.Queue(self._queue_size)
         self._subscribers.add(queue)
-
-        async def events() -> AsyncIterator[BusEvent]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield events()
+            yield _QueueEvents(queue)
         finally:
             self._subscribers.discard(queue)
+
+
+class _QueueEvents:
+    """A subscriber's events. Not an async generator: a cancelled wait (a dashboard's
+    ``wait_for(anext(events), heartbeat)``) would close a generator for good."""
+
+    def __init__(self, queue: asyncio.Queue[BusEvent]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> _QueueEvents:
+        return self
+
+    async def __anext__(self) -> BusEvent:
+        return await self._queue.get()

@@ -53,7 +53,13 @@ async def upgrade(url: str, revision: str = "head") -> None:
 
 
 async def current(url: str) -> str | None:
-    """The revision the database at ``url`` is at; None for an empty (unmigrated) database."""
+    """The revision the database at ``url`` is at; None for an empty (unmigrated) database.
+
+    A SQLite file that does not exist yet counts as empty and is not created.
+    """
+    path = _sqlite_path(url)
+    if path is not None and not path.exists():
+        return None
     engine = _engine(url)
     try:
         async with engine.connect() as connection:
@@ -96,10 +102,17 @@ def _sqlite_begin_immediate(connection: Connection) -> None:
 
 
 def _ensure_sqlite_folder(url: str) -> None:
+    path = _sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL; None for other databases, memory and URI filenames."""
     parsed = make_url(url)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return
+        return None
     if database.startswith("file:"):  # a URI filename; leave it to SQLite
-        return
-    Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return None
+    return Path(database)

@@ -75,7 +75,7 @@ class RedisEventBus(EventBus):
             queue: asyncio.Queue[BusEvent | _Closed] = asyncio.Queue(self._queue_size)
             reader = asyncio.create_task(self._read(pubsub, queue), name=f"redis-bus:{self.channel}")
             try:
-                yield _events(queue)
+                yield _Events(queue)
             finally:
                 reader.cancel()
                 with suppress(asyncio.CancelledError):
@@ -117,9 +117,18 @@ def _put_dropping_oldest(queue: asyncio.Queue[BusEvent | _Closed], item: BusEven
     queue.put_nowait(item)
 
 
-async def _events(queue: asyncio.Queue[BusEvent | _Closed]) -> AsyncIterator[BusEvent]:
-    while True:
-        item = await queue.get()
+class _Events:
+    """A subscriber's events; safe to cancel mid-wait (unlike an async generator)."""
+
+    def __init__(self, queue: asyncio.Queue[BusEvent | _Closed]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> BusEvent:
+        item = await self._queue.get()
         if isinstance(item, _Closed):
+            self._queue.put_nowait(item)  # every later call fails the same way
             raise StorageError(f"redis event bus: subscription lost: {item.error}") from item.error
-        yield item
+        return item

@@ -8,13 +8,15 @@ Events are published to the bus only after the commit succeeded.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, or_, select, update
+from sqlalchemy import Insert, event, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
@@ -41,6 +43,8 @@ from storage.models import (
     utcnow,
 )
 
+log = logging.getLogger(__name__)
+
 
 class TicketSession:
     """Repository operations inside one transaction (see module docstring)."""
@@ -58,20 +62,14 @@ class TicketSession:
         display_name: str | None = None,
         language: str | None = None,
     ) -> tuple[Customer, bool]:
-        """Find the customer behind a channel identity, creating both on first contact."""
-        row = (
-            await self.db.execute(
-                select(Customer)
-                .join(Identity, Identity.customer_id == Customer.id)
-                .where(Identity.channel == channel, Identity.external_id == external_id)
-            )
-        ).scalar_one_or_none()
+        """Find the customer behind a channel identity, creating both on first contact.
+
+        Safe against a concurrent first contact (two workers, a resent message): the
+        loser of the race gets the winner's customer instead of an IntegrityError.
+        """
+        row = await self._customer_by_identity(channel, external_id)
         if row is not None:
-            if display_name and not row.display_name:
-                row.display_name = display_name
-            if row.last_channel != channel or row.last_chat_id != chat_id:
-                row.last_channel, row.last_chat_id = channel, chat_id
-            return row, False
+            return self._seen(row, channel, chat_id, display_name), False
         customer = Customer(
             display_name=display_name,
             language=language or "en",
@@ -82,11 +80,49 @@ class TicketSession:
         )
         self.db.add(customer)
         await self.db.flush()
-        self.db.add(
-            Identity(customer_id=customer.id, channel=channel, external_id=external_id, chat_id=chat_id)
+        # A plain INSERT would fail the whole turn (and lose its message) when another
+        # transaction inserted the same identity meanwhile; PostgreSQL makes this INSERT
+        # wait for that transaction, then skip.
+        inserted = await self.db.execute(
+            self._insert_identity_unless_known().values(
+                customer_id=customer.id, channel=channel, external_id=external_id, chat_id=chat_id, created_at=utcnow()
+            )
         )
+        if inserted.first() is not None:
+            return customer, True
+        await self.db.delete(customer)
         await self.db.flush()
-        return customer, True
+        winner = await self._customer_by_identity(channel, external_id)
+        if winner is None:  # pragma: no cover - the conflicting row is committed by then
+            raise StorageError(f"identity {channel}:{external_id} conflicts but cannot be found")
+        return self._seen(winner, channel, chat_id, display_name), False
+
+    async def _customer_by_identity(self, channel: str, external_id: str) -> Customer | None:
+        return (
+            await self.db.execute(
+                select(Customer)
+                .join(Identity, Identity.customer_id == Customer.id)
+                .where(Identity.channel == channel, Identity.external_id == external_id)
+            )
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def _seen(customer: Customer, channel: str, chat_id: str, display_name: str | None) -> Customer:
+        if display_name and not customer.display_name:
+            customer.display_name = display_name
+        if customer.last_channel != channel or customer.last_chat_id != chat_id:
+            customer.last_channel, customer.last_chat_id = channel, chat_id
+        return customer
+
+    def _insert_identity_unless_known(self) -> Insert:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (no row back: it existed)."""
+        conflict = [Identity.channel, Identity.external_id]
+        dialect = self.db.get_bind().dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(Identity).on_conflict_do_nothing(index_elements=conflict).returning(Identity.id)
+        if dialect == "sqlite":
+            return sqlite.insert(Identity).on_conflict_do_nothing(index_elements=conflict).returning(Identity.id)
+        return insert(Identity).returning(Identity.id)  # other databases: no race protection
 
     async def find_customer(self, channel: str, external_id: str) -> Customer | None:
         """The customer behind a channel identity, without creating one."""
@@ -428,7 +464,12 @@ class SqlTicketStore(TicketStore):
                 raise
         if self.bus is not None:
             for bus_event in tx.pending_events:
-                await self.bus.publish(bus_event)
+                try:
+                    await self.bus.publish(bus_event)
+                except Exception:  # noqa: BLE001
+                    # The change is committed: raising now would make the caller treat a
+                    # done turn as failed and redo it. Live views catch up on reload.
+                    log.exception("event %s of ticket %s not published", bus_event.kind, bus_event.ticket_number)
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:

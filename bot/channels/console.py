@@ -1,0 +1,78 @@
+"""Talk to the bot in a terminal (``deskbot chat``): the smallest real channel.
+
+Buttons are listed with numbers; typing the number presses the button. Agent replies
+sent from another terminal (``deskbot tickets reply``) are polled from the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bot.app import App
+from bot.messages import Button, Incoming
+
+CHANNEL = "console"
+
+
+class ConsoleChannel:
+    def __init__(self, app: App, user: str | None = None, out: TextIO = sys.stdout, poll_seconds: float = 2.0) -> None:
+        self.app = app
+        self.user = user or f"{getpass.getuser()}"
+        self.out = out
+        self.poll_seconds = poll_seconds
+        self._buttons: Sequence[Button] = ()
+
+    def _show(self, author: str, text: str, buttons: Sequence[Button] = ()) -> None:
+        print(f"{author}> {text}", file=self.out)
+        for number, button in enumerate(buttons, 1):
+            print(f"   [{number}] {button.title}", file=self.out)
+        if buttons:
+            self._buttons = buttons
+        self.out.flush()
+
+    async def send(self, line: str) -> None:
+        text, payload = line, None
+        stripped = line.strip()
+        if stripped.isdigit() and 1 <= int(stripped) <= len(self._buttons):
+            payload, text = self._buttons[int(stripped) - 1].payload, ""
+        elif stripped.startswith("/"):
+            payload, text = stripped, ""
+        self._buttons = ()
+        replies = await self.app.pipeline.handle(
+            Incoming(CHANNEL, self.user, self.user, text, payload=payload, display_name=self.user)
+        )
+        for reply in replies:
+            self._show("bot", reply.text, reply.buttons)
+
+    async def poll_outbox(self) -> None:
+        async with self.app.tickets.session() as tx:
+            customer = await tx.find_customer(CHANNEL, self.user)
+            if customer is None:
+                return
+            for message in await tx.take_outbox(customer.id, CHANNEL):
+                buttons = [Button(t, p) for t, p in message.payload.get("buttons", [])]
+                self._show(message.author.value, message.text, buttons)
+
+    async def run(self, stdin: TextIO = sys.stdin) -> None:
+        self._show("bot", "Type a message (Ctrl-D to quit).")
+        loop = asyncio.get_running_loop()
+
+        async def poller() -> None:
+            while True:
+                await asyncio.sleep(self.poll_seconds)
+                await self.poll_outbox()
+
+        task = asyncio.create_task(poller())
+        try:
+            while True:
+                line = await loop.run_in_executor(None, stdin.readline)
+                if not line:
+                    break
+                if line.strip():
+                    await self.send(line.rstrip("\n"))
+        finally:
+            task.cancel()

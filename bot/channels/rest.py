@@ -1,0 +1,283 @@
+"""The Rasa-compatible REST channel: existing Rasa chat widgets connect unchanged.
+
+``POST /webhooks/rest/webhook`` takes ``{"sender": "...", "message": "...", "metadata": {...}}``
+and answers what Rasa's ``RestInput`` answers: a JSON list of
+``{"recipient_id": sender, "text": ..., "buttons": [{"title", "payload"}]}`` (``buttons``
+left out when there are none). A message that is a Rasa button payload (``/affirm``,
+``/choose{"resolution": "refund"}``) is passed on as the button's payload, not as text.
+
+Replies an agent queued for the sender (and rating requests) come first in the answer to
+the sender's next message, or from ``GET /webhooks/rest/messages?sender=...`` (polling).
+
+``sender`` is whatever the client says it is: this channel is for a trusted front end
+or server. Set the ``rest_token`` secret (``DESKBOT_SECRETS__REST_TOKEN``) to require
+``Authorization: Bearer <token>``; browsers should use the web chat, whose identity is a
+server-issued cookie.
+
+The JSON helpers here (:func:`read_json_object`, :func:`buttons_of`, :func:`take_queued`)
+are shared with the web chat channel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from bot.app import App
+from bot.messages import Incoming, Outgoing
+from bot.pipeline import parse_payload
+from storage.models import Message
+from storage.tickets import TicketStore
+
+log = logging.getLogger("deskbot.channels.rest")
+
+CHANNEL = "rest"
+MAX_SENDER_CHARS = 200
+MAX_MESSAGE_ID_CHARS = 200
+MAX_LANGUAGE_CHARS = 35  # the longest sensible BCP 47 tag
+
+
+# -- request parsing (shared with the web chat) ----------------------------------------
+def _check_unicode(value: str, field: str) -> str:
+    """JSON may spell lone surrogates (``"\\ud800"``), which no database or UTF-8 answer can hold."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise HTTPException(400, f"{field} contains invalid Unicode (a lone surrogate)") from None
+    return value
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    """Strict UTF-8, then JSON, then an object — each failure a clear 400/422."""
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(400, f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    if not body.strip():
+        raise HTTPException(400, "the request body is empty; expected a JSON object")
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise HTTPException(400, "malformed JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise HTTPException(422, f"expected a JSON object, got {_json_type(data)}")
+    return data
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    return decode_json_object(await request.body())
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
+        type(value), "an object"
+    )
+
+
+def required_string(data: dict[str, Any], field: str) -> str:
+    if field not in data:
+        raise HTTPException(422, f"'{field}' is required")
+    value = data[field]
+    if not isinstance(value, str):
+        raise HTTPException(422, f"'{field}' must be a string, got {_json_type(value)}")
+    return _check_unicode(value, f"'{field}'")
+
+
+def optional_string(data: dict[str, Any], field: str, max_chars: int, where: str = "") -> str | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    name = f"'{where}{field}'"
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise HTTPException(422, f"{name} must be a string, got {_json_type(value)}")
+    value = _check_unicode(str(value), name)
+    if len(value) > max_chars:
+        raise HTTPException(422, f"{name} is longer than {max_chars} characters")
+    return value
+
+
+def has_control_characters(value: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value)
+
+
+def scoped_delivery_key(identity: str, message_id: str | None) -> str | None:
+    """A client's message id is unique for that client only: scope it to the identity.
+
+    Otherwise two widgets counting ``1, 2, 3 …`` would drop each other's messages as
+    duplicates (and anybody could suppress someone else's next message). Hashed, so any
+    identity and id fit the 200-character key column unambiguously.
+    """
+    if message_id is None:
+        return None
+    digest = hashlib.sha256(f"{len(identity)}:{identity}:{message_id}".encode()).hexdigest()
+    return f"m:{digest}"
+
+
+# -- replies (shared with the web chat) ---------------------------------------------------
+def buttons_of(payload: dict[str, Any] | None) -> list[dict[str, str]]:
+    """A stored message's ``{"buttons": [[title, payload], ...]}`` as API buttons."""
+    raw = (payload or {}).get("buttons") or []
+    out = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            out.append({"title": str(item[0]), "payload": str(item[1])})
+    return out
+
+
+def outgoing_buttons(reply: Outgoing) -> list[dict[str, str]]:
+    return [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+
+
+async def take_queued(tickets: TicketStore, channel: str, external_id: str) -> Sequence[Message]:
+    """Replies queued for this identity (agent replies, rating requests), marked sent."""
+    async with tickets.session() as tx:
+        customer = await tx.find_customer(channel, external_id)
+        if customer is None:
+            return []
+        rows: Sequence[Message] = await tx.take_outbox(customer.id, channel)
+        return rows
+
+
+# -- API schema (documentation only: the handlers parse the body themselves) ------------
+class RestButton(BaseModel):
+    title: str
+    payload: str
+
+
+class RestReply(BaseModel):
+    recipient_id: str
+    text: str
+    buttons: list[RestButton] | None = None
+
+
+REQUEST_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["sender", "message"],
+                    "properties": {
+                        "sender": {"type": "string", "maxLength": MAX_SENDER_CHARS},
+                        "message": {"type": "string"},
+                        "message_id": {"type": "string", "description": "delivery key: the same id twice is processed once"},
+                        "metadata": {
+                            "type": "object",
+                            "properties": {"language": {"type": "string"}, "message_id": {"type": "string"}},
+                        },
+                    },
+                },
+                "example": {"sender": "visitor-42", "message": "how much is the hoodie?", "metadata": {"language": "en"}},
+            }
+        },
+    }
+}
+
+
+# -- the channel ----------------------------------------------------------------------------
+def _rest_reply(sender: str, text: str, buttons: list[dict[str, str]]) -> dict[str, Any]:
+    reply: dict[str, Any] = {"recipient_id": sender, "text": text}
+    if buttons:
+        reply["buttons"] = buttons
+    return reply
+
+
+def parse_incoming(data: dict[str, Any], max_message_chars: int) -> Incoming:
+    """A validated webhook body as the pipeline's ``Incoming`` (HTTPException when invalid)."""
+    sender = required_string(data, "sender")
+    message = required_string(data, "message")
+    if not sender.strip():
+        raise HTTPException(422, "'sender' must not be empty")
+    if len(sender) > MAX_SENDER_CHARS:
+        raise HTTPException(422, f"'sender' is longer than {MAX_SENDER_CHARS} characters")
+    if has_control_characters(sender):
+        raise HTTPException(422, "'sender' must not contain control characters")
+    if len(message) > max_message_chars:
+        raise HTTPException(413, f"'message' is longer than {max_message_chars} characters")
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise HTTPException(422, f"'metadata' must be an object, got {_json_type(metadata)}")
+    message_id = optional_string(data, "message_id", MAX_MESSAGE_ID_CHARS)
+    if message_id is None:
+        message_id = optional_string(metadata, "message_id", MAX_MESSAGE_ID_CHARS, where="metadata.")
+    language = optional_string(metadata, "language", MAX_LANGUAGE_CHARS, where="metadata.")
+    is_payload = message.startswith("/") and parse_payload(message) is not None
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=sender,
+        user_id=sender,
+        text="" if is_payload else message,
+        payload=message.strip() if is_payload else None,
+        delivery_key=scoped_delivery_key(sender, message_id),
+        language=language,
+    )
+
+
+def build_router(app: App) -> APIRouter:
+    """The REST channel's routes over an open ``App``."""
+    settings = app.settings
+    token = settings.secrets.get("rest_token")
+    max_chars = settings.channels.rest.max_message_chars
+
+    async def authorised(request: Request) -> None:
+        if token is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise HTTPException(401, "a valid 'Authorization: Bearer <token>' header is required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    router = APIRouter(prefix="/webhooks/rest", tags=["rest channel"], dependencies=[Depends(authorised)])
+
+    @router.get("/", summary="Channel status (as Rasa's REST channel)")
+    async def status() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.post(
+        "/webhook",
+        summary="Send a customer message; the answer lists the replies",
+        response_model=list[RestReply],
+        response_model_exclude_none=True,
+        openapi_extra=REQUEST_SCHEMA,
+    )
+    async def webhook(request: Request) -> JSONResponse:
+        incoming = parse_incoming(await read_json_object(request), max_chars)
+        if incoming.delivery_key is not None:
+            async with app.tickets.session() as tx:
+                if await tx.has_delivery(CHANNEL, incoming.delivery_key):
+                    return JSONResponse([])  # a redelivery: processed once already
+        replies = await app.pipeline.handle(incoming)
+        # Taken after the turn, so a failing turn never swallows the queued replies; they
+        # are older than this turn's replies and go first.
+        queued = await take_queued(app.tickets, CHANNEL, incoming.user_id)
+        body = [_rest_reply(incoming.chat_id, m.text, buttons_of(m.payload)) for m in queued]
+        body += [_rest_reply(incoming.chat_id, r.text, outgoing_buttons(r)) for r in replies]
+        return JSONResponse(body)
+
+    @router.get(
+        "/messages",
+        summary="Poll the replies queued for a sender (agent replies, rating requests)",
+        response_model=list[RestReply],
+        response_model_exclude_none=True,
+    )
+    async def poll(sender: Annotated[str, Query(min_length=1, max_length=MAX_SENDER_CHARS)]) -> JSONResponse:
+        queued = await take_queued(app.tickets, CHANNEL, sender)
+        return JSONResponse([_rest_reply(sender, m.text, buttons_of(m.payload)) for m in queued])
+
+    return router

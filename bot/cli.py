@@ -1,0 +1,180 @@
+"""The ``deskbot`` command: serve, chat, train, test-nlu, migrate, orders, tickets."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.config import Settings, load_settings, masked
+from bot.logs import configure_logging
+from storage.errors import DeskbotError
+from storage.models import TicketKind, TicketStatus
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deskbot", description="Customer-service chat and ticketing bot.")
+    parser.add_argument("--config", help="configuration file (default: config.yaml or $DESKBOT_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the web chat, REST channel and API on web.host:web.port")
+    sub.add_parser("chat", help="talk to the bot in this terminal")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    train = sub.add_parser("train", help="(re)train the intent classifier")
+    train.add_argument("--if-changed", action="store_true", help="only when data or config changed")
+    nlu = sub.add_parser("test-nlu", help="evaluate the classifier")
+    nlu.add_argument("--train", help="training data (Rasa YAML file/folder or CSV text,intent)")
+    nlu.add_argument("--test", help="test data; default: a held-out 20%% of the training data")
+    nlu.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("config", help="validate and print the configuration (secrets masked)")
+
+    orders = sub.add_parser("orders", help="shop orders").add_subparsers(dest="action", required=True)
+    imp = orders.add_parser("import", help="import orders from CSV")
+    imp.add_argument("file")
+
+    tickets = sub.add_parser("tickets", help="work on tickets from the terminal").add_subparsers(
+        dest="action", required=True
+    )
+    ls = tickets.add_parser("list")
+    ls.add_argument("--status", choices=[s.value for s in TicketStatus])
+    ls.add_argument("--kind", choices=[k.value for k in TicketKind])
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    show = tickets.add_parser("show")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true")
+    for name in ("reply", "resolve", "hand-back", "claim"):
+        action = tickets.add_parser(name)
+        action.add_argument("number")
+        if name == "reply":
+            action.add_argument("text")
+        action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
+    return parser
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+async def _migrate(settings: Settings) -> None:
+    from storage.migrate import upgrade
+
+    await upgrade(settings.storage.url)
+
+
+async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_app
+    from bot.views import event_dict, message_dict, ticket_dict
+
+    async with build_app(settings) as app:
+        if args.command == "chat":
+            from bot.channels.console import ConsoleChannel
+
+            await ConsoleChannel(app).run()
+            return 0
+        if args.command == "orders":
+            from storage.orders_csv import import_orders
+
+            added, updated = await import_orders(app.tickets, Path(args.file))
+            print(f"imported {added} new and {updated} updated orders from {args.file}")
+            return 0
+        if args.action == "list":
+            async with app.tickets.session() as tx:
+                rows = await tx.list_tickets(
+                    status=TicketStatus(args.status) if args.status else None,
+                    kind=TicketKind(args.kind) if args.kind else None,
+                    limit=args.limit,
+                )
+                data = [ticket_dict(t, await tx.identities(t.customer_id)) for t in rows]
+            if args.json:
+                _print_json(data)
+            else:
+                for t in data:
+                    who = ", ".join(f"{i['channel']}:{i['id']}" for i in t["customer"]["identities"])
+                    print(f"{t['number']:>8}  {t['status']:<9} {t['priority']:<7} {t['kind']:<10} {who}  {t['subject']}")
+            return 0
+        if args.action == "show":
+            async with app.tickets.session() as tx:
+                ticket = await tx.ticket_by_number(args.number)
+                data = ticket_dict(ticket, await tx.identities(ticket.customer_id))
+                data["messages"] = [message_dict(m) for m in await tx.ticket_messages(ticket.id)]
+                data["events"] = [event_dict(e) for e in await tx.ticket_events(ticket.id)]
+            if args.json:
+                _print_json(data)
+            else:
+                print(f"{data['number']} [{data['status']}/{data['priority']}] {data['kind']}: {data['subject']}")
+                for key, value in data["fields"].items():
+                    print(f"  {key}: {value}")
+                for m in data["messages"]:
+                    print(f"  {m['created_at'][:19]} {m['author']:>8}: {m['text']}")
+            return 0
+        desk_action = {
+            "reply": lambda: app.desk.reply(args.number, args.text, args.agent),
+            "resolve": lambda: app.desk.resolve(args.number, args.agent),
+            "hand-back": lambda: app.desk.hand_back(args.number, args.agent),
+            "claim": lambda: app.desk.claim(args.number, args.agent),
+        }[args.action]
+        result = await desk_action()
+        print(f"{result.ticket_number}: status {result.status}, conversation owner {result.owner}")
+        return 0
+
+
+def _train(settings: Settings, if_changed: bool) -> int:
+    from bot.app import product_lookups
+    from handlers.knowledge import load_catalog
+    from intents.classifier import load_or_train, metadata_path
+
+    if not if_changed:
+        metadata_path(settings.classifier.model_path).unlink(missing_ok=True)
+    lookups = product_lookups(load_catalog(settings.shop.catalog))
+    classifier, retrained = load_or_train(
+        settings.classifier.data_dir, settings.classifier.model_path, settings.classifier, lookups
+    )
+    state = "trained" if retrained else "up to date"
+    print(f"classifier {state}: {len(classifier.intents)} intents, model {settings.classifier.model_path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        configure_logging(settings.logging.level, settings.logging.format)
+        if args.command == "config":
+            _print_json(masked(settings))
+            return 0
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+            print("database schema is up to date")
+            return 0
+        if args.command == "train":
+            return _train(settings, args.if_changed)
+        if args.command == "test-nlu":
+            from intents.evaluate import run_test_nlu
+
+            train = args.train or settings.classifier.data_dir
+            print(run_test_nlu(train, args.test, settings.classifier, as_json=args.json))
+            return 0
+        if args.command == "serve":
+            from bot.web.app import serve
+
+            asyncio.run(_serve(settings, serve))
+            return 0
+        return asyncio.run(_with_app(settings, args))
+    except DeskbotError as exc:
+        print(f"deskbot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _serve(settings: Settings, serve: Any) -> None:
+    await _migrate(settings)
+    await serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

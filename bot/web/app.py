@@ -1,0 +1,246 @@
+"""The HTTP front: one FastAPI app assembled from one router per concern.
+
+``create_web_app(app)`` receives an already-open :class:`~bot.app.App` (the caller owns
+its lifecycle with ``async with build_app(...)``), so nothing here reads settings or opens
+an engine at import time. ``serve(settings)`` is the whole thing for the CLI: open the
+app, run uvicorn, close the app.
+
+Written once, outermost first:
+
+1. :class:`SecurityHeadersMiddleware` — ``nosniff``, no referrer, no framing, on every answer
+   (the 413 of the next layer included).
+2. :class:`BodyLimitMiddleware` — refuses a body over ``settings.web.max_body_bytes`` with a
+   413 before any route parses it, whether or not the client declared its length.
+3. The routes; their errors become JSON ``{"error": "..."}`` in :func:`install_error_handlers`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text as sql_text
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.app import App, build_app
+from bot.channels import rest, webchat
+from bot.config import Settings
+from storage.errors import ChannelError, ConfigError, DeskbotError, DuplicateDelivery, StorageError, TicketNotFound
+
+log = logging.getLogger("deskbot.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+# Most specific first: the first class in an error's MRO found here picks the status.
+DOMAIN_STATUS: dict[type[DeskbotError], int] = {
+    TicketNotFound: 404,
+    DuplicateDelivery: 409,
+    ChannelError: 502,
+    StorageError: 503,
+    ConfigError: 500,
+    DeskbotError: 400,
+}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one error shape of the whole HTTP surface."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+# -- middleware -----------------------------------------------------------------------
+class BodyLimitMiddleware:
+    """Buffer the request body up to ``max_bytes``; answer 413 beyond that.
+
+    A declared ``Content-Length`` over the limit is refused without reading; a chunked body
+    is counted as it arrives, so a client that lies or omits the length is stopped too.
+    Bodies are small JSON documents here, so buffering them costs nothing.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None:
+            if not declared.strip().isdigit():
+                await error_response(400, "invalid Content-Length header")(scope, receive, send)
+                return
+            if int(declared) > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        buffered: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return buffered
+            return await receive()  # after the body: wait for the disconnect, as usual
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, f"request body is larger than {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class SecurityHeadersMiddleware:
+    """Headers every answer carries; the chat page adds its own Content-Security-Policy."""
+
+    HEADERS: tuple[tuple[bytes, bytes], ...] = (
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(k, v) for k, v in self.HEADERS if k not in present]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# -- errors ---------------------------------------------------------------------------
+def status_for(exc: DeskbotError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(api: FastAPI) -> None:
+    """Domain and HTTP errors → JSON ``{"error": ...}``; the single place that maps them."""
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, ensure_ascii=False)
+        return error_response(exc.status_code, detail, dict(exc.headers or {}))
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(422, _describe_validation(exc))
+
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DeskbotError)
+        status = status_for(exc)
+        if status >= 500:
+            log.error("request failed", extra={"path": request.url.path, "error": exc.__class__.__name__})
+            message = "the service is temporarily unavailable" if status == 503 else "internal error"
+            return error_response(status, message)
+        return error_response(status, str(exc))
+
+    api.add_exception_handler(StarletteHTTPException, http_error)
+    api.add_exception_handler(RequestValidationError, validation_error)
+    api.add_exception_handler(DeskbotError, domain_error)
+
+
+# -- routes of the app itself ---------------------------------------------------------
+def health_router(app: App) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness and storage check")
+    async def healthz() -> JSONResponse:
+        try:
+            async with app.tickets.session() as tx:
+                await tx.db.execute(sql_text("SELECT 1"))
+        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+            log.warning("health check failed", extra={"error": exc.__class__.__name__})
+            return JSONResponse({"status": "error", "storage": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok", "storage": "ok"})
+
+    return router
+
+
+def create_web_app(app: App) -> FastAPI:
+    """The ASGI app over an open deskbot ``App``; the caller owns ``app``'s lifecycle."""
+    settings = app.settings
+    api = FastAPI(
+        title=f"deskbot — {settings.shop.name}",
+        summary="Customer-service chat and ticketing bot",
+        version="0.1.0",
+    )
+    api.state.deskbot = app
+    install_error_handlers(api)
+    api.include_router(health_router(app))
+    if settings.channels.rest.enabled:
+        api.include_router(rest.build_router(app))
+    if settings.channels.web.enabled:
+        api.include_router(webchat.build_router(app))
+        api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Middleware order, outermost first (add_middleware puts each new one outside).
+    api.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
+    api.add_middleware(SecurityHeadersMiddleware)
+    return api
+
+
+def uvicorn_server(web_app: FastAPI, settings: Settings) -> uvicorn.Server:
+    """A uvicorn server for ``web_app`` on ``settings.web.host:port``, deskbot's way."""
+    config = uvicorn.Config(
+        web_app,
+        host=settings.web.host,
+        port=settings.web.port,
+        lifespan="off",  # the caller's ``async with build_app(...)`` is the lifecycle
+        log_config=None,  # keep deskbot's logging setup
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(settings: Settings, **build_kwargs: Any) -> None:
+    """Open the app, serve HTTP on ``settings.web.host:port`` until stopped, close the app.
+
+    Extra keyword arguments go to :func:`~bot.app.build_app` (``classifier``, ``create_schema``).
+    """
+    async with build_app(settings, **build_kwargs) as app:
+        server = uvicorn_server(create_web_app(app), settings)
+        log.info("serving", extra={"host": settings.web.host, "port": settings.web.port})
+        await server.serve()
