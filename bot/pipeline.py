@@ -146,23 +146,13 @@ class Pipeline:
             state = ConversationState.from_dict(await self.state.get(key), customer.language)
             self._update_language(state, customer, text, msg.language)
             prediction = await self._understand(msg, text, state.language)
-            inbound = await tx.add_message(
-                customer,
-                channel=msg.channel,
-                chat_id=msg.chat_id,
-                direction=Direction.INBOUND,
-                author=Author.CUSTOMER,
-                text=text[:MAX_STORED_CHARS],
-                status=DeliveryStatus.RECEIVED,
-                delivery_key=msg.delivery_key,
-                payload=self._inbound_payload(msg),
-                intent=prediction.intent,
-                confidence=round(prediction.confidence, 4),
-            )
             turn = Turn(msg, customer, state, prediction, tx, self.services)
             await self._dispatch(turn, text)
-            inbound.ticket_id = turn.ticket_id
-            out = await self._store_replies(tx, customer, msg, turn.replies)
+            # The inbound message and the replies go in together at the end: one statement,
+            # and a duplicate delivery key rolls back the whole turn.
+            inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
+            inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
+            out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
         await self.state.set(key, state.to_dict(), self.settings.state_ttl)
         log.info(
             "message handled",
@@ -271,28 +261,42 @@ class Pipeline:
             data["edited"] = True
         return data
 
+    def _inbound_row(self, msg: Incoming, customer: Customer, text: str, ticket_id: int | None) -> dict[str, object]:
+        return {
+            "customer_id": customer.id,
+            "ticket_id": ticket_id,
+            "channel": msg.channel,
+            "chat_id": msg.chat_id,
+            "direction": Direction.INBOUND,
+            "author": Author.CUSTOMER,
+            "text": text[:MAX_STORED_CHARS],
+            "status": DeliveryStatus.RECEIVED,
+            "delivery_key": msg.delivery_key,
+            "payload": self._inbound_payload(msg),
+        }
+
     @staticmethod
     async def _store_replies(
-        tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply]
+        tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply], inbound: dict[str, object]
     ) -> list[Outgoing]:
-        stored = []
-        for reply in replies:
-            row = await tx.add_message(
-                customer,
-                channel=msg.channel,
-                chat_id=msg.chat_id,
-                direction=Direction.OUTBOUND,
-                author=Author.BOT,
-                text=reply.text,
-                status=DeliveryStatus.SENT,
-                ticket_id=reply.ticket_id,
-                payload={"buttons": [[b.title, b.payload] for b in reply.buttons]} if reply.buttons else None,
-            )
-            stored.append((row, reply))
-        if stored:
-            await tx.db.flush()
+        rows = [inbound] + [
+            {
+                "customer_id": customer.id,
+                "ticket_id": reply.ticket_id,
+                "channel": msg.channel,
+                "chat_id": msg.chat_id,
+                "direction": Direction.OUTBOUND,
+                "author": Author.BOT,
+                "text": reply.text,
+                "status": DeliveryStatus.SENT,
+                "payload": {"buttons": [[b.title, b.payload] for b in reply.buttons]} if reply.buttons else {},
+            }
+            for reply in replies
+        ]
+        ids = await tx.insert_messages(rows)
         return [
-            Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row.id) for row, reply in stored
+            Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row_id)
+            for row_id, reply in zip(ids[1:], replies, strict=True)
         ]
 
     async def _apologise(self, msg: Incoming) -> list[Outgoing]:
@@ -300,20 +304,11 @@ class Pipeline:
         try:
             async with self.tickets.session() as tx:
                 customer, _ = await tx.resolve_customer(msg.channel, msg.user_id, msg.chat_id, msg.display_name)
-                if msg.delivery_key is None or not await tx.has_delivery(msg.channel, msg.delivery_key):
-                    await tx.add_message(
-                        customer,
-                        channel=msg.channel,
-                        chat_id=msg.chat_id,
-                        direction=Direction.INBOUND,
-                        author=Author.CUSTOMER,
-                        text=clean_text(msg.text)[:MAX_STORED_CHARS],
-                        status=DeliveryStatus.RECEIVED,
-                        delivery_key=msg.delivery_key,
-                        payload=self._inbound_payload(msg),
-                    )
+                inbound = self._inbound_row(msg, customer, clean_text(msg.text), None)
+                if msg.delivery_key is not None and await tx.has_delivery(msg.channel, msg.delivery_key):
+                    return []
                 text = self.services.responses.text(customer.language, "error_apology")
-                out = await self._store_replies(tx, customer, msg, [Reply(text)])
+                out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
             return out
         except Exception:
             log.exception("could not store message after a failed turn", extra={"channel": msg.channel})

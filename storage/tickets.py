@@ -9,18 +9,22 @@ Events are published to the bus only after the commit succeeded.
 from __future__ import annotations
 
 import logging
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, event, func, insert, or_, select, update
+from sqlalchemy import Insert, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import selectinload
 
+from storage.sqlite_inline import WalCheckpointer, inline_creator
 from storage.errors import StorageError, TicketNotFound
 from storage.events import BusEvent, EventBus
 from storage.models import (
@@ -44,6 +48,24 @@ from storage.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# Statements built once: constructing them per call costs more than running them.
+CUSTOMER_BY_IDENTITY = (
+    select(Customer)
+    .join(Identity, Identity.customer_id == Customer.id)
+    .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id"))
+)
+INSERT_MESSAGES = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
+MESSAGE_DEFAULTS: dict[str, Any] = {
+    "ticket_id": None,
+    "agent_id": None,
+    "payload": {},
+    "delivery_key": None,
+    "intent": None,
+    "confidence": None,
+    "error": None,
+}
 
 
 class TicketSession:
@@ -98,13 +120,8 @@ class TicketSession:
         return self._seen(winner, channel, chat_id, display_name), False
 
     async def _customer_by_identity(self, channel: str, external_id: str) -> Customer | None:
-        return (
-            await self.db.execute(
-                select(Customer)
-                .join(Identity, Identity.customer_id == Customer.id)
-                .where(Identity.channel == channel, Identity.external_id == external_id)
-            )
-        ).scalar_one_or_none()
+        found = await self.db.execute(CUSTOMER_BY_IDENTITY, {"channel": channel, "external_id": external_id})
+        return found.scalar_one_or_none()
 
     @staticmethod
     def _seen(customer: Customer, channel: str, chat_id: str, display_name: str | None) -> Customer:
@@ -126,13 +143,7 @@ class TicketSession:
 
     async def find_customer(self, channel: str, external_id: str) -> Customer | None:
         """The customer behind a channel identity, without creating one."""
-        return (
-            await self.db.execute(
-                select(Customer)
-                .join(Identity, Identity.customer_id == Customer.id)
-                .where(Identity.channel == channel, Identity.external_id == external_id)
-            )
-        ).scalar_one_or_none()
+        return await self._customer_by_identity(channel, external_id)
 
     async def get_customer(self, customer_id: int) -> Customer | None:
         return await self.db.get(Customer, customer_id)
@@ -180,6 +191,20 @@ class TicketSession:
         )
         self.db.add(message)
         return message
+
+    async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert several messages in one statement (the hot path of every turn); ids in order.
+
+        Rows are ``Message`` column values; missing optional columns get their defaults.
+        """
+        if not rows:
+            return []
+        now = utcnow()
+        values = [{**MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
+        # Core, not the ORM: no unit-of-work bookkeeping for rows nobody reads this turn.
+        connection = await self.db.connection()
+        result = await connection.execute(INSERT_MESSAGES, values)
+        return [row_id for (row_id,) in result.all()]
 
     async def has_delivery(self, channel: str, delivery_key: str) -> bool:
         found = await self.db.execute(
@@ -421,6 +446,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints run in WalCheckpointer's thread (the serving connection never fsyncs).
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
@@ -433,21 +460,50 @@ class SqlTicketStore(TicketStore):
         self.engine = engine
         self.bus = bus
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer; in-process sessions take turns instead of waiting on its lock.
+        self._serial: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._serial_owner: asyncio.Task[Any] | None = None
+        self._checkpointer: WalCheckpointer | None = None
 
     @classmethod
     def from_url(cls, url: str, bus: EventBus | None = None, echo: bool = False) -> SqlTicketStore:
         kwargs: dict[str, Any] = {"echo": echo}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+        sqlite = make_url(url).get_backend_name() == "sqlite"
+        if sqlite:
+            database = make_url(url).database or ":memory:"
+            # One connection, used inline (see storage/sqlite_inline.py), one session at a time.
+            kwargs |= {"async_creator": inline_creator(database), "poolclass": StaticPool}
+            checkpointer = WalCheckpointer(database) if database != ":memory:" else None
         else:
             kwargs["pool_pre_ping"] = True
         engine = create_async_engine(url, **kwargs)
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            store = cls(engine, bus)
+            store._checkpointer = checkpointer
+            return store
         return cls(engine, bus)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TicketSession]:
+        if self._serial is None:
+            async with self._session() as tx:
+                yield tx
+            return
+        if self._serial_owner is not None and self._serial_owner is asyncio.current_task():
+            raise StorageError("nested ticket-store session in one task (SQLite allows one at a time)")
+        async with self._serial:
+            if self._checkpointer is not None:
+                self._checkpointer.start()
+            self._serial_owner = asyncio.current_task()
+            try:
+                async with self._session() as tx:
+                    yield tx
+            finally:
+                self._serial_owner = None
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[TicketSession]:
         async with self._sessions() as db:
             tx = TicketSession(db)
             try:
@@ -481,3 +537,6 @@ class SqlTicketStore(TicketStore):
 
     async def close(self) -> None:
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None

@@ -95,12 +95,15 @@ def required_string(data: dict[str, Any], field: str) -> str:
     return _check_unicode(value, f"'{field}'")
 
 
-def optional_string(data: dict[str, Any], field: str, max_chars: int, where: str = "") -> str | None:
+def optional_string(
+    data: dict[str, Any], field: str, max_chars: int, where: str = "", numbers: bool = False
+) -> str | None:
+    """A string field that may be missing or null; ``numbers`` accepts an integer too (ids)."""
     value = data.get(field)
     if value is None:
         return None
     name = f"'{where}{field}'"
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int) if numbers else str):
         raise HTTPException(422, f"{name} must be a string, got {_json_type(value)}")
     value = _check_unicode(str(value), name)
     if len(value) > max_chars:
@@ -173,14 +176,21 @@ REQUEST_SCHEMA: dict[str, Any] = {
                     "properties": {
                         "sender": {"type": "string", "maxLength": MAX_SENDER_CHARS},
                         "message": {"type": "string"},
-                        "message_id": {"type": "string", "description": "delivery key: the same id twice is processed once"},
+                        "message_id": {
+                            "type": "string",
+                            "description": "delivery key: the same id twice is processed once",
+                        },
                         "metadata": {
                             "type": "object",
                             "properties": {"language": {"type": "string"}, "message_id": {"type": "string"}},
                         },
                     },
                 },
-                "example": {"sender": "visitor-42", "message": "how much is the hoodie?", "metadata": {"language": "en"}},
+                "example": {
+                    "sender": "visitor-42",
+                    "message": "how much is the hoodie?",
+                    "metadata": {"language": "en"},
+                },
             }
         },
     }
@@ -212,9 +222,9 @@ def parse_incoming(data: dict[str, Any], max_message_chars: int) -> Incoming:
         metadata = {}
     if not isinstance(metadata, dict):
         raise HTTPException(422, f"'metadata' must be an object, got {_json_type(metadata)}")
-    message_id = optional_string(data, "message_id", MAX_MESSAGE_ID_CHARS)
+    message_id = optional_string(data, "message_id", MAX_MESSAGE_ID_CHARS, numbers=True)
     if message_id is None:
-        message_id = optional_string(metadata, "message_id", MAX_MESSAGE_ID_CHARS, where="metadata.")
+        message_id = optional_string(metadata, "message_id", MAX_MESSAGE_ID_CHARS, where="metadata.", numbers=True)
     language = optional_string(metadata, "language", MAX_LANGUAGE_CHARS, where="metadata.")
     is_payload = message.startswith("/") and parse_payload(message) is not None
     return Incoming(

@@ -14,7 +14,7 @@ Signing key: the ``session_secret`` secret (``DESKBOT_SECRETS__SESSION_SECRET``)
 it a random key is made per process, and visitors start a new conversation after a restart.
 
 API:
-- ``POST /chat/api/messages`` ``{"text": ...}`` or ``{"payload": ..., "text": <button title>}``
+- ``POST /chat/api/messages`` ``{"text": ...}`` or ``{"payload": ...}`` (a quick reply)
   → ``{"messages": [{"text", "buttons": [{"title", "payload"}], "author"}]}``, queued agent
   replies first.
 - ``GET /chat/api/messages`` → replies queued since (agent replies); poll every few seconds.
@@ -40,9 +40,9 @@ from starlette.responses import Response
 from bot.app import App
 from bot.channels.rest import (
     buttons_of,
+    decode_json_object,
     optional_string,
     outgoing_buttons,
-    read_json_object,
     scoped_delivery_key,
     take_queued,
 )
@@ -57,7 +57,6 @@ COOKIE_MAX_AGE = 90 * 24 * 3600
 CSRF_HEADER = "x-requested-with"
 CSRF_VALUE = "deskbot"
 MAX_PAYLOAD_CHARS = 1000
-MAX_TITLE_CHARS = 200
 HISTORY_LIMIT = 200
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -173,8 +172,9 @@ def build_router(app: App) -> APIRouter:
             },
             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-store"},
         )
-        if visitor_of(request) is None:
-            set_cookie(request, response, ids.issue()[1])
+        # Set on every visit, so the cookie's lifetime slides; a valid one keeps its id.
+        cookie = request.cookies.get(COOKIE)
+        set_cookie(request, response, cookie if cookie and ids.verify(cookie) else ids.issue()[1])
         return response
 
     @router.post("/chat/api/messages", summary="Send a message from the visitor")
@@ -184,16 +184,15 @@ def build_router(app: App) -> APIRouter:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type != "application/json":
             raise HTTPException(415, "the body must be JSON (Content-Type: application/json)")
-        data = await read_json_object(request)
-        text = optional_string(data, "text", max_chars) if "text" in data else None
+        raw = await request.body()
+        data = decode_json_object(raw)
+        text = optional_string(data, "text", max_chars=len(raw))
         payload = optional_string(data, "payload", MAX_PAYLOAD_CHARS)
-        if text is None and payload is None:
-            if "text" in data and data["text"] is not None:
-                raise HTTPException(422, "'text' must be a string")
-            raise HTTPException(422, "send {'text': ...} or {'payload': ...}")
-        if payload is not None and text is not None and len(text) > MAX_TITLE_CHARS:
-            text = text[:MAX_TITLE_CHARS]  # with a payload, text is only the button's title
-        message_id = optional_string(data, "message_id", 200)
+        if (text is None) == (payload is None):
+            raise HTTPException(422, "send either {'text': ...} or {'payload': ...}")
+        if text is not None and len(text) > max_chars:
+            raise HTTPException(413, f"'text' is longer than {max_chars} characters")
+        message_id = optional_string(data, "message_id", 200, numbers=True)
 
         visitor = visitor_of(request)
         new_cookie = None

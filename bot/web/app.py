@@ -177,9 +177,14 @@ def install_error_handlers(api: FastAPI) -> None:
             return error_response(status, message)
         return error_response(status, str(exc))
 
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        # Starlette's ServerErrorMiddleware calls this, then re-raises for the server to log.
+        return error_response(500, "internal error")
+
     api.add_exception_handler(StarletteHTTPException, http_error)
     api.add_exception_handler(RequestValidationError, validation_error)
     api.add_exception_handler(DeskbotError, domain_error)
+    api.add_exception_handler(Exception, unexpected_error)
 
 
 # -- routes of the app itself ---------------------------------------------------------

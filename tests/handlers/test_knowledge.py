@@ -6,7 +6,7 @@ import csv
 import re
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -136,12 +136,14 @@ products:
   - {sku: RJ-001, name: {en: Rain Jacket}, aliases: {en: [jacket]}, price: 79, stock: 1}
   - {sku: DJ-001, name: {en: Denim Jacket}, aliases: {en: [Jacket]}, price: 89, stock: 1}
 """)
-        with pytest.raises(KnowledgeError, match=r"products\[1\] \(sku DJ-001\): 'jacket' already names products\[0\] \(sku RJ-001\)"):
+        expected = r"products\[1\] \(sku DJ-001\): 'jacket' already names products\[0\] \(sku RJ-001\)"
+        with pytest.raises(KnowledgeError, match=expected):
             load_catalog(path)
 
     def test_duplicate_sku(self, tmp_path: Path) -> None:
         path = write(tmp_path, "currency: EUR\nproducts:\n" + HOODIE + HOODIE.replace("Hoodie", "Other"))
-        with pytest.raises(KnowledgeError, match=r"products\[1\] \(sku HD-001\): the sku is already used by products\[0\]"):
+        expected = r"products\[1\] \(sku HD-001\): the sku is already used by products\[0\]"
+        with pytest.raises(KnowledgeError, match=expected):
             load_catalog(path)
 
     def test_faq_entry_errors_name_the_id(self, tmp_path: Path) -> None:
@@ -165,18 +167,22 @@ faq:
         assert "faq[1] (id broken): answer: an 'en' text is required" in message
 
     def test_duplicate_faq_id(self, tmp_path: Path) -> None:
-        entry = "  - {id: same, topic: general, questions: {en: ["Hi?"]}, answer: {en: Hi.}}\n"
+        entry = '  - {id: same, topic: general, questions: {en: ["Hi?"]}, answer: {en: Hi.}}\n'
         with pytest.raises(KnowledgeError, match=r"faq\[1\] \(id same\): the id is already used by faq\[0\]"):
             load_faq(write(tmp_path, "faq:\n" + entry + entry))
 
     def test_yaml_boolean_gets_a_hint(self, tmp_path: Path) -> None:
-        path = write(tmp_path, "faq:\n  - {id: open, topic: general, questions: {en: ["Open?"]}, answer: {en: yes}}\n")
+        path = write(tmp_path, 'faq:\n  - {id: open, topic: general, questions: {en: ["Open?"]}, answer: {en: yes}}\n')
         with pytest.raises(KnowledgeError, match=r"faq\[0\] \(id open\): answer\.en: .*put the text in quotes"):
             load_faq(path)
 
     def test_invalid_yaml(self, tmp_path: Path) -> None:
-        with pytest.raises(KnowledgeError, match="is not valid YAML"):
+        with pytest.raises(KnowledgeError, match="is not valid UTF-8 YAML"):
             load_faq(write(tmp_path, "faq: [\n"))
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        with pytest.raises(KnowledgeError, match="is empty"):
+            load_catalog(write(tmp_path, "# nothing yet\n"))
 
     def test_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(KnowledgeError, match="cannot read the file") as caught:
@@ -494,7 +500,7 @@ ORDER_COLUMNS = [
     "unit_price", "currency", "status", "ordered_at", "delivered_at",
 ]
 ORDER_LEVEL = ["email", "phone", "customer_name", "currency", "status", "ordered_at", "delivered_at"]
-DEMO_TODAY = datetime(2026, 11, 23, tzinfo=timezone.utc)
+DEMO_TODAY = datetime(2026, 11, 23, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -514,7 +520,7 @@ class TestDemoOrders:
             assert row["status"] in {"pending", "paid", "shipped", "delivered", "cancelled"}
             assert int(row["quantity"]) >= 1
             ordered = datetime.fromisoformat(row["ordered_at"])
-            assert datetime(2026, 8, 1, tzinfo=timezone.utc) <= ordered <= datetime(2026, 11, 21, tzinfo=timezone.utc)
+            assert datetime(2026, 8, 1, tzinfo=UTC) <= ordered <= datetime(2026, 11, 21, tzinfo=UTC)
             if row["status"] == "delivered":
                 assert datetime.fromisoformat(row["delivered_at"]) > ordered
             else:

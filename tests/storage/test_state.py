@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from storage.errors import StorageError
 from storage.redis_state import RedisStateStore
@@ -124,11 +126,11 @@ class TestStateStoreContract:
 
     async def test_window_is_fixed_from_first_hit(self, state_store: StateStore) -> None:
         # Later hits must not extend the window, or a steady trickle would never reset.
-        await state_store.hit("user:1", window=0.3)
-        await asyncio.sleep(0.2)
-        await state_store.hit("user:1", window=0.3)
-        await asyncio.sleep(0.15)
-        assert await state_store.hit("user:1", window=0.3) == 1
+        await state_store.hit("user:1", window=0.4)
+        await asyncio.sleep(0.25)
+        assert await state_store.hit("user:1", window=0.4) == 2
+        await asyncio.sleep(0.25)  # 0.5 s after the first hit, 0.25 s after the second
+        assert await state_store.hit("user:1", window=0.4) == 1
 
     async def test_concurrent_hits_are_all_counted(self, state_store: StateStore) -> None:
         counts = await asyncio.gather(*(state_store.hit("burst", window=60) for _ in range(50)))
@@ -170,7 +172,7 @@ async def test_redis_stores_with_other_prefixes_are_isolated(
 
 
 async def test_redis_errors_become_storage_errors() -> None:
-    store = RedisStateStore(Redis(host="127.0.0.1", port=1, socket_connect_timeout=1))
+    store = RedisStateStore(Redis(host="127.0.0.1", port=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)))
     try:
         with pytest.raises(StorageError, match="redis state store: get"):
             await store.get(ALICE)

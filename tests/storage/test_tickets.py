@@ -254,7 +254,7 @@ class TestTickets:
 class TestEvents:
     async def test_events_are_recorded(self, ticket_store: SqlTicketStore) -> None:
         async with ticket_store.session() as tx:
-            ticket = await open_question(await_customer := tx, await new_customer(await_customer))
+            ticket = await open_question(tx, await new_customer(tx))
             await tx.add_event(ticket, "agent:ann@example.com", "assigned", {"to": "ann"})
         async with ticket_store.session() as tx:
             events = await tx.ticket_events(ticket.id)
