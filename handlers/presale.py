@@ -94,6 +94,11 @@ async def presale(turn: Turn) -> None:
         await _answer_product(turn, product, "ask_product")
         return
     buttons = (turn.button("button_human", "/human_handoff"),)
+    if intent in PRODUCT_INTENTS and not turn.msg.text.strip():
+        # The "Products" button, not a question: show what the shop sells.
+        lines = [f"• {p.name_for(turn.lang)} — {_price(turn, p)}" for p in turn.services.catalog.products]
+        turn.say("catalog_overview", products="\n".join(lines))
+        return
     if intent in PRODUCT_INTENTS:
         names = ", ".join(p.name_for(turn.lang) for p in turn.services.catalog.products[:6])
         turn.say("product_unknown", buttons=buttons, examples=names)
