@@ -156,7 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from intents.evaluate import run_test_nlu
 
             train = args.train or settings.classifier.data_dir
-            print(run_test_nlu(train, args.test, settings.classifier, as_json=args.json))
+            report = run_test_nlu(train, args.test, settings.classifier, as_json=args.json)
+            # --json: one object on the last line, for scripts (bench/nlu.py reads it).
+            print(json.dumps(json.loads(report), ensure_ascii=False) if args.json else report)
             return 0
         if args.command == "serve":
             from bot.web.app import serve

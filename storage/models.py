@@ -128,6 +128,8 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 class Customer(Base):
     __tablename__ = "customers"
+    # The queue: customers waiting for an agent, in ticket order.
+    __table_args__ = (Index("ix_customers_owner_handoff", "owner", "handoff_ticket_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(200))

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from storage.sqlite_inline import WalCheckpointer, inline_creator
 from storage.errors import StorageError, TicketNotFound
@@ -55,6 +55,16 @@ CUSTOMER_BY_IDENTITY = (
     select(Customer)
     .join(Identity, Identity.customer_id == Customer.id)
     .where(Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id"))
+)
+TICKET_WITH_PEOPLE = (
+    select(Ticket)
+    .where(Ticket.id == bindparam("ticket_id"))
+    .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
+)
+QUEUE_AHEAD = select(func.count(Customer.id)).where(
+    Customer.owner == Owner.QUEUED,
+    Customer.handoff_ticket_id.is_not(None),
+    Customer.handoff_ticket_id <= bindparam("ticket_id"),
 )
 INSERT_MESSAGES = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
 MESSAGE_DEFAULTS: dict[str, Any] = {
@@ -302,13 +312,8 @@ class TicketSession:
         return row
 
     async def get_ticket(self, ticket_id: int) -> Ticket | None:
-        return (
-            await self.db.execute(
-                select(Ticket)
-                .where(Ticket.id == ticket_id)
-                .options(selectinload(Ticket.customer), selectinload(Ticket.assignee))
-            )
-        ).scalar_one_or_none()
+        """The ticket with its customer and assignee loaded (one query)."""
+        return (await self.db.execute(TICKET_WITH_PEOPLE, {"ticket_id": ticket_id})).scalar_one_or_none()
 
     async def ticket_by_number(self, number: str) -> Ticket:
         ticket_id = parse_ticket_number(number)
@@ -360,13 +365,7 @@ class TicketSession:
 
     async def queue_position(self, ticket: Ticket) -> int:
         """1-based place among tickets waiting for an agent (queued customers)."""
-        found = await self.db.execute(
-            select(func.count(Customer.id)).where(
-                Customer.owner == Owner.QUEUED,
-                Customer.handoff_ticket_id.is_not(None),
-                Customer.handoff_ticket_id <= ticket.id,
-            )
-        )
+        found = await self.db.execute(QUEUE_AHEAD, {"ticket_id": ticket.id})
         return max(1, int(found.scalar_one()))
 
     async def ticket_events(self, ticket_id: int) -> Sequence[TicketEvent]:

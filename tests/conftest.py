@@ -42,6 +42,7 @@ from storage.models import Base
 from storage.redis_events import RedisEventBus
 from storage.redis_state import RedisStateStore
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
+from intents.classifier import BuiltinClassifier
 from storage.tickets import SqlTicketStore
 
 POSTGRES_URL = os.environ.get("DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -221,3 +222,40 @@ async def event_bus(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncI
         yield bus
     finally:
         await bus.close()
+
+
+# -- the classifier --------------------------------------------------------------------
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def trained_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real classifier trained once per test session on the project's data.
+
+    Commands given ``DESKBOT_CLASSIFIER__MODEL_PATH`` = this path load it instead of
+    retraining (the fingerprint of data and config matches).
+    """
+    from bot.app import product_lookups
+    from bot.config import load_settings
+    from handlers.knowledge import load_catalog
+    from intents.classifier import load_or_train
+
+    settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
+    model = tmp_path_factory.mktemp("model") / "intents.npz"
+    load_or_train(settings.classifier.data_dir, model, settings.classifier,
+                  product_lookups(load_catalog(settings.shop.catalog)))
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_classifier(trained_model_path: Path) -> BuiltinClassifier:
+    from bot.app import product_lookups
+    from bot.config import load_settings
+    from handlers.knowledge import load_catalog
+
+    settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
+    return BuiltinClassifier.load(
+        trained_model_path,
+        threshold=settings.classifier.threshold,
+        extra_lookups=product_lookups(load_catalog(settings.shop.catalog)),
+    )

@@ -7,24 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App, build_app, product_lookups
+from bot.app import App, build_app
 from bot.config import load_settings
-from handlers.knowledge import load_catalog
-from intents.classifier import BuiltinClassifier, load_or_train
+from intents.classifier import BuiltinClassifier
 from storage.models import Base
 from tests.conftest import _delete_keys
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def trained_classifier(tmp_path_factory: pytest.TempPathFactory) -> BuiltinClassifier:
-    """The real classifier on the project's data, trained once per test session."""
-    settings = load_settings(ROOT / "config.yaml", environ={})
-    lookups = product_lookups(load_catalog(settings.shop.catalog))
-    model = tmp_path_factory.mktemp("model") / "intents.npz"
-    classifier, _ = load_or_train(settings.classifier.data_dir, model, settings.classifier, lookups)
-    return classifier
 
 
 @pytest.fixture(params=["sqlite+memory", "postgres+redis"])

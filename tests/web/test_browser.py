@@ -50,16 +50,24 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="session")
+def browser_available() -> None:
+    """Skips (or fails) before the costly server starts; tests list it first."""
     try:
-        from playwright.sync_api import Error as PlaywrightError
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _unavailable("Playwright is not installed (.venv/bin/pip install playwright)")
-        raise  # unreachable: _unavailable skips or fails
     if not CHROMIUM.exists():
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+# Module scope, not session: while Playwright's sync API is open it owns this thread's event
+# loop, and the async tests of other modules could not run.
+@pytest.fixture(scope="module")
+def browser(browser_available: None) -> Iterator[Browser]:
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         try:
             launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -113,7 +121,7 @@ def run_async(make: Any) -> Any:
         return executor.submit(asyncio.run, make()).result()
 
 
-def test_chat_in_a_real_browser(browser: Browser, live_server: LiveServer) -> None:
+def test_chat_in_a_real_browser(browser_available: None, browser: Browser, live_server: LiveServer) -> None:
     page = new_page(browser)
     page.goto(f"{live_server.url}/")
     assert page.locator("h1").text_content() == "Demo Shop"
@@ -169,6 +177,7 @@ def test_chat_in_a_real_browser(browser: Browser, live_server: LiveServer) -> No
 
 
 def test_agent_reply_arrives_by_polling_and_html_stays_text(
+    browser_available: None,
     browser: Browser, live_server: LiveServer, web_classifier: IntentClassifier
 ) -> None:
     page = new_page(browser, width=390, height=780)  # a phone

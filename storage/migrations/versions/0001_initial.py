@@ -67,6 +67,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_customers_email"), "customers", ["email"])
     op.create_index(op.f("ix_customers_phone"), "customers", ["phone"])
+    op.create_index("ix_customers_owner_handoff", "customers", ["owner", "handoff_ticket_id"])
 
     op.create_table(
         "identities",

@@ -1,0 +1,98 @@
+"""The ``deskbot`` command as a shop owner or agent runs it: real processes, one database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.app import build_app
+from bot.config import load_settings
+from intents.classifier import BuiltinClassifier
+from tests.factories import Chat
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(tmp_path: Path, trained_model_path: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESKBOT_")},
+        "DESKBOT_STORAGE__URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "DESKBOT_CLASSIFIER__MODEL_PATH": str(trained_model_path),
+        "DESKBOT_LOGGING__LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def deskbot(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "--config", str(ROOT / "config.yaml"), *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+async def test_agent_works_a_ticket_from_the_terminal(
+    env: dict[str, str], trained_classifier: BuiltinClassifier
+) -> None:
+    deskbot(env, "migrate")
+    imported = deskbot(env, "orders", "import", str(ROOT / "examples/shop/orders.csv"))
+    assert "imported 25 new" in imported.stdout
+    settings = load_settings(ROOT / "config.yaml", environ=env)
+    async with build_app(settings, classifier=trained_classifier) as app:
+        chat = Chat(app, "web-visitor-7")
+        await chat.say("I want to talk to a human, my parcel is lost")
+
+    listed = json.loads(deskbot(env, "tickets", "list", "--json").stdout)
+    assert len(listed) == 1
+    ticket = listed[0]
+    assert ticket["kind"] == "handoff" and ticket["status"] == "new" and ticket["channel"] == "rest"
+    assert ticket["customer"]["identities"] == [{"channel": "rest", "id": "web-visitor-7"}]
+    assert {"number", "priority", "order_id", "fields"} <= ticket.keys()
+    number = ticket["number"]
+
+    deskbot(env, "tickets", "reply", number, "Hello, I'm on it.")
+    shown = json.loads(deskbot(env, "tickets", "show", number, "--json").stdout)
+    assert [m["author"] for m in shown["messages"]][-1] == "agent"
+    assert "owner_changed" in [e["kind"] for e in shown["events"]]
+    resolved = deskbot(env, "tickets", "resolve", number)
+    assert "status resolved" in resolved.stdout
+
+    async with build_app(settings, classifier=trained_classifier) as app:
+        inbox = await Chat(app, "web-visitor-7").inbox()
+    assert inbox[0] == "Hello, I'm on it." and "rate" in inbox[1]
+
+    assert json.loads(deskbot(env, "tickets", "list", "--status", "new", "--json").stdout) == []
+
+
+def test_errors_are_one_clear_line(env: dict[str, str]) -> None:
+    deskbot(env, "migrate")
+    missing = deskbot(env, "tickets", "show", "T-9999", check=False)
+    assert missing.returncode == 2 and "ticket T-9999 not found" in missing.stderr
+    bad = deskbot({**env, "DESKBOT_WEB__PORT": "eighty"}, "config", check=False)
+    assert bad.returncode == 2 and "web.port = 'eighty'" in bad.stderr
+    assert "Traceback" not in missing.stderr + bad.stderr
+
+
+def test_config_prints_masked_settings(env: dict[str, str]) -> None:
+    shown = deskbot({**env, "DESKBOT_SECRETS__REST_TOKEN": "hunter2"}, "config").stdout
+    assert json.loads(shown)["secrets"] == {"rest_token": "********"}
+
+
+def test_test_nlu_prints_json(env: dict[str, str], tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    test = tmp_path / "test.csv"
+    rows = {"greet": ["hi", "hello", "hey there", "good morning", "hiya"],
+            "goodbye": ["bye", "see you", "goodbye", "later", "cya"]}
+    train.write_text("text,intent\n" + "".join(f"{t},{i}\n" for i, ts in rows.items() for t in ts), encoding="utf-8")
+    test.write_text("text,intent\nhello there,greet\nbye bye,goodbye\n", encoding="utf-8")
+    out = deskbot(env, "test-nlu", "--train", str(train), "--test", str(test), "--json").stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    assert {"accuracy", "macro_f1", "train_seconds", "p50_ms", "p99_ms"} <= report.keys()
