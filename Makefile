@@ -31,8 +31,8 @@ chat: $(VENV)/.installed
 
 # Debian's Chromium drives the browser tests; installed when missing and we may (root).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi 'noto.*cjk'; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else echo "chromium missing and not root: browser tests will be skipped"; fi; }
 
 test: $(VENV)/.installed-dev browser

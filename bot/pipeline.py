@@ -15,7 +15,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
@@ -146,7 +146,8 @@ class Pipeline:
             state = ConversationState.from_dict(await self.state.get(key), customer.language)
             self._update_language(state, customer, text, msg.language)
             prediction = await self._understand(msg, text, state.language)
-            turn = Turn(msg, customer, state, prediction, tx, self.services)
+            # Handlers see the cleaned text (no control characters: PostgreSQL refuses NUL).
+            turn = Turn(replace(msg, text=text), customer, state, prediction, tx, self.services)
             await self._dispatch(turn, text)
             # The inbound message and the replies go in together at the end: one statement,
             # and a duplicate delivery key rolls back the whole turn.

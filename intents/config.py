@@ -41,6 +41,8 @@ class ClassifierConfig(BaseModel):
     word_ngram_range: tuple[int, int] = (1, 2)
     use_word_ngrams: bool = True
     sublinear_tf: bool = True
+    entity_placeholders: bool = True
+    """Featurise entities as their type (``A10234`` → order_id): the intent never hinges on which."""
 
     C: float = Field(default=10.0, gt=0.0)
     """Inverse regularisation strength of the logistic regression."""

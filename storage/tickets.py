@@ -238,21 +238,22 @@ class TicketSession:
         )
 
     async def take_outbox(self, customer_id: int, channel: str) -> Sequence[Message]:
-        """Queued replies for a polling channel, marked sent as they are handed over."""
-        rows = (
-            await self.db.execute(
-                select(Message)
-                .where(
-                    Message.customer_id == customer_id,
-                    Message.channel == channel,
-                    Message.status == DeliveryStatus.QUEUED,
-                )
-                .order_by(Message.id)
+        """Queued replies for a polling channel, marked sent as they are handed over.
+
+        One ``UPDATE … RETURNING``: two polls at the same moment cannot both take a reply.
+        """
+        taken = await self.db.execute(
+            update(Message)
+            .where(
+                Message.customer_id == customer_id,
+                Message.channel == channel,
+                Message.status == DeliveryStatus.QUEUED,
             )
-        ).scalars().all()
-        for row in rows:
-            row.status = DeliveryStatus.SENT
-        return rows
+            .values(status=DeliveryStatus.SENT)
+            .returning(Message),
+            execution_options={"synchronize_session": False},
+        )
+        return sorted(taken.scalars().all(), key=lambda m: m.id)
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         await self.db.execute(

@@ -211,6 +211,9 @@ def create_web_app(app: App) -> FastAPI:
         title=f"deskbot — {settings.shop.name}",
         summary="Customer-service chat and ticketing bot",
         version="0.1.0",
+        # Swagger UI and ReDoc load from a CDN, which an offline shop cannot reach.
+        docs_url=None,
+        redoc_url=None,
     )
     api.state.deskbot = app
     install_error_handlers(api)
