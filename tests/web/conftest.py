@@ -1,7 +1,7 @@
 """Fixtures for the HTTP surface: the real app over real HTTP.
 
-- ``web_classifier`` (session) — the real :class:`BuiltinClassifier`, trained once into a
-  temporary model file (``web_model_path``) and shared by every app of the session.
+- ``web_classifier`` (session) — the real :class:`BuiltinClassifier` of ``tests/conftest.py``,
+  trained once per session into ``web_model_path`` and shared by every app.
 - ``web_environ`` — the ``DESKBOT_*`` environment of a test: a fresh SQLite file, the
   session's model, the example shop (absolute paths, so any working directory works).
 - ``open_app`` — ``async with open_app(DESKBOT_X="...") as app:`` a built ``App`` with the
@@ -26,11 +26,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import App, build_app, load_knowledge, product_lookups
+from bot.app import App, build_app
 from bot.config import load_settings
 from bot.web.app import create_web_app
 from intents.base import IntentClassifier
-from intents.classifier import load_or_train
 from storage.models import Message
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,21 +56,14 @@ def deskbot_environ(db_path: Path, model_path: Path, **overrides: str) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def web_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web-model") / "intents.npz"
+def web_model_path(trained_model_path: Path) -> Path:
+    """The session's trained model (see ``tests/conftest.py``): trained once for all suites."""
+    return trained_model_path
 
 
 @pytest.fixture(scope="session")
-def web_classifier(tmp_path_factory: pytest.TempPathFactory, web_model_path: Path) -> IntentClassifier:
-    """The real classifier, trained once per session (a few seconds)."""
-    settings = load_settings(
-        path=None, environ=deskbot_environ(tmp_path_factory.mktemp("web-train") / "unused.db", web_model_path)
-    )
-    catalog, _faq = load_knowledge(settings)
-    classifier, _retrained = load_or_train(
-        settings.classifier.data_dir, settings.classifier.model_path, settings.classifier, product_lookups(catalog)
-    )
-    return classifier
+def web_classifier(trained_classifier: IntentClassifier) -> IntentClassifier:
+    return trained_classifier
 
 
 @pytest.fixture
