@@ -44,7 +44,8 @@ class App:
 
 def build_policy(settings: Settings) -> Policy:
     hours = settings.business_hours
-    calendar = BusinessCalendar(ZoneInfo(hours.timezone), dict(hours.days), frozenset(hours.holidays))
+    days = {str(day): span for day, span in hours.days.items()}
+    calendar = BusinessCalendar(ZoneInfo(hours.timezone), days, frozenset(hours.holidays))
     sla = settings.sla
     return Policy(
         return_window_days=settings.shop.return_window_days,

@@ -94,30 +94,33 @@ async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 for t in data:
                     who = ", ".join(f"{i['channel']}:{i['id']}" for i in t["customer"]["identities"])
-                    print(f"{t['number']:>8}  {t['status']:<9} {t['priority']:<7} {t['kind']:<10} {who}  {t['subject']}")
+                    print(
+                        f"{t['number']:>8}  {t['status']:<9} {t['priority']:<7} {t['kind']:<10} {who}  {t['subject']}"
+                    )
             return 0
         if args.action == "show":
             async with app.tickets.session() as tx:
                 ticket = await tx.ticket_by_number(args.number)
-                data = ticket_dict(ticket, await tx.identities(ticket.customer_id))
-                data["messages"] = [message_dict(m) for m in await tx.ticket_messages(ticket.id)]
-                data["events"] = [event_dict(e) for e in await tx.ticket_events(ticket.id)]
+                shown = ticket_dict(ticket, await tx.identities(ticket.customer_id))
+                shown["messages"] = [message_dict(m) for m in await tx.ticket_messages(ticket.id)]
+                shown["events"] = [event_dict(e) for e in await tx.ticket_events(ticket.id)]
             if args.json:
-                _print_json(data)
+                _print_json(shown)
             else:
-                print(f"{data['number']} [{data['status']}/{data['priority']}] {data['kind']}: {data['subject']}")
-                for key, value in data["fields"].items():
+                print(f"{shown['number']} [{shown['status']}/{shown['priority']}] {shown['kind']}: {shown['subject']}")
+                for key, value in shown["fields"].items():
                     print(f"  {key}: {value}")
-                for m in data["messages"]:
+                for m in shown["messages"]:
                     print(f"  {m['created_at'][:19]} {m['author']:>8}: {m['text']}")
             return 0
-        desk_action = {
-            "reply": lambda: app.desk.reply(args.number, args.text, args.agent),
-            "resolve": lambda: app.desk.resolve(args.number, args.agent),
-            "hand-back": lambda: app.desk.hand_back(args.number, args.agent),
-            "claim": lambda: app.desk.claim(args.number, args.agent),
-        }[args.action]
-        result = await desk_action()
+        if args.action == "reply":
+            result = await app.desk.reply(args.number, args.text, args.agent)
+        elif args.action == "resolve":
+            result = await app.desk.resolve(args.number, args.agent)
+        elif args.action == "hand-back":
+            result = await app.desk.hand_back(args.number, args.agent)
+        else:
+            result = await app.desk.claim(args.number, args.agent)
         print(f"{result.ticket_number}: status {result.status}, conversation owner {result.owner}")
         return 0
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from intents.config import ClassifierConfig
 from storage.errors import ConfigError
@@ -230,7 +231,7 @@ def _find_secret_in_file(tree: Any, path: str = "") -> str | None:
     return None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(p) for p in error["loc"]) or "(root)"
     value = error.get("input")
     if error["type"] == "extra_forbidden":

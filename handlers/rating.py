@@ -10,7 +10,7 @@ from storage.models import Ticket, TicketStatus, parse_ticket_number
 def rating_buttons(ticket: Ticket) -> tuple[Button, ...]:
     stars = ("1 ★", "2 ★★", "3 ★★★", "4 ★★★★", "5 ★★★★★")
     return tuple(
-        Button(label, '/rate{"ticket": "%s", "score": %d}' % (ticket.number, i + 1)) for i, label in enumerate(stars)
+        Button(label, f'/rate{{"ticket": "{ticket.number}", "score": {i + 1}}}') for i, label in enumerate(stars)
     )
 
 

@@ -22,7 +22,9 @@ FORM = "returns"
 SLOTS = ("order_id", "contact", "item", "reason", "resolution", "wanted", "confirm")
 REFUND_WORDS = ("refund", "money back", "reimburse", "退款", "退钱", "退货")
 EXCHANGE_WORDS = ("exchange", "swap", "replace", "another size", "different size", "换")
-REASON_CUE = re.compile(r"(?:\bbecause\b|\bsince\b|\bas\b|\bit'?s\b|\bit is\b|\bthey'?re\b|因为|由于)\s*(.+)", re.I | re.S)
+REASON_CUE = re.compile(
+    r"(?:\bbecause\b|\bsince\b|\bas\b|\bit'?s\b|\bit is\b|\bthey'?re\b|因为|由于)\s*(.+)", re.I | re.S
+)
 REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
 MAX_ORDER_ATTEMPTS = 2
 FREE_TEXT_SLOTS = {"reason": 500, "wanted": 200, "item": 200}  # slot -> max length
@@ -194,11 +196,11 @@ class ReturnsForm:
         buttons: tuple[Button, ...] = ()
         if slot == "item" and self.order is not None:
             buttons = tuple(
-                Button(_item_label(i), '/choose{"item": "%s"}' % (i.get("sku") or i.get("name")))
+                Button(_item_label(i), f'/choose{{"item": "{i.get("sku") or i.get("name")}"}}')
                 for i in self.order.items
             )
         elif slot == "reason":
-            buttons = tuple(turn.button(f"reason_{c}", '/choose{"reason": "%s"}' % c) for c in REASON_CODES)
+            buttons = tuple(turn.button(f"reason_{c}", f'/choose{{"reason": "{c}"}}') for c in REASON_CODES)
         elif slot == "resolution":
             buttons = (
                 turn.button("button_refund", '/choose{"resolution": "refund"}'),

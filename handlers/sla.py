@@ -7,7 +7,7 @@ told a time the shop can actually keep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -32,7 +32,7 @@ class BusinessCalendar:
     def add_business_minutes(self, start: datetime, minutes: int) -> datetime:
         """The moment ``minutes`` of opening time after ``start`` have elapsed (UTC)."""
         if not any(self.days.values()):
-            return (start + timedelta(minutes=minutes)).astimezone(timezone.utc)
+            return (start + timedelta(minutes=minutes)).astimezone(UTC)
         local = start.astimezone(self.zone)
         remaining = timedelta(minutes=minutes)
         day = local.date()
@@ -44,11 +44,11 @@ class BusinessCalendar:
                 if begin < close_at:
                     available = close_at - begin
                     if remaining <= available:
-                        return (begin + remaining).astimezone(timezone.utc)
+                        return (begin + remaining).astimezone(UTC)
                     remaining -= available
             day += timedelta(days=1)
             local = datetime.combine(day, time(0), tzinfo=self.zone)
-        return (start + timedelta(minutes=minutes)).astimezone(timezone.utc)
+        return (start + timedelta(minutes=minutes)).astimezone(UTC)
 
     def is_open(self, moment: datetime) -> bool:
         local = moment.astimezone(self.zone)

@@ -50,7 +50,12 @@ class EvaluationReport:
     n_train: int
     n_test: int
     accuracy: float
+    """Share of test rows whose predicted intent (after the threshold) is right."""
     macro_f1: float
+    top1_accuracy: float
+    """Share whose top-ranked intent is right, threshold ignored: the model's own quality."""
+    rejected: float
+    """Share of test rows predicted ``out_of_scope``."""
     per_intent: tuple[IntentScores, ...]
     confusions: tuple[tuple[str, str, int], ...]
     """(true, predicted, count), most frequent first."""
@@ -74,6 +79,7 @@ class EvaluationReport:
         lines = [
             f"trained on {self.n_train} examples in {self.train_seconds:.2f} s, tested on {self.n_test}",
             f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}   threshold {self.threshold:.2f}",
+            f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}   predicted out_of_scope {self.rejected:.3f}",
             f"predict latency p50 {self.latency_p50_ms:.3f} ms   p99 {self.latency_p99_ms:.3f} ms",
         ]
         if self.in_scope_accuracy is not None and self.oos_recall is not None:
@@ -180,8 +186,11 @@ def evaluate(
     train_seconds = time.perf_counter() - started
 
     truth = [ex.intent for ex in test_examples]
-    predicted = [classifier.predict_sync(ex.text, ex.language).intent for ex in test_examples]
+    predictions = [classifier.predict_sync(ex.text, ex.language) for ex in test_examples]
+    predicted = [p.intent for p in predictions]
+    top1 = [p.ranking[0][0] if p.ranking else OUT_OF_SCOPE for p in predictions]
     accuracy, macro_f1, per_intent = _scores(truth, predicted)
+    n = max(len(truth), 1)
     confusions = Counter((t, p) for t, p in zip(truth, predicted, strict=True) if t != p)
 
     in_scope_accuracy: float | None = None
@@ -209,6 +218,8 @@ def evaluate(
         n_test=len(test_examples),
         accuracy=accuracy,
         macro_f1=macro_f1,
+        top1_accuracy=sum(t == p for t, p in zip(truth, top1, strict=True)) / n,
+        rejected=sum(p == OUT_OF_SCOPE for p in predicted) / n,
         per_intent=tuple(per_intent),
         confusions=tuple((t, p, n) for (t, p), n in confusions.most_common(_TOP_CONFUSIONS)),
         train_seconds=train_seconds,

@@ -19,7 +19,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -256,5 +256,5 @@ def _timestamp(text: str, fail: _Fail, column: str) -> datetime:
     except ValueError:
         raise fail(column, f"{text!r} is not an ISO date (2024-03-01 or 2024-03-01T14:30:00+01:00)") from None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

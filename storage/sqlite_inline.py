@@ -144,7 +144,7 @@ def inline_creator(path: str, timeout: float = 5.0) -> Callable[[], Any]:
     """An ``async_creator`` for ``create_async_engine`` opening ``path`` inline."""
 
     async def create() -> InlineSqliteConnection:
-        return InlineSqliteConnection(sqlite3.connect(path, timeout=timeout, isolation_level=""))
+        return InlineSqliteConnection(sqlite3.connect(path, timeout=timeout, isolation_level="DEFERRED"))
 
     return create
 

@@ -8,8 +8,8 @@ Events are published to the bus only after the commit succeeded.
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -18,13 +18,12 @@ from typing import Any
 
 from sqlalchemy import Insert, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.pool import StaticPool
 
-from storage.sqlite_inline import WalCheckpointer, inline_creator
 from storage.errors import StorageError, TicketNotFound
 from storage.events import BusEvent, EventBus
 from storage.models import (
@@ -46,6 +45,7 @@ from storage.models import (
     parse_ticket_number,
     utcnow,
 )
+from storage.sqlite_inline import WalCheckpointer, inline_creator
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ QUEUE_AHEAD = select(func.count(Customer.id)).where(
     Customer.handoff_ticket_id.is_not(None),
     Customer.handoff_ticket_id <= bindparam("ticket_id"),
 )
-INSERT_MESSAGES = insert(Message.__table__).returning(Message.__table__.c.id, sort_by_parameter_order=True)
+MESSAGES_TABLE = Message.__table__
+INSERT_MESSAGES = insert(MESSAGES_TABLE).returning(MESSAGES_TABLE.c.id, sort_by_parameter_order=True)  # type: ignore[arg-type]
 MESSAGE_DEFAULTS: dict[str, Any] = {
     "ticket_id": None,
     "agent_id": None,
@@ -370,11 +371,8 @@ class TicketSession:
         return max(1, int(found.scalar_one()))
 
     async def ticket_events(self, ticket_id: int) -> Sequence[TicketEvent]:
-        return (
-            (await self.db.execute(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)))
-            .scalars()
-            .all()
-        )
+        query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
+        return (await self.db.execute(query)).scalars().all()
 
     # -- orders ----------------------------------------------------------------------
     async def get_order(self, order_id: str) -> Order | None:

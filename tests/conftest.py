@@ -37,12 +37,12 @@ from redis.asyncio import Redis
 from sqlalchemy import make_url, pool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from intents.classifier import BuiltinClassifier
 from storage.events import EventBus, InProcessEventBus
 from storage.models import Base
 from storage.redis_events import RedisEventBus
 from storage.redis_state import RedisStateStore
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
-from intents.classifier import BuiltinClassifier
 from storage.tickets import SqlTicketStore
 
 POSTGRES_URL = os.environ.get("DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -210,7 +210,7 @@ async def test_handoff_agent_reply_handback_resolve_and_rating(app: App) -> None
     assert any("rate" in t for t in inbox)
     assert (await _customer(app, chat)).owner == Owner.BOT
 
-    await chat.press('/rate{"ticket": "%s", "score": 5}' % number)
+    await chat.press(f'/rate{{"ticket": "{number}", "score": 5}}')
     assert "5/5" in chat.text
     await chat.say("Sam was super helpful")
     ticket, events, _ = await _ticket(app, number)
@@ -232,7 +232,7 @@ async def test_rating_someone_elses_ticket_is_refused(app: App) -> None:
     await owner.say("I want to talk to a human")
     number = _number(owner.text)
     await app.desk.resolve(number)
-    await other.press('/rate{"ticket": "%s", "score": 1}' % number)
+    await other.press(f'/rate{{"ticket": "{number}", "score": 1}}')
     ticket, _, _ = await _ticket(app, number)
     assert ticket.rating is None
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from handlers.sla import BusinessCalendar
@@ -19,7 +19,7 @@ def local(*args: int) -> datetime:
 
 def test_minutes_inside_the_same_day() -> None:
     due = calendar().add_business_minutes(local(2026, 11, 23, 10, 0), 60)
-    assert due == local(2026, 11, 23, 11, 0).astimezone(timezone.utc)
+    assert due == local(2026, 11, 23, 11, 0).astimezone(UTC)
 
 
 def test_friday_evening_is_due_monday_morning() -> None:
@@ -55,4 +55,4 @@ def test_is_open() -> None:
 def test_a_calendar_without_open_days_counts_wall_clock() -> None:
     cal = BusinessCalendar(AMS, {}, frozenset())
     start = local(2026, 11, 23, 12, 0)
-    assert cal.add_business_minutes(start, 90) == local(2026, 11, 23, 13, 30).astimezone(timezone.utc)
+    assert cal.add_business_minutes(start, 90) == local(2026, 11, 23, 13, 30).astimezone(UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ def event(n: int = 1, **changes: object) -> BusEvent:
         "ticket_number": f"T-{1000 + n}",
         "actor": "bot",
         "data": {"n": n},
-        "at": datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc),
+        "at": datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
     }
     fields.update(changes)
     return BusEvent(**fields)  # type: ignore[arg-type]
@@ -143,7 +143,7 @@ async def test_redis_events_from_another_process_arrive(event_bus: RedisEventBus
         assert await asyncio.wait_for(process.wait(), 30) == 0
         [got] = await receive(events)
     assert got == BusEvent(
-        "resolved", 42, "T-1042", "agent:1", {"via": "worker"}, datetime(2024, 5, 1, tzinfo=timezone.utc)
+        "resolved", 42, "T-1042", "agent:1", {"via": "worker"}, datetime(2024, 5, 1, tzinfo=UTC)
     )
 
 

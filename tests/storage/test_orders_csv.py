@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "orders.csv"
 HEADER = "order_id,email,phone,customer_name,sku,item_name,size,quantity,unit_price,currency,status,ordered_at,delivered_at"
 ROW = "A-1,ann@example.com,,Ann,SKU-1,Shoe,42,1,10.00,EUR,delivered,2024-03-01,"
-UTC = timezone.utc
+UTC = UTC
 
 
 def write(tmp_path: Path, *lines: str, name: str = "orders.csv") -> Path:

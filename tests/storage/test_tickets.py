@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from storage.errors import TicketNotFound
-from storage.events import BusEvent, EventBus, InProcessEventBus
+from storage.events import BusEvent, InProcessEventBus
 from storage.models import (
     Agent,
     Author,
@@ -30,7 +30,7 @@ from storage.models import (
 )
 from storage.tickets import SqlTicketStore, TicketSession
 
-UTC = timezone.utc
+UTC = UTC
 BEIJING = timezone(timedelta(hours=8))
 NASTY = [
     "Robert'); DROP TABLE customers;--",
