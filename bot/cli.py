@@ -65,6 +65,20 @@ async def _migrate(settings: Settings) -> None:
     await upgrade(settings.storage.url)
 
 
+async def _import_orders(settings: Settings, file: str) -> int:
+    """Only the ticket store: importing orders needs no classifier."""
+    from storage.orders_csv import import_orders
+    from storage.tickets import SqlTicketStore
+
+    store = SqlTicketStore.from_url(settings.storage.url)
+    try:
+        added, updated = await import_orders(store, Path(file))
+    finally:
+        await store.close()
+    print(f"imported {added} new and {updated} updated orders from {file}")
+    return 0
+
+
 async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import build_app
     from bot.views import event_dict, message_dict, ticket_dict
@@ -74,12 +88,6 @@ async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
             from bot.channels.console import ConsoleChannel
 
             await ConsoleChannel(app).run()
-            return 0
-        if args.command == "orders":
-            from storage.orders_csv import import_orders
-
-            added, updated = await import_orders(app.tickets, Path(args.file))
-            print(f"imported {added} new and {updated} updated orders from {args.file}")
             return 0
         if args.action == "list":
             async with app.tickets.session() as tx:
@@ -168,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(_serve(settings, serve))
             return 0
+        if args.command == "orders":
+            return asyncio.run(_import_orders(settings, args.file))
         return asyncio.run(_with_app(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)

@@ -48,13 +48,13 @@ _EN_NUMBERS = {
 }
 _EN_NUMBERS.update({"a dozen": 12, "dozen": 12, "a couple of": 2})
 
-_ZH_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_DIGITS = dict(zip("零〇一二两俩三四五六七八九", (0, 0, 1, 2, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
 _ZH_UNITS = {"十": 10, "百": 100, "千": 1000}
 # Measure words used for goods; 个/只/份 are generic, hence the stop list below.
 _ZH_MEASURES = "件个只双条套台顶副盒瓶包袋箱份支本把块张对部款"
-_ZH_NOT_ITEMS = (
-    "问题", "事情", "事", "月", "星期", "礼拜", "小时", "钟头", "工作日", "人", "地址", "订单", "办法",
-    "意思", "号码", "电话", "邮箱", "消息", "信息", "短信", "评论", "快递", "包裹", "字", "周", "天",
+_ZH_NOT_ITEMS = tuple(
+    "问题 事情 事 月 星期 礼拜 小时 钟头 工作日 人 地址 订单 办法 意思".split()
+    + "号码 电话 邮箱 消息 信息 短信 评论 快递 包裹 字 周 天".split()
 )
 
 _ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -67,7 +67,10 @@ _SIZE_WORD_BEFORE = re.compile(r"(?:size|sz)\s*[:=]?\s*$", re.IGNORECASE)
 
 _FULLWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9\-])")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+"  # local part
+    r"@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9\-])"  # domain
+)
 _PHONE_LEFT = r"(?<![A-Za-z0-9+\-#/.])"
 _PHONE_RIGHT = r"(?![0-9A-Za-z])"
 _PHONES = (
@@ -87,7 +90,9 @@ _EN_QTY = re.compile(
 )
 _EN_TOKEN = re.compile(r"\s*([A-Za-z][A-Za-z'’\-]*|×|\S)")
 _ZH_QTY = re.compile(
-    r"(?<![0-9A-Za-z第几零〇一二两俩三四五六七八九十百千])(?P<n>[0-9]{1,4}|[零〇一二两俩三四五六七八九十百千]{1,6})\s*(?P<m>[" + _ZH_MEASURES + "])"
+    r"(?<![0-9A-Za-z第几零〇一二两俩三四五六七八九十百千])(?P<n>[0-9]{1,4}|[零〇一二两俩三四五六七八九十百千]{1,6})\s*(?P<m>["
+    + _ZH_MEASURES
+    + "])"
 )
 _QTY_LABEL = re.compile(r"(?:qty|quantity|数量)\s*[:：=]?\s*(?P<n>\d{1,4})(?![0-9])", re.IGNORECASE)
 
@@ -237,10 +242,13 @@ class EntityExtractor:
         self._max_chars = max_chars
         self._synonyms = {k.lower(): v for k, v in self.spec.synonyms.items()}
         self._regexes = [
-            (name, re.compile(
-                r"(?<![A-Za-z0-9])(?:" + "|".join(_strip_anchors(p) for p in patterns) + r")(?![A-Za-z0-9])",
-                re.IGNORECASE,
-            ))
+            (
+                name,
+                re.compile(
+                    r"(?<![A-Za-z0-9])(?:" + "|".join(_strip_anchors(p) for p in patterns) + r")(?![A-Za-z0-9])",
+                    re.IGNORECASE,
+                ),
+            )
             for name, patterns in self.spec.regexes.items()
             if patterns
         ]
@@ -309,11 +317,15 @@ class EntityExtractor:
         for match in _EMAIL.finditer(folded):
             address = match.group(0)
             local, _, domain = address.rpartition("@")
-            candidates.append(_Candidate(match.start(), match.end(), _TIER_EMAIL, 0, "email", f"{local}@{domain.lower()}"))
+            candidates.append(
+                _Candidate(match.start(), match.end(), _TIER_EMAIL, 0, "email", f"{local}@{domain.lower()}")
+            )
         for name, pattern in self._regexes:
             for match in pattern.finditer(folded):
                 if match.end() > match.start():
-                    candidates.append(_Candidate(match.start(), match.end(), _TIER_REGEX, 0, name, self._regex_value(match.group(0))))
+                    candidates.append(
+                        _Candidate(match.start(), match.end(), _TIER_REGEX, 0, name, self._regex_value(match.group(0)))
+                    )
         self._phones(folded, candidates)
         self._lookups(folded, low, candidates)
         self._quantities(folded, low, candidates)
@@ -382,7 +394,11 @@ class EntityExtractor:
                 ends.append(end + 1)
         ends.append(end)
         for candidate in ends:
-            if not term.right_bound or candidate >= size or (low[candidate] not in _ASCII_WORD and low[candidate] != "_"):
+            if (
+                not term.right_bound
+                or candidate >= size
+                or (low[candidate] not in _ASCII_WORD and low[candidate] != "_")
+            ):
                 return candidate
         return None
 
@@ -400,7 +416,9 @@ class EntityExtractor:
                 continue
             zh_value = parse_zh_number(match.group("n"))
             if zh_value is not None:
-                out.append(_Candidate(match.start(), match.end(), _TIER_REST, _RANK_QUANTITY, "quantity", str(zh_value)))
+                out.append(
+                    _Candidate(match.start(), match.end(), _TIER_REST, _RANK_QUANTITY, "quantity", str(zh_value))
+                )
         for match in _QTY_LABEL.finditer(folded):
             n = int(match.group("n"))
             if n > 0:

@@ -43,6 +43,7 @@ class GroupScores:
     n: int
     accuracy: float
     macro_f1: float
+    top1_accuracy: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +54,15 @@ class EvaluationReport:
     """Share of test rows whose predicted intent (after the threshold) is right."""
     macro_f1: float
     top1_accuracy: float
-    """Share whose top-ranked intent is right, threshold ignored: the model's own quality."""
+    """Share of in-scope rows whose top-ranked intent is right, threshold ignored: the model's own quality."""
     rejected: float
     """Share of test rows predicted ``out_of_scope``."""
     per_intent: tuple[IntentScores, ...]
     confusions: tuple[tuple[str, str, int], ...]
     """(true, predicted, count), most frequent first."""
     train_seconds: float
-    latency_p50_ms: float
-    latency_p99_ms: float
+    p50_ms: float
+    p99_ms: float
     threshold: float
     in_scope_accuracy: float | None = None
     """Only when the test set has ``out_of_scope`` rows: accuracy over the other rows."""
@@ -80,12 +81,15 @@ class EvaluationReport:
             f"trained on {self.n_train} examples in {self.train_seconds:.2f} s, tested on {self.n_test}",
             f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}   threshold {self.threshold:.2f}",
             f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}   predicted out_of_scope {self.rejected:.3f}",
-            f"predict latency p50 {self.latency_p50_ms:.3f} ms   p99 {self.latency_p99_ms:.3f} ms",
+            f"predict latency p50 {self.p50_ms:.3f} ms   p99 {self.p99_ms:.3f} ms",
         ]
         if self.in_scope_accuracy is not None and self.oos_recall is not None:
             lines.append(f"in-scope accuracy {self.in_scope_accuracy:.3f}   out-of-scope recall {self.oos_recall:.3f}")
         for language, scores in sorted(self.by_language.items()):
-            lines.append(f"  [{language}] n={scores.n}  accuracy {scores.accuracy:.3f}  macro-F1 {scores.macro_f1:.3f}")
+            lines.append(
+                f"  [{language}] n={scores.n}  accuracy {scores.accuracy:.3f}  macro-F1 {scores.macro_f1:.3f}"
+                f"  top-1 {scores.top1_accuracy:.3f}"
+            )
         width = max([len("intent")] + [len(s.intent) for s in self.per_intent])
         lines += ["", f"{'intent':<{width}}  precision  recall     f1  support"]
         for s in self.per_intent:
@@ -149,6 +153,11 @@ def _scores(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, floa
     return accuracy, macro_f1, per_intent
 
 
+def _top1(truth: Sequence[str], top1: Sequence[str]) -> float:
+    pairs = [(t, p) for t, p in zip(truth, top1, strict=True) if t != OUT_OF_SCOPE]
+    return sum(t == p for t, p in pairs) / len(pairs) if pairs else 0.0
+
+
 def _latencies_ms(classifier: BuiltinClassifier, texts: Sequence[str]) -> tuple[float, float]:
     if not texts:
         return 0.0, 0.0
@@ -178,9 +187,7 @@ def evaluate(
     """
     config = config or ClassifierConfig()
     base = train_data or NluData()
-    data = NluData(
-        examples=tuple(train_examples), regexes=base.regexes, lookups=base.lookups, synonyms=base.synonyms
-    )
+    data = NluData(examples=tuple(train_examples), regexes=base.regexes, lookups=base.lookups, synonyms=base.synonyms)
     started = time.perf_counter()
     classifier = BuiltinClassifier.train(data, config)
     train_seconds = time.perf_counter() - started
@@ -207,7 +214,8 @@ def evaluate(
     for language in sorted(set(languages)):
         rows = [i for i, lang in enumerate(languages) if lang == language]
         acc, f1, _ = _scores([truth[i] for i in rows], [predicted[i] for i in rows])
-        by_language[language] = GroupScores(len(rows), acc, f1)
+        top1_acc = _top1([truth[i] for i in rows], [top1[i] for i in rows])
+        by_language[language] = GroupScores(len(rows), acc, f1, top1_acc)
 
     p50, p99 = _latencies_ms(classifier, [ex.text for ex in test_examples])
     train_texts = {" ".join(ex.text.lower().split()) for ex in train_examples}
@@ -218,13 +226,13 @@ def evaluate(
         n_test=len(test_examples),
         accuracy=accuracy,
         macro_f1=macro_f1,
-        top1_accuracy=sum(t == p for t, p in zip(truth, top1, strict=True)) / n,
+        top1_accuracy=_top1(truth, top1),
         rejected=sum(p == OUT_OF_SCOPE for p in predicted) / n,
         per_intent=tuple(per_intent),
         confusions=tuple((t, p, n) for (t, p), n in confusions.most_common(_TOP_CONFUSIONS)),
         train_seconds=train_seconds,
-        latency_p50_ms=p50,
-        latency_p99_ms=p99,
+        p50_ms=p50,
+        p99_ms=p99,
         threshold=config.threshold,
         in_scope_accuracy=in_scope_accuracy,
         oos_recall=oos_recall,

@@ -111,7 +111,9 @@ def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def parse_annotated(text: str, *, source: Path | str | None = None, entry: str | None = None) -> tuple[str, tuple[Entity, ...]]:
+def parse_annotated(
+    text: str, *, source: Path | str | None = None, entry: str | None = None
+) -> tuple[str, tuple[Entity, ...]]:
     """Strip Rasa entity annotations from one example, returning plain text and entities."""
     plain: list[str] = []
     entities: list[Entity] = []
@@ -144,15 +146,21 @@ def _annotation_targets(
     try:
         parsed: Any = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise NluDataError(f"entity annotation {match.group(0)!r} is not valid JSON: {exc.msg}", source=source, entry=entry) from None
+        raise NluDataError(
+            f"entity annotation {match.group(0)!r} is not valid JSON: {exc.msg}", source=source, entry=entry
+        ) from None
     items = parsed if isinstance(parsed, list) else [parsed]
     targets: list[tuple[str, str | None]] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("entity"), str) or not item["entity"].strip():
-            raise NluDataError(f"entity annotation {match.group(0)!r} needs an \"entity\" name", source=source, entry=entry)
+            raise NluDataError(
+                f'entity annotation {match.group(0)!r} needs an "entity" name', source=source, entry=entry
+            )
         value = item.get("value")
         if value is not None and not isinstance(value, (str, int, float)):
-            raise NluDataError(f"entity annotation {match.group(0)!r} has a non-scalar value", source=source, entry=entry)
+            raise NluDataError(
+                f"entity annotation {match.group(0)!r} has a non-scalar value", source=source, entry=entry
+            )
         targets.append((item["entity"].strip(), None if value is None else str(value)))
     return targets
 
@@ -166,7 +174,9 @@ def _example_lines(raw: Any, *, source: Path | str, entry: str) -> list[str]:
             if not stripped:
                 continue
             if not stripped.startswith("-"):
-                raise NluDataError(f"example line {number} {stripped!r} does not start with '- '", source=source, entry=entry)
+                raise NluDataError(
+                    f"example line {number} {stripped!r} does not start with '- '", source=source, entry=entry
+                )
             example = stripped[1:].strip()
             if not example:
                 raise NluDataError(f"example line {number} is empty", source=source, entry=entry)
@@ -195,7 +205,9 @@ def parse_nlu_yaml(content: str, *, source: Path | str = "<string>", language: s
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
-        raise NluDataError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", source=source, entry=where) from None
+        raise NluDataError(
+            f"not valid YAML: {getattr(exc, 'problem', None) or exc}", source=source, entry=where
+        ) from None
     if not isinstance(tree, dict) or "nlu" not in tree:
         raise NluDataError("expected a mapping with an 'nlu:' list at the top level", source=source)
     entries = tree["nlu"] or []
@@ -232,7 +244,9 @@ def parse_nlu_yaml(content: str, *, source: Path | str = "<string>", language: s
             for line in lines:
                 text, ents = parse_annotated(line, source=source, entry=f"{label}, example {line!r}")
                 if not text.strip():
-                    raise NluDataError(f"example {line!r} is empty once annotations are removed", source=source, entry=label)
+                    raise NluDataError(
+                        f"example {line!r} is empty once annotations are removed", source=source, entry=label
+                    )
                 for ent in ents:
                     if ent.value != ent.text:
                         synonyms.setdefault(ent.text.lower(), ent.value)
@@ -242,7 +256,9 @@ def parse_nlu_yaml(content: str, *, source: Path | str = "<string>", language: s
                 try:
                     re.compile(pattern)
                 except re.error as exc:
-                    raise NluDataError(f"pattern {pattern!r} does not compile: {exc}", source=source, entry=label) from None
+                    raise NluDataError(
+                        f"pattern {pattern!r} does not compile: {exc}", source=source, entry=label
+                    ) from None
             regexes[name] = _unique(regexes.get(name, ()) + tuple(lines))
         elif kind == "lookup":
             lookups[name] = _unique(lookups.get(name, ()) + tuple(lines))
@@ -251,9 +267,7 @@ def parse_nlu_yaml(content: str, *, source: Path | str = "<string>", language: s
                 key = surface.lower()
                 previous = synonyms.get(key)
                 if previous is not None and previous != name:
-                    raise NluDataError(
-                        f"{surface!r} is already a synonym of {previous!r}", source=source, entry=label
-                    )
+                    raise NluDataError(f"{surface!r} is already a synonym of {previous!r}", source=source, entry=label)
                 synonyms[key] = name
     return NluData(
         examples=tuple(examples),

@@ -1,0 +1,200 @@
+"""Rule-based entities in English and Chinese."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from intents.entities import EntityExtractor, EntitySpec, fold_width, parse_zh_number
+from intents.nlu_data import load_nlu_data
+
+MINI = Path(__file__).parent / "data" / "mini"
+CATALOG = {"product": {"hoodie": "HD-001", "卫衣": "HD-001", "denim jacket": "JK-002", "牛仔外套": "JK-002"}}
+
+
+@pytest.fixture(scope="module")
+def extractor() -> EntityExtractor:
+    return EntityExtractor.from_nlu(load_nlu_data(MINI), extra_lookups=CATALOG)
+
+
+def found(extractor: EntityExtractor, text: str) -> list[tuple[str, str, str]]:
+    return [(e.type, e.value, e.text) for e in extractor.extract(text)]
+
+
+def test_order_id_is_case_insensitive_and_normalised(extractor: EntityExtractor) -> None:
+    assert found(extractor, "where is order a10234?") == [("order_id", "A10234", "a10234")]
+
+
+def test_order_id_inside_chinese_text(extractor: EntityExtractor) -> None:
+    # \b would fail here: Han characters are word characters too.
+    assert found(extractor, "我的订单A10234到哪了") == [("order_id", "A10234", "A10234")]
+
+
+def test_full_width_order_id(extractor: EntityExtractor) -> None:
+    ents = extractor.extract("订单号Ａ１０２３４")
+    assert [(e.type, e.value, e.text, e.start, e.end) for e in ents] == [("order_id", "A10234", "Ａ１０２３４", 3, 9)]
+
+
+@pytest.mark.parametrize("text", ["A102345", "XA10234", "A1023", "order#A10234B"])
+def test_order_id_must_stand_alone(extractor: EntityExtractor, text: str) -> None:
+    assert [e for e in extractor.extract(text) if e.type == "order_id"] == []
+
+
+def test_ticket_number(extractor: EntityExtractor) -> None:
+    assert found(extractor, "any news on t-1042?") == [("ticket", "T-1042", "t-1042")]
+
+
+def test_email(extractor: EntityExtractor) -> None:
+    assert found(extractor, "mail me at Li.Wei+shop@Example.COM.") == [
+        ("email", "Li.Wei+shop@example.com", "Li.Wei+shop@Example.COM")
+    ]
+    assert found(extractor, "邮箱是wang@qq.com谢谢") == [("email", "wang@qq.com", "wang@qq.com")]
+
+
+def test_email_wins_over_an_order_id_inside_it(extractor: EntityExtractor) -> None:
+    assert found(extractor, "a10234@shop.com") == [("email", "a10234@shop.com", "a10234@shop.com")]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("call me on 13812345678", "13812345678"),
+        ("电话138-1234-5678", "13812345678"),
+        ("我的手机号是 +86 138 1234 5678 谢谢", "+8613812345678"),
+        ("reach me at +44 20 7946 0958 tomorrow", "+442079460958"),
+        ("my number is (415) 555-2671", "4155552671"),
+        ("座机010-12345678", "01012345678"),
+    ],
+)
+def test_phone_numbers(extractor: EntityExtractor, text: str, value: str) -> None:
+    assert [(e.type, e.value) for e in extractor.extract(text)] == [("phone", value)]
+
+
+@pytest.mark.parametrize("text", ["order A10234", "ticket T-1042", "ticket T-10428861", "code 12345", "year 2024"])
+def test_ids_and_short_numbers_are_not_phones(extractor: EntityExtractor, text: str) -> None:
+    assert "phone" not in {e.type for e in extractor.extract(text)}
+
+
+def test_english_quantity_next_to_an_item(extractor: EntityExtractor) -> None:
+    assert found(extractor, "I want 2 black hoodies in size M") == [
+        ("quantity", "2", "2"),
+        ("colour", "black", "black"),
+        ("product", "HD-001", "hoodies"),
+        ("size", "M", "M"),
+    ]
+    assert ("quantity", "3", "three") in found(extractor, "three pairs please")
+    assert ("quantity", "12", "a dozen") in found(extractor, "a dozen socks")
+
+
+@pytest.mark.parametrize(
+    "text", ["it arrived 3 days late", "I waited 2 weeks", "tens of hoodies", "order A10234 hoodie"]
+)
+def test_numbers_that_are_not_quantities(extractor: EntityExtractor, text: str) -> None:
+    assert "quantity" not in {e.type for e in extractor.extract(text)}
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "surface"),
+    [("我要两件卫衣", "2", "两件"), ("买3个", "3", "3个"), ("十二双袜子", "12", "十二双"), ("数量: 4", "4", "4")],
+)
+def test_chinese_quantities(extractor: EntityExtractor, text: str, value: str, surface: str) -> None:
+    assert ("quantity", value, surface) in found(extractor, text)
+
+
+@pytest.mark.parametrize("text", ["我有一个问题", "第一件衣服破了", "三天了还没到"])
+def test_chinese_numbers_that_are_not_quantities(extractor: EntityExtractor, text: str) -> None:
+    assert "quantity" not in {e.type for e in extractor.extract(text)}
+
+
+def test_chinese_lookups_need_no_segmenter(extractor: EntityExtractor) -> None:
+    assert found(extractor, "我要两件黑色的中号卫衣") == [
+        ("quantity", "2", "两件"),
+        ("colour", "black", "黑色"),  # synonym 黑色 → black
+        ("size", "M", "中号"),  # synonym 中号 → M
+        ("product", "HD-001", "卫衣"),
+    ]
+
+
+def test_single_letter_sizes_only_as_standalone_tokens(extractor: EntityExtractor) -> None:
+    assert found(extractor, "it's my size, I'm sure") == []
+    assert found(extractor, "do you have it in S or XS?") == [("size", "S", "S"), ("size", "XS", "XS")]
+    assert found(extractor, "a T-shirt from M&S") == []
+    assert found(extractor, "我要M码") == [("size", "M", "M")]
+    # lower-case single letters only right after "size": "i m fine" is not a size
+    assert found(extractor, "i m fine") == []
+    assert found(extractor, "size m please") == [("size", "M", "m")]
+
+
+def test_synonyms_normalise_values(extractor: EntityExtractor) -> None:
+    assert found(extractor, "a medium one, or med") == [("size", "M", "medium"), ("size", "M", "med")]
+
+
+def test_longest_match_wins_without_overlaps(extractor: EntityExtractor) -> None:
+    assert found(extractor, "the light blue one") == [("colour", "light blue", "light blue")]
+    assert found(extractor, "the denim jacket") == [("product", "JK-002", "denim jacket")]
+
+
+def test_catalog_replaces_annotated_products(extractor: EntityExtractor) -> None:
+    # "jeans" is annotated as a product in the data, but the catalog is the authority
+    assert "product" not in {e.type for e in extractor.extract("how much are the jeans")}
+    without_catalog = EntityExtractor.from_nlu(load_nlu_data(MINI))
+    assert found(without_catalog, "how much are the jeans") == [("product", "jeans", "jeans")]
+
+
+def test_words_are_not_matched_inside_words(extractor: EntityExtractor) -> None:
+    assert found(extractor, "blackberry hoodiesque redness") == []
+
+
+def test_offsets_point_into_the_original_text(extractor: EntityExtractor) -> None:
+    rng = random.Random(7)
+    pieces = [
+        "订单A10234",
+        " 2 hoodies ",
+        "两件卫衣",
+        "wang@qq.com",
+        " 13812345678 ",
+        "size M",
+        "黑色",
+        " the ",
+        "X",
+        "T-1042",
+    ]
+    for _ in range(200):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 6)))
+        ents = extractor.extract(text)
+        for ent in ents:
+            assert text[ent.start : ent.end] == ent.text
+        for first, second in zip(ents, ents[1:]):
+            assert first.end <= second.start, (text, ents)
+
+
+def test_only_the_first_max_chars_are_scanned() -> None:
+    short = EntityExtractor(EntitySpec(regexes={"order_id": (r"[Aa]\d{5}",)}), max_chars=20)
+    assert short.extract("x" * 30 + " A10234") == ()
+    assert [e.value for e in short.extract("A10234 " + "x" * 30)] == ["A10234"]
+
+
+def test_data_regex_anchors_are_relaxed() -> None:
+    ext = EntityExtractor(EntitySpec(regexes={"order_id": (r"\b[Aa]\d{5}\b",)}))
+    assert [e.value for e in ext.extract("订单A10234")] == ["A10234"]
+
+
+def test_spec_survives_json() -> None:
+    spec = EntitySpec.from_nlu(load_nlu_data(MINI))
+    assert EntitySpec.from_json(spec.to_json()) == spec
+    assert ("product", "卫衣", "卫衣") in spec.annotated
+    assert all(t not in {"order_id", "quantity"} for t, _, _ in spec.annotated)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("两", 2), ("十", 10), ("十五", 15), ("二十", 20), ("一百二十", 120), ("12", 12), ("零", None), ("个", None)],
+)
+def test_parse_zh_number(text: str, value: int | None) -> None:
+    assert parse_zh_number(text) == value
+
+
+def test_fold_width_keeps_length() -> None:
+    assert fold_width("Ａ１０２３４\u3000ok") == "A10234 ok"
