@@ -73,7 +73,7 @@ class TestDemoFiles:
         for entry in faq.entries:
             assert set(entry.answer) == {"en", "zh"}, entry.id
             for lang in ("en", "zh"):
-                assert 3 <= len(entry.questions[lang]) <= 6, (entry.id, lang)
+                assert 3 <= len(entry.questions[lang]) <= 8, (entry.id, lang)
 
     def test_faq_get_by_id(self, faq: Faq) -> None:
         entry = faq.get("shipping_time")
