@@ -83,8 +83,9 @@ class EvaluationReport:
             f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}   predicted out_of_scope {self.rejected:.3f}",
             f"predict latency p50 {self.p50_ms:.3f} ms   p99 {self.p99_ms:.3f} ms",
         ]
-        if self.in_scope_accuracy is not None and self.oos_recall is not None:
-            lines.append(f"in-scope accuracy {self.in_scope_accuracy:.3f}   out-of-scope recall {self.oos_recall:.3f}")
+        if self.oos_recall is not None:
+            in_scope = "n/a" if self.in_scope_accuracy is None else f"{self.in_scope_accuracy:.3f}"
+            lines.append(f"in-scope accuracy {in_scope}   out-of-scope recall {self.oos_recall:.3f}")
         for language, scores in sorted(self.by_language.items()):
             lines.append(
                 f"  [{language}] n={scores.n}  accuracy {scores.accuracy:.3f}  macro-F1 {scores.macro_f1:.3f}"
@@ -206,7 +207,7 @@ def evaluate(
         pairs = list(zip(truth, predicted, strict=True))
         in_scope = [(t, p) for t, p in pairs if t != OUT_OF_SCOPE]
         oos = [p for t, p in pairs if t == OUT_OF_SCOPE]
-        in_scope_accuracy = sum(t == p for t, p in in_scope) / len(in_scope) if in_scope else 0.0
+        in_scope_accuracy = sum(t == p for t, p in in_scope) / len(in_scope) if in_scope else None
         oos_recall = sum(p == OUT_OF_SCOPE for p in oos) / len(oos)
 
     by_language: dict[str, GroupScores] = {}

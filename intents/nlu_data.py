@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from intents.base import Entity
+from storage.errors import DeskbotError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _ANNOTATION = re.compile(
 _LANGUAGE_DIR = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
 
 
-class NluDataError(ValueError):
+class NluDataError(DeskbotError, ValueError):
     """Malformed training or test data; the message names the file and the entry."""
 
     def __init__(self, message: str, *, source: Path | str | None = None, entry: str | None = None) -> None:
