@@ -7,6 +7,7 @@ an agent's reply reaches the customer's own channel even from another process.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.messages import Button
@@ -83,34 +84,45 @@ class AgentDesk:
             await tx.add_event(ticket, agent.email, "agent_reply", {"message_id": message.id})
             return DeskResult(ticket.number, ticket.status.value, customer.owner.value, message.id)
 
-    async def resolve(self, number: str, agent_email: str | None = None) -> DeskResult:
-        """Resolve, hand the conversation back to the bot and ask the customer for a rating."""
+    async def _change(
+        self,
+        number: str,
+        agent_email: str | None,
+        change: Callable[[TicketSession, Ticket, Agent], Awaitable[None]],
+        notice: Callable[[Ticket], tuple[str, tuple[Button, ...]]] | None = None,
+    ) -> DeskResult:
+        """Apply one owner/status change and queue the customer's notice, in one transaction."""
         async with self.tickets.session() as tx:
             ticket = await tx.ticket_by_number(number)
             agent = await self._agent(tx, agent_email)
-            await resolve(tx, ticket, agent.email)
-            language = ticket.customer.language
-            text = self.responses.text(language, "rating_request", number=ticket.number)
-            message = await self._queue_to_customer(
-                tx, ticket, text, Author.BOT, None, buttons=rating_buttons(ticket)
-            )
-            await tx.db.flush()
-            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message.id)
+            await change(tx, ticket, agent)
+            message_id = None
+            if notice is not None:
+                text, buttons = notice(ticket)
+                message = await self._queue_to_customer(tx, ticket, text, Author.BOT, None, buttons)
+                await tx.db.flush()
+                message_id = message.id
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message_id)
+
+    async def resolve(self, number: str, agent_email: str | None = None) -> DeskResult:
+        """Resolve, hand the conversation back to the bot and ask the customer for a rating."""
+
+        def rating_request(ticket: Ticket) -> tuple[str, tuple[Button, ...]]:
+            text = self.responses.text(ticket.customer.language, "rating_request", number=ticket.number)
+            return text, rating_buttons(ticket)
+
+        return await self._change(
+            number, agent_email, lambda tx, t, agent: resolve(tx, t, agent.email), rating_request
+        )
 
     async def hand_back(self, number: str, agent_email: str | None = None) -> DeskResult:
         """Give the conversation back to the bot without resolving (no rating asked)."""
-        async with self.tickets.session() as tx:
-            ticket = await tx.ticket_by_number(number)
-            agent = await self._agent(tx, agent_email)
-            await hand_back(tx, ticket, agent.email)
-            text = self.responses.text(ticket.customer.language, "handed_back")
-            message = await self._queue_to_customer(tx, ticket, text, Author.BOT, None)
-            await tx.db.flush()
-            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message.id)
+        return await self._change(
+            number,
+            agent_email,
+            lambda tx, t, agent: hand_back(tx, t, agent.email),
+            lambda t: (self.responses.text(t.customer.language, "handed_back"), ()),
+        )
 
     async def claim(self, number: str, agent_email: str | None = None) -> DeskResult:
-        async with self.tickets.session() as tx:
-            ticket = await tx.ticket_by_number(number)
-            agent = await self._agent(tx, agent_email)
-            await claim(tx, ticket, agent)
-            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value)
+        return await self._change(number, agent_email, claim)
