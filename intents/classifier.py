@@ -44,7 +44,7 @@ from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_da
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bump when featurisation changes: it is part of the fingerprint, so old models retrain."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -69,6 +69,10 @@ class ModelLoadError(ValueError):
 
 
 # -- featurisation ------------------------------------------------------------------------
+# Entity types whose *value* tells intents apart ("refund" vs "exchange"): their placeholder
+# keeps the normalised value, where product or size placeholders keep only the type.
+VALUE_BEARING_TYPES = frozenset({"resolution"})
+
 def prepare_text(text: str, max_chars: int, entities: Sequence[Entity] = ()) -> str:
     """Normalise before featurising: entities → placeholders, fold width, lower-case, digits → 0.
 
@@ -86,7 +90,8 @@ def prepare_text(text: str, max_chars: int, entities: Sequence[Entity] = ()) -> 
             if ent.start < cursor or ent.end > len(text):
                 continue
             parts.append(text[cursor : ent.start])
-            parts.append(f"{PLACEHOLDER}{ent.type}{PLACEHOLDER}")
+            label = f"{ent.type}:{ent.value}" if ent.type in VALUE_BEARING_TYPES else ent.type
+            parts.append(f"{PLACEHOLDER}{label}{PLACEHOLDER}")
             cursor = ent.end
         parts.append(text[cursor:])
         text = "".join(parts)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from scipy.sparse import hstack
 
 from intents.base import OUT_OF_SCOPE
 from intents.classifier import (
+    FORMAT_VERSION,
     BuiltinClassifier,
     ModelLoadError,
     _export,
@@ -103,13 +103,10 @@ def test_empty_text_is_out_of_scope_with_zero_confidence(mini: BuiltinClassifier
     )
 
 
-def test_very_long_text_is_truncated_and_fast(mini: BuiltinClassifier) -> None:
+def test_very_long_text_is_truncated(mini: BuiltinClassifier) -> None:
+    # Speed is measured by `deskbot test-nlu` (p50/p99), never asserted here.
     text = "my order A12345 has not arrived " * 4000  # ~130 kB
-    started = time.perf_counter()
     prediction = mini.predict_sync(text)
-    elapsed = time.perf_counter() - started
-
-    assert elapsed < 0.2
     head = text[: ClassifierConfig().max_chars]
     assert prediction.ranking == mini.predict_sync(head).ranking
     assert all(ent.end <= len(head) for ent in prediction.entities)
@@ -169,7 +166,7 @@ def test_save_and_load_round_trip(mini: BuiltinClassifier, tmp_path: Path) -> No
         assert loaded.predict_sync(text) == mini.predict_sync(text)
     meta = json.loads(metadata_path(path).read_text())
     assert meta["intents"] == list(mini.intents)
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == FORMAT_VERSION
 
 
 def test_loaded_model_takes_a_new_catalog(mini: BuiltinClassifier, tmp_path: Path) -> None:
@@ -317,28 +314,6 @@ def test_gibberish_is_out_of_scope(project: BuiltinClassifier, text: str) -> Non
 )
 def test_project_model_on_plain_requests(project: BuiltinClassifier, text: str, intent: str) -> None:
     assert project.predict_sync(text).intent == intent
-
-
-def test_predict_p99_under_half_a_millisecond(project: BuiltinClassifier) -> None:
-    texts = [
-        "hi",
-        "where is my order A12345",
-        "我要退货，订单A10234",
-        "can I exchange 2 hoodies for size M?",
-        "转人工客服",
-    ]
-    for text in texts * 20:
-        project.predict_sync(text)
-    best = float("inf")
-    for _ in range(3):  # the best of three runs, so a busy CI neighbour cannot fail it
-        timings = []
-        for _ in range(300):
-            for text in texts:
-                started = time.perf_counter_ns()
-                project.predict_sync(text)
-                timings.append(time.perf_counter_ns() - started)
-        best = min(best, float(np.percentile(timings, 99)) / 1e6)
-    assert best < 0.5
 
 
 # -- language detection -------------------------------------------------------------------

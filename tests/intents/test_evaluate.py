@@ -16,11 +16,9 @@ DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
 PROJECT_DATA = Path(__file__).resolve().parents[2] / "intents" / "data"
 
-# What the built-in model reaches on a held-out 20% of the project data, top-1, per
-# language (0.86 English, 0.81 Chinese with the default seed at the time of writing).
-# The brief's target is 0.90; this floor guards against regressions until the data gets
-# the paraphrases it needs to get there.
-HELD_OUT_TOP1_FLOOR = 0.77
+# The target for the project's own data: on a held-out 20%, per language, with the
+# out-of-scope threshold applied (a rejected in-scope message counts as wrong).
+HELD_OUT_ACCURACY_FLOOR = 0.90
 
 
 def test_stratified_split_is_proportional_and_deterministic() -> None:
@@ -128,7 +126,6 @@ def test_run_test_nlu_holds_out_a_fifth_by_default() -> None:
     assert "tested on 20" in out
 
 
-@pytest.mark.skipif(not list(PROJECT_DATA.glob("*/nlu.yml")), reason="the project's NLU data is not there yet")
 def test_project_data_held_out_per_language() -> None:
     data = load_nlu_data(PROJECT_DATA)
     config = ClassifierConfig()
@@ -140,9 +137,8 @@ def test_project_data_held_out_per_language() -> None:
         rows = [ex for ex in test if ex.language == language]
         assert report.by_language[language].n == len(rows)
     for language in ("en", "zh"):
-        top1 = report.by_language[language].top1_accuracy
-        assert top1 >= HELD_OUT_TOP1_FLOOR, (language, report.to_text())
-    assert report.p99_ms < 0.5
+        accuracy = report.by_language[language].accuracy
+        assert accuracy >= HELD_OUT_ACCURACY_FLOOR, (language, report.to_text())
 
 
 # About two thirds of clearly off-topic messages (weather, jokes, trivia, gibberish) fall
@@ -151,7 +147,6 @@ def test_project_data_held_out_per_language() -> None:
 OUT_OF_SCOPE_RECALL_FLOOR = 0.5
 
 
-@pytest.mark.skipif(not list(PROJECT_DATA.glob("*/nlu.yml")), reason="the project's NLU data is not there yet")
 def test_project_model_rejects_off_topic_messages() -> None:
     report = json.loads(run_test_nlu(PROJECT_DATA, DATA / "out_of_scope.csv", ClassifierConfig(), as_json=True))
 
