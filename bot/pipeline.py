@@ -124,9 +124,12 @@ class Pipeline:
             try:
                 out = await self._turn(msg)
             except IntegrityError:
-                # The durable guard: the delivery key is already stored (another process won).
-                log.info("duplicate delivery (stored)", extra={"channel": msg.channel, "delivery": msg.delivery_key})
-                return []
+                if await self._already_stored(msg):
+                    # The durable guard: the delivery key is stored (another process won).
+                    log.info("duplicate delivery (stored)", extra={"channel": msg.channel, "key": msg.delivery_key})
+                    return []
+                log.exception("turn failed on a constraint", extra={"channel": msg.channel, "chat": msg.chat_id})
+                return await self._apologise(msg)
             except Exception:
                 log.exception("turn failed", extra={"channel": msg.channel, "chat": msg.chat_id})
                 if msg.delivery_key is not None:
@@ -299,6 +302,12 @@ class Pipeline:
             Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row_id)
             for row_id, reply in zip(ids[1:], replies, strict=True)
         ]
+
+    async def _already_stored(self, msg: Incoming) -> bool:
+        if msg.delivery_key is None:
+            return False
+        async with self.tickets.session() as tx:
+            return await tx.has_delivery(msg.channel, msg.delivery_key)
 
     async def _apologise(self, msg: Incoming) -> list[Outgoing]:
         """After a failed turn: keep the customer's words and say sorry, in a fresh transaction."""

@@ -11,7 +11,7 @@ import re
 from datetime import timedelta
 
 from handlers.context import Turn
-from handlers.handoff import acknowledge_queued, escalate
+from handlers.handoff import escalate
 from storage.models import Priority, TicketKind
 
 LEVELS = (Priority.NORMAL, Priority.HIGH, Priority.URGENT)
@@ -67,4 +67,3 @@ async def complaint(turn: Turn) -> None:
 
 
 ROUTES = {"complaint": complaint}
-__all__ = ["ROUTES", "acknowledge_queued", "complaint", "strong_wording"]

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -426,7 +426,7 @@ class TicketStore(ABC):
     """Port: hands out transactions over the ticket data."""
 
     @abstractmethod
-    def session(self) -> Any:
+    def session(self) -> AbstractAsyncContextManager[TicketSession]:
         """``async with store.session() as tx:`` — commits on success, rolls back on error."""
 
     @abstractmethod
