@@ -321,3 +321,25 @@ async def test_bad_input_gets_a_polite_reply_and_nothing_is_lost(app: App) -> No
     assert texts[0] == "how much is the hoodie?"
     assert any(t.startswith("I want to return this very") and len(t) > 60_000 for t in texts)
     assert "hello" in texts
+
+
+async def test_a_crashing_handler_apologises_and_keeps_the_message(app: App) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from handlers.context import Turn
+
+    async def broken(turn: Turn) -> None:
+        raise RuntimeError("bug in a handler")
+
+    async def constraint(turn: Turn) -> None:
+        raise IntegrityError("INSERT …", {}, Exception("some other constraint"))
+
+    chat = Chat(app, "sam")
+    for failing in (broken, constraint):
+        app.pipeline.routes["greet"] = failing
+        await chat.say("hello there")
+        assert "went wrong" in chat.text  # not silently dropped as a duplicate
+    customer = await _customer(app, chat)
+    async with app.tickets.session() as tx:
+        inbound = [m.text for m in await tx.conversation(customer.id) if m.direction.value == "in"]
+    assert inbound == ["hello there", "hello there"]
