@@ -17,6 +17,7 @@ class ConversationState:
     misunderstood: int = 0
     awaiting_comment_for: int | None = None  # ticket id whose rating may get a comment
     last_intent: str | None = None
+    last_product: str | None = None  # sku, so "do you have it in L?" knows what "it" is
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,12 +17,20 @@ PRODUCT_INTENTS = {"ask_product", "ask_price", "ask_stock"}
 
 
 def _find_product(turn: Turn) -> Product | None:
+    """The product named in the message, else (for product questions) the one discussed last."""
     catalog = turn.services.catalog
+    found: Product | None = None
     for sku in turn.prediction.entity_values("product"):
-        product = catalog.find_by_value(sku)
-        if product is not None:
-            return product
-    return catalog.find(turn.msg.text, turn.lang)
+        found = catalog.find_by_value(sku)
+        if found is not None:
+            break
+    if found is None:
+        found = catalog.find(turn.msg.text, turn.lang)
+    if found is None and turn.prediction.intent in PRODUCT_INTENTS and turn.state.last_product:
+        found = catalog.find_by_value(turn.state.last_product)
+    if found is not None:
+        turn.state.last_product = found.sku
+    return found
 
 
 def _price(turn: Turn, product: Product) -> str:

@@ -343,3 +343,16 @@ async def test_a_crashing_handler_apologises_and_keeps_the_message(app: App) -> 
     async with app.tickets.session() as tx:
         inbound = [m.text for m in await tx.conversation(customer.id) if m.direction.value == "in"]
     assert inbound == ["hello there", "hello there"]
+
+
+async def test_a_follow_up_question_refers_to_the_last_product(app: App) -> None:
+    chat = Chat(app, "tom")
+    await chat.say("how much is the hoodie?")
+    await chat.say("do you have it in L?")
+    assert "Everyday Hoodie" in chat.text and "size L" in chat.text
+
+
+async def test_the_products_button_lists_the_catalog(app: App) -> None:
+    chat = Chat(app, "una")
+    await chat.press("/ask_product")
+    assert "Everyday Hoodie" in chat.text and "EUR" in chat.text
