@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.messages import Button, Incoming, Outgoing
+from bot.messages import Incoming, Outgoing
 from handlers import rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
@@ -330,5 +330,3 @@ class Pipeline:
         async with self.tickets.session() as tx:
             await tx.mark_failed(message_id, error[:1000])
 
-
-__all__ = ["Button", "Pipeline", "PipelineSettings", "clean_text", "parse_payload"]

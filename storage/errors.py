@@ -21,10 +21,6 @@ class TicketNotFound(DeskbotError):
         self.number = number
 
 
-class DuplicateDelivery(DeskbotError):
-    """The same channel delivery arrived twice; it was processed once."""
-
-
 class ChannelError(DeskbotError):
     def __init__(self, channel: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(f"{channel}: {message}")

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
-from storage.errors import ChannelError, ConfigError, DeskbotError, DuplicateDelivery, StorageError, TicketNotFound
+from storage.errors import ChannelError, ConfigError, DeskbotError, StorageError, TicketNotFound
 
 log = logging.getLogger("deskbot.web")
 
@@ -44,7 +44,6 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Most specific first: the first class in an error's MRO found here picks the status.
 DOMAIN_STATUS: dict[type[DeskbotError], int] = {
     TicketNotFound: 404,
-    DuplicateDelivery: 409,
     ChannelError: 502,
     StorageError: 503,
     ConfigError: 500,

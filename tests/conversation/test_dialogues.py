@@ -356,3 +356,15 @@ async def test_the_products_button_lists_the_catalog(app: App) -> None:
     chat = Chat(app, "una")
     await chat.press("/ask_product")
     assert "Everyday Hoodie" in chat.text and "EUR" in chat.text
+
+
+async def test_a_reply_the_channel_could_not_deliver_is_recorded(app: App) -> None:
+    chat = Chat(app, "vic")
+    await chat.say("hello")
+    failed = chat.last[0].message_id
+    assert failed is not None
+    await app.pipeline.delivery_failed(failed, "403 Forbidden: bot was blocked by the user")
+    customer = await _customer(app, chat)
+    async with app.tickets.session() as tx:
+        stored = {m.id: m for m in await tx.conversation(customer.id)}
+    assert stored[failed].status.value == "failed" and "blocked" in (stored[failed].error or "")
