@@ -529,10 +529,6 @@ class SqlTicketStore(TicketStore):
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
-    async def drop_schema(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all)
-
     async def close(self) -> None:
         await self.engine.dispose()
         if self._checkpointer is not None:
