@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     DateTime,
     Enum,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -128,8 +130,17 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 
 class Customer(Base):
     __tablename__ = "customers"
-    # The queue: customers waiting for an agent, in ticket order.
-    __table_args__ = (Index("ix_customers_owner_handoff", "owner", "handoff_ticket_id"),)
+    __table_args__ = (
+        # The queue: customers waiting for an agent, in ticket order.
+        Index("ix_customers_owner_handoff", "owner", "handoff_ticket_id"),
+        # Queue text search by customer name (storage/queue.py): trigram GIN on PostgreSQL.
+        Index(
+            "ix_customers_display_name_trgm",
+            "display_name",
+            postgresql_using="gin",
+            postgresql_ops={"display_name": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
@@ -185,6 +196,16 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_status_priority", "status", "priority"),
         Index("ix_tickets_customer_status", "customer_id", "status"),
+        # The agents' queue (storage/queue.py): keyset pages in SLA order, overall, per
+        # status and per assignee, and in last-update order.
+        Index("ix_tickets_sla_queue", "sla_due_at", "id"),
+        Index("ix_tickets_status_sla", "status", "sla_due_at", "id"),
+        Index("ix_tickets_assignee_sla", "assignee_id", "sla_due_at", "id"),
+        Index("ix_tickets_updated_queue", "updated_at", "id"),
+        # Queue text search in subjects: trigram GIN on PostgreSQL (needs pg_trgm).
+        Index(
+            "ix_tickets_subject_trgm", "subject", postgresql_using="gin", postgresql_ops={"subject": "gin_trgm_ops"}
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -204,6 +225,10 @@ class Ticket(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
+    # The deadline that matters now, kept by ``sla_due_at_of`` on every ORM flush: the
+    # first-response due while nobody answered, else the resolution due; NULL once resolved
+    # or closed. Stored (not computed in the query) so the queue's default order is an index.
+    sla_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -218,6 +243,38 @@ class Ticket(Base):
     @property
     def is_open(self) -> bool:
         return self.status not in (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+CLOSED_STATUSES = (TicketStatus.RESOLVED, TicketStatus.CLOSED)
+
+
+def sla_due_at_of(ticket: Ticket) -> datetime | None:
+    """The queue's urgency key (see ``Ticket.sla_due_at``).
+
+    An open ticket without any SLA target queues by its creation time, so it is never
+    sorted behind closed tickets; rows written with Core (bulk loads, migrations) must
+    apply the same rule.
+    """
+    if ticket.status in CLOSED_STATUSES:
+        return None
+    if ticket.first_response_at is None and ticket.first_response_due is not None:
+        return ticket.first_response_due
+    return ticket.resolution_due or ticket.first_response_due or ticket.created_at
+
+
+@event.listens_for(Ticket, "before_insert")
+@event.listens_for(Ticket, "before_update")
+def _keep_sla_due_at(_mapper: Any, _connection: Any, ticket: Ticket) -> None:
+    ticket.sla_due_at = sla_due_at_of(ticket)
+
+
+# The trigram indexes above need the extension; ``create_all`` creates it first (the
+# migration does the same).
+event.listen(
+    Base.metadata,
+    "before_create",
+    DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+)
 
 
 def format_ticket_number(ticket_id: int) -> str:
