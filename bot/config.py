@@ -12,7 +12,7 @@ import os
 import re
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -138,6 +138,26 @@ class LoggingConfig(Strict):
     format: Literal["json", "text"] = "json"
 
 
+class RetentionConfig(Strict):
+    """How long conversations are kept per channel before they are anonymised.
+
+    ``days`` maps a channel (``webchat``, ``rest``, ``telegram``, ``console``) to a number
+    of days; a channel not listed keeps everything. ``serve`` applies it every
+    ``interval_minutes`` (0: only ``deskbot retention run``).
+    """
+
+    days: dict[str, Annotated[int, Field(ge=1, le=36500)]] = {}
+    interval_minutes: float = Field(default=60.0, ge=0)
+
+    @field_validator("days")
+    @classmethod
+    def _channel_names(cls, value: dict[str, int]) -> dict[str, int]:
+        for channel in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", channel):
+                raise ValueError(f"{channel!r} is not a channel name (lowercase letters, digits, _)")
+        return value
+
+
 class Settings(Strict):
     languages: list[Literal["en", "zh"]] = ["en", "zh"]
     default_language: Literal["en", "zh"] = "en"
@@ -152,6 +172,7 @@ class Settings(Strict):
     shop: ShopConfig = ShopConfig()
     dialogue: DialogueConfig = DialogueConfig()
     logging: LoggingConfig = LoggingConfig()
+    retention: RetentionConfig = RetentionConfig()
     secrets: dict[str, SecretStr] = {}
 
     @model_validator(mode="after")

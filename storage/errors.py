@@ -26,3 +26,11 @@ class ChannelError(DeskbotError):
         super().__init__(f"{channel}: {message}")
         self.channel = channel
         self.retry_after = retry_after
+
+
+class NotFound(DeskbotError):
+    """Something other than a ticket (agent, message, customer, canned response) is missing."""
+
+
+class Conflict(DeskbotError):
+    """The change contradicts the current state (already claimed, duplicate e-mail, …)."""

@@ -1,0 +1,293 @@
+"""Customer data rights: export everything about one customer, erase a customer, retention.
+
+What "erased" means, the same for an erase request and for retention:
+
+* **Messages**: text → ``[erased]``, payload (buttons, attachments, form data) and
+  delivery error emptied, chat id blanked. Kept: who wrote (customer/bot/agent), when,
+  channel, direction, predicted intent and confidence, the ticket link — the statistics.
+* **Tickets**: subject → ``[erased]``; form fields, order id, escalation reason and
+  rating comment removed. Kept: number, kind, status, priority, channel, assignee, all
+  timestamps and SLA due times, the 1–5 rating. Audit events that carry text (customer
+  messages, notes, rating comments, creation details, delivery errors) lose their data;
+  who did what and when stays.
+* **Customer** (erase request only, or retention once no identity is left): name,
+  e-mail, phone, tags, notes, reply address removed; every channel identity deleted, so
+  the next message from that account starts a new, unrelated customer. The row itself
+  stays (marked unreachable) because tickets and messages count against it.
+* **Orders** (erase request): the imported copies linked to the customer lose e-mail,
+  phone and name and are unlinked; amounts and dates stay.
+
+Retention anonymises, per channel, messages older than that channel's period and the
+resolved/closed tickets of that channel untouched for longer; open tickets and their
+messages are left to the agents. Identities of the channel whose customer has not
+written on it within the period are deleted. Every statement is idempotent (rows already
+erased are skipped), so a run after a crash just finishes the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, not_, or_, select, update
+
+from storage.errors import NotFound
+from storage.models import (
+    CLOSED_STATUSES,
+    Customer,
+    Identity,
+    Message,
+    Owner,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+)
+from storage.state import StateKey, StateStore
+from storage.tickets import TicketSession, TicketStore
+
+log = logging.getLogger(__name__)
+
+ERASED = "[erased]"
+# Audit events whose data can hold what a customer wrote or personal details.
+EVENTS_WITH_TEXT = ("customer_message", "note", "rating_comment", "created", "delivery_failed")
+
+
+def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every column of a row, JSON-ready (enums as values, datetimes ISO 8601)."""
+    data: dict[str, Any] = {}
+    for column in obj.__table__.columns:
+        if column.key in skip:
+            continue
+        value = getattr(obj, column.key)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        data[column.key] = value
+    return data
+
+
+async def export_customer(tx: TicketSession, customer_id: int) -> dict[str, Any]:
+    """Everything stored about one customer (for a data access request), as JSON data."""
+    customer = await tx.get_customer(customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    tickets = (
+        (await tx.db.execute(select(Ticket).where(Ticket.customer_id == customer_id).order_by(Ticket.id)))
+        .scalars()
+        .all()
+    )
+    ticket_ids = [t.id for t in tickets]
+    events = (
+        (
+            await tx.db.execute(
+                select(TicketEvent).where(TicketEvent.ticket_id.in_(ticket_ids)).order_by(TicketEvent.id)
+            )
+        )
+        .scalars()
+        .all()
+        if ticket_ids
+        else []
+    )
+    messages = (
+        (await tx.db.execute(select(Message).where(Message.customer_id == customer_id).order_by(Message.id)))
+        .scalars()
+        .all()
+    )
+    by_ticket: dict[int, list[dict[str, Any]]] = {}
+    for event in events:
+        by_ticket.setdefault(event.ticket_id, []).append(_row(event, skip=("ticket_id",)))
+    return {
+        "customer": _row(customer),
+        "identities": [_row(i, skip=("customer_id",)) for i in await tx.identities(customer_id)],
+        "messages": [_row(m, skip=("customer_id",)) for m in messages],
+        "tickets": [
+            {**_row(t, skip=("customer_id", "sla_due_at")), "number": t.number, "events": by_ticket.get(t.id, [])}
+            for t in tickets
+        ],
+        "ratings": [
+            {"ticket": t.number, "score": t.rating, "comment": t.rating_comment}
+            for t in tickets
+            if t.rating is not None
+        ],
+        "orders": [_row(o) for o in await tx.orders_for(customer)],
+    }
+
+
+# -- anonymising statements (shared by erase and retention) -------------------------------
+async def _scrub_messages(tx: TicketSession, condition: ColumnElement[bool]) -> int:
+    result = await tx.db.execute(
+        update(Message)
+        .where(condition, Message.text != ERASED)
+        .values(text=ERASED, payload={}, chat_id="", error=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _scrub_tickets(tx: TicketSession, ticket_ids: Select[Any]) -> int:
+    result = await tx.db.execute(
+        update(Ticket)
+        .where(Ticket.id.in_(ticket_ids), Ticket.subject != ERASED)
+        .values(subject=ERASED, fields={}, order_id=None, escalation_reason=None, rating_comment=None)
+        .execution_options(synchronize_session=False)
+    )
+    await tx.db.execute(
+        update(TicketEvent)
+        .where(TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.kind.in_(EVENTS_WITH_TEXT))
+        .values(data={})
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _forget_person(customer: Customer) -> None:
+    customer.display_name = None
+    customer.email = None
+    customer.phone = None
+    customer.tags = []
+    customer.notes = None
+    customer.last_chat_id = None
+    customer.unreachable = True
+    customer.owner = Owner.BOT
+    customer.handoff_ticket_id = None
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    customer_id: int
+    messages: int
+    tickets: int
+    identities: int
+    orders: int
+
+
+async def erase_customer(
+    tx: TicketSession, customer_id: int, *, actor: str, state: StateStore | None = None
+) -> ErasureResult:
+    """Erase one customer (see the module docstring); their open tickets are closed."""
+    customer = await tx.get_customer(customer_id)
+    if customer is None:
+        raise NotFound(f"customer {customer_id} not found")
+    orders = list(await tx.orders_for(customer))
+    tickets = (await tx.db.execute(select(Ticket).where(Ticket.customer_id == customer_id))).scalars().all()
+    for ticket in tickets:
+        if ticket.status not in CLOSED_STATUSES:
+            ticket.status = TicketStatus.CLOSED
+        await tx.add_event(ticket, actor, "erased", {})
+    await tx.db.flush()
+    own_tickets = select(Ticket.id).where(Ticket.customer_id == customer_id)
+    scrubbed_tickets = await _scrub_tickets(tx, own_tickets)
+    scrubbed_messages = await _scrub_messages(tx, Message.customer_id == customer_id)
+    identities = await tx.db.execute(delete(Identity).where(Identity.customer_id == customer_id))
+    for order in orders:
+        order.email = order.phone = order.customer_name = None
+        order.customer_id = None
+    _forget_person(customer)
+    await tx.db.flush()
+    if state is not None:
+        await state.delete(StateKey(customer_id))
+    result = ErasureResult(
+        customer_id,
+        scrubbed_messages,
+        scrubbed_tickets,
+        int(getattr(identities, "rowcount", 0) or 0),
+        len(orders),
+    )
+    log.info("customer erased", extra={"customer_id": customer_id, "actor": actor})
+    return result
+
+
+# -- retention ------------------------------------------------------------------------------
+@dataclass
+class RetentionResult:
+    """What one retention run anonymised, per channel."""
+
+    messages: dict[str, int] = field(default_factory=dict)
+    tickets: dict[str, int] = field(default_factory=dict)
+    identities: dict[str, int] = field(default_factory=dict)
+    customers: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.messages.values()) + sum(self.tickets.values()) + sum(self.identities.values())
+
+
+async def apply_retention(tx: TicketSession, days_by_channel: Mapping[str, int], *, now: datetime) -> RetentionResult:
+    """Anonymise what is older than each channel's retention period (module docstring)."""
+    result = RetentionResult()
+    for channel, days in sorted(days_by_channel.items()):
+        cutoff = now - timedelta(days=days)
+        old_tickets = select(Ticket.id).where(
+            Ticket.channel == channel, Ticket.status.in_(CLOSED_STATUSES), Ticket.updated_at < cutoff
+        )
+        result.tickets[channel] = await _scrub_tickets(tx, old_tickets)
+        open_tickets = select(Ticket.id).where(Ticket.status.not_in(CLOSED_STATUSES))
+        result.messages[channel] = await _scrub_messages(
+            tx,
+            and_(
+                Message.channel == channel,
+                Message.created_at < cutoff,
+                or_(Message.ticket_id.is_(None), Message.ticket_id.not_in(open_tickets)),
+            ),
+        )
+        recent = exists().where(
+            Message.customer_id == Identity.customer_id, Message.channel == channel, Message.created_at >= cutoff
+        )
+        gone = await tx.db.execute(
+            delete(Identity)
+            .where(Identity.channel == channel, Identity.created_at < cutoff, not_(recent))
+            .execution_options(synchronize_session=False)
+        )
+        result.identities[channel] = int(getattr(gone, "rowcount", 0) or 0)
+    result.customers = await _forget_unreachable_customers(tx)
+    return result
+
+
+async def _forget_unreachable_customers(tx: TicketSession) -> int:
+    """Customers left without any identity have no channel left to own them: anonymise."""
+    has_identity = exists().where(Identity.customer_id == Customer.id)
+    has_open_ticket = exists().where(Ticket.customer_id == Customer.id, Ticket.status.not_in(CLOSED_STATUSES))
+    forgotten = await tx.db.execute(
+        update(Customer)
+        .where(
+            not_(has_identity),
+            not_(has_open_ticket),
+            or_(
+                Customer.display_name.is_not(None),
+                Customer.email.is_not(None),
+                Customer.phone.is_not(None),
+                Customer.notes.is_not(None),
+                Customer.last_chat_id.is_not(None),
+            ),
+        )
+        .values(
+            display_name=None,
+            email=None,
+            phone=None,
+            tags=[],
+            notes=None,
+            last_chat_id=None,
+            unreachable=True,
+            owner=Owner.BOT,
+            handoff_ticket_id=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(forgotten, "rowcount", 0) or 0)
+
+
+async def run_retention(store: TicketStore, days_by_channel: Mapping[str, int], *, now: datetime) -> RetentionResult:
+    """One retention run in one transaction."""
+    async with store.session() as tx:
+        result = await apply_retention(tx, days_by_channel, now=now)
+    log.info(
+        "retention run",
+        extra={"messages": sum(result.messages.values()), "tickets": sum(result.tickets.values()),
+               "identities": sum(result.identities.values()), "customers": result.customers},
+    )
+    return result

@@ -1,0 +1,234 @@
+"""Export, erase and retention (storage/data_rights.py) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from storage.data_rights import ERASED, apply_retention, erase_customer, export_customer, run_retention
+from storage.errors import NotFound
+from storage.models import (
+    Author,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Identity,
+    Message,
+    Order,
+    Owner,
+    Ticket,
+    TicketEvent,
+    TicketKind,
+    TicketStatus,
+)
+from storage.state import MemoryStateStore, StateKey
+from storage.tickets import SqlTicketStore, TicketSession
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def days_ago(n: float) -> datetime:
+    return NOW - timedelta(days=n)
+
+
+async def say(
+    tx: TicketSession, who: Customer, text: str, when: datetime, channel: str = "webchat",
+    ticket: Ticket | None = None, author: Author = Author.CUSTOMER,
+) -> Message:
+    row = Message(
+        customer_id=who.id, channel=channel, chat_id="chat-" + str(who.id),
+        direction=Direction.INBOUND if author == Author.CUSTOMER else Direction.OUTBOUND, author=author,
+        text=text, payload={"buttons": [text]}, intent="complaint", confidence=0.9,
+        status=DeliveryStatus.RECEIVED, created_at=when, ticket_id=ticket.id if ticket else None,
+    )
+    tx.db.add(row)
+    await tx.db.flush()
+    return row
+
+
+async def open_ticket(
+    tx: TicketSession, who: Customer, when: datetime, status: TicketStatus, channel: str = "webchat"
+) -> Ticket:
+    row = Ticket(
+        kind=TicketKind.RETURN, status=status, subject="Return of the blue hoodie for Ann Lee",
+        fields={"order_id": "A100", "reason": "my address is 1 Main St"}, order_id="A100", customer_id=who.id,
+        channel=channel, escalation_reason="Ann was angry", first_response_due=when + timedelta(hours=1),
+        first_response_at=when + timedelta(minutes=20), resolution_due=when + timedelta(days=1),
+        resolved_at=when + timedelta(hours=5) if status == TicketStatus.RESOLVED else None,
+        rating=4 if status == TicketStatus.RESOLVED else None, rating_comment="thanks Ann!",
+        created_at=when, updated_at=when + timedelta(hours=5),
+    )
+    tx.db.add(row)
+    await tx.db.flush()
+    tx.db.add_all([
+        TicketEvent(ticket_id=row.id, actor="customer", kind="customer_message", data={"text": "I am Ann"},
+                    created_at=when),
+        TicketEvent(ticket_id=row.id, actor="eve@shop.test", kind="owner_changed",
+                    data={"from": "bot", "to": "queued"}, created_at=when),
+        TicketEvent(ticket_id=row.id, actor="eve@shop.test", kind="note", data={"text": "Ann lives in Paris"},
+                    created_at=when),
+    ])
+    return row
+
+
+async def ann(tx: TicketSession, channel: str = "webchat", external_id: str = "ann-1") -> Customer:
+    who, _ = await tx.resolve_customer(channel, external_id, chat_id="chat-ann", display_name="Ann Lee")
+    who.email, who.phone, who.tags, who.notes = "ann@example.com", "+33 6 12 34 56 78", ["vip"], "likes blue"
+    identity = (await tx.identities(who.id))[0]
+    identity.created_at = days_ago(400)
+    return who
+
+
+@pytest.fixture
+async def seeded(ticket_store: SqlTicketStore) -> dict[str, int]:
+    async with ticket_store.session() as tx:
+        who = await ann(tx)
+        other, _ = await tx.resolve_customer("webchat", "bob-1", chat_id="chat-bob", display_name="Bob")
+        resolved = await open_ticket(tx, who, days_ago(10), TicketStatus.RESOLVED)
+        still_open = await open_ticket(tx, who, days_ago(2), TicketStatus.OPEN)
+        await say(tx, who, "my hoodie A100 is too small, I am Ann", days_ago(10), ticket=resolved)
+        await say(tx, who, "any news? call me on +33 6 12 34 56 78", days_ago(2), ticket=still_open)
+        await say(tx, other, "hello from Bob", days_ago(1))
+        tx.db.add(Order(order_id="A100", email="ann@example.com", phone="+33 6 12 34 56 78", customer_name="Ann Lee",
+                        customer_id=who.id, items=[{"sku": "H1"}], total=49.0, currency="EUR", status="delivered",
+                        ordered_at=days_ago(20)))
+        return {"ann": who.id, "bob": other.id, "resolved": resolved.id, "open": still_open.id}
+
+
+async def test_export_holds_everything_about_the_customer(
+    ticket_store: SqlTicketStore, seeded: dict[str, int]
+) -> None:
+    async with ticket_store.session() as tx:
+        data = await export_customer(tx, seeded["ann"])
+    json.dumps(data)  # JSON-ready
+    assert data["customer"]["email"] == "ann@example.com" and data["customer"]["owner"] == "bot"
+    assert data["identities"] == [
+        {"id": data["identities"][0]["id"], "channel": "webchat", "external_id": "ann-1", "chat_id": "chat-ann",
+         "created_at": days_ago(400).isoformat()}
+    ]
+    assert [m["text"] for m in data["messages"]] == [
+        "my hoodie A100 is too small, I am Ann", "any news? call me on +33 6 12 34 56 78"
+    ]
+    assert [t["status"] for t in data["tickets"]] == ["resolved", "open"]
+    assert data["tickets"][0]["number"] == "T-1001"
+    assert {e["kind"] for e in data["tickets"][0]["events"]} == {"customer_message", "owner_changed", "note"}
+    assert data["ratings"] == [{"ticket": "T-1001", "score": 4, "comment": "thanks Ann!"}]
+    assert [o["order_id"] for o in data["orders"]] == ["A100"]
+    assert "hello from Bob" not in json.dumps(data)
+
+
+async def test_export_of_an_unknown_customer(ticket_store: SqlTicketStore) -> None:
+    async with ticket_store.session() as tx:
+        with pytest.raises(NotFound):
+            await export_customer(tx, 999)
+        with pytest.raises(NotFound):
+            await erase_customer(tx, 999, actor="admin@shop.test")
+
+
+async def test_erase_removes_personal_data_and_keeps_statistics(
+    ticket_store: SqlTicketStore, seeded: dict[str, int]
+) -> None:
+    state = MemoryStateStore()
+    await state.set(StateKey(seeded["ann"]), {"slots": {"email": "ann@example.com"}}, ttl=600)
+    async with ticket_store.session() as tx:
+        result = await erase_customer(tx, seeded["ann"], actor="admin@shop.test", state=state)
+    assert (result.messages, result.tickets, result.identities, result.orders) == (2, 2, 1, 1)
+    assert await state.get(StateKey(seeded["ann"])) is None
+    async with ticket_store.session() as tx:
+        data = await export_customer(tx, seeded["ann"])
+        bob = await export_customer(tx, seeded["bob"])
+        order = (await tx.db.execute(select(Order))).scalar_one()
+    dump = json.dumps(data)
+    for personal in ("Ann", "ann@", "+33", "A100", "Paris", "hoodie", "vip", "likes blue", "chat-ann", "ann-1"):
+        assert personal not in dump, personal
+    assert data["identities"] == [] and data["orders"] == []
+    customer = data["customer"]
+    assert customer["display_name"] is None and customer["unreachable"] is True and customer["tags"] == []
+    # statistics stay: who wrote when, intents, ticket kinds, times, ratings
+    assert [(m["author"], m["intent"], m["text"]) for m in data["messages"]] == [("customer", "complaint", ERASED)] * 2
+    resolved, closed = data["tickets"]
+    assert (resolved["kind"], resolved["status"], resolved["rating"], resolved["subject"]) == (
+        "return", "resolved", 4, ERASED
+    )
+    assert resolved["first_response_at"] and resolved["resolved_at"] and resolved["fields"] == {}
+    assert closed["status"] == "closed", "open tickets of an erased customer are closed"
+    kinds = [(e["kind"], e["data"]) for e in resolved["events"]]
+    assert ("owner_changed", {"from": "bot", "to": "queued"}) in kinds and ("erased", {}) in kinds
+    assert (order.email, order.customer_name, order.customer_id, order.total) == (None, None, None, 49.0)
+    # Bob is untouched.
+    assert [m["text"] for m in bob["messages"]] == ["hello from Bob"]
+    assert bob["customer"]["display_name"] == "Bob"
+
+
+async def test_after_erasure_the_same_account_is_a_new_customer(
+    ticket_store: SqlTicketStore, seeded: dict[str, int]
+) -> None:
+    async with ticket_store.session() as tx:
+        await erase_customer(tx, seeded["ann"], actor="admin@shop.test")
+    async with ticket_store.session() as tx:
+        again, created = await tx.resolve_customer("webchat", "ann-1", chat_id="chat-ann")
+    assert created and again.id != seeded["ann"]
+
+
+async def test_erasing_twice_changes_nothing_more(ticket_store: SqlTicketStore, seeded: dict[str, int]) -> None:
+    async with ticket_store.session() as tx:
+        await erase_customer(tx, seeded["ann"], actor="admin@shop.test")
+    async with ticket_store.session() as tx:
+        result = await erase_customer(tx, seeded["ann"], actor="admin@shop.test")
+    assert (result.messages, result.tickets, result.identities, result.orders) == (0, 0, 0, 0)
+
+
+async def test_retention_anonymises_old_conversations_per_channel(
+    ticket_store: SqlTicketStore, seeded: dict[str, int]
+) -> None:
+    async with ticket_store.session() as tx:
+        # A Telegram customer who last wrote 40 days ago, and an old bot-only chat on webchat.
+        tg = await ann(tx, channel="telegram", external_id="tg-7")
+        await say(tx, tg, "old telegram message", days_ago(40), channel="telegram")
+        await say(tx, tg, "bot answer", days_ago(40), channel="telegram", author=Author.BOT)
+        await say(tx, tg, "recent telegram message", days_ago(3), channel="telegram")
+        await say(tx, await tx.get_customer(seeded["bob"]), "old webchat", days_ago(8))  # type: ignore[arg-type]
+        gone, _ = await tx.resolve_customer("telegram", "tg-old", chat_id="1", display_name="Old Timer")
+        (await tx.identities(gone.id))[0].created_at = days_ago(90)
+        await say(tx, gone, "hi from long ago", days_ago(90), channel="telegram")
+        tg_id, gone_id = tg.id, gone.id
+    async with ticket_store.session() as tx:
+        result = await apply_retention(tx, {"webchat": 7, "telegram": 30}, now=NOW)
+    # webchat: Ann's resolved ticket (10 days old) and its message; her message on the
+    # still-open ticket stays; Bob's 8-day-old message goes, his 1-day-old one stays.
+    assert result.tickets == {"telegram": 0, "webchat": 1}
+    assert result.messages == {"telegram": 3, "webchat": 2}
+    # Ann's webchat identity stays (she wrote 2 days ago); "tg-old" had no recent message;
+    # the other telegram identity wrote 3 days ago.
+    assert result.identities == {"telegram": 1, "webchat": 0}
+    assert result.customers == 1
+    async with ticket_store.session() as tx:
+        texts = dict((await tx.db.execute(select(Message.text, Message.channel).order_by(Message.id))).all())
+        old_timer = await tx.get_customer(gone_id)
+        kept = await tx.get_customer(tg_id)
+        resolved = await tx.get_ticket(seeded["resolved"])
+        still_open = await tx.get_ticket(seeded["open"])
+        identities = (await tx.db.execute(select(Identity.external_id).order_by(Identity.id))).scalars().all()
+    assert "any news? call me on +33 6 12 34 56 78" in texts and "hello from Bob" in texts
+    assert "recent telegram message" in texts
+    for old in ("my hoodie A100 is too small, I am Ann", "old telegram message", "old webchat", "hi from long ago"):
+        assert old not in texts
+    assert old_timer is not None and (old_timer.display_name, old_timer.unreachable) == (None, True)
+    assert kept is not None and kept.display_name == "Ann Lee"
+    assert resolved is not None and (resolved.subject, resolved.rating, resolved.rating_comment) == (ERASED, 4, None)
+    assert still_open is not None and still_open.subject.startswith("Return of")
+    assert list(identities) == ["ann-1", "bob-1", "tg-7"]
+    # A second run finds nothing left to do.
+    again = await run_retention(ticket_store, {"webchat": 7, "telegram": 30}, now=NOW)
+    assert again.total == 0 and again.customers == 0
+
+
+async def test_channels_without_a_period_are_kept(ticket_store: SqlTicketStore, seeded: dict[str, int]) -> None:
+    result = await run_retention(ticket_store, {"telegram": 1}, now=NOW + timedelta(days=3650))
+    assert result.total == 0
+    async with ticket_store.session() as tx:
+        owner = await tx.get_customer(seeded["ann"])
+    assert owner is not None and owner.display_name == "Ann Lee" and owner.owner == Owner.BOT
