@@ -72,6 +72,15 @@ class WebConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     max_body_bytes: int = Field(default=256 * 1024, gt=0)
+    # Agents' workspace: session cookies get ``Secure`` (HTTPS only) when true — set it
+    # whenever the workspace is served over TLS (behind a proxy, say).
+    secure_cookies: bool = False
+    session_hours: float = Field(default=12.0, gt=0)  # a login lasts at most this long
+    session_idle_minutes: float = Field(default=120.0, gt=0)  # ... and ends after this much inactivity
+    login_max_failures: int = Field(default=5, ge=1)  # per account, then locked for login_lockout_minutes
+    login_ip_max_failures: int = Field(default=30, ge=1)  # per client address, same lockout
+    login_lockout_minutes: float = Field(default=15.0, gt=0)
+    login_failure_delay_seconds: float = Field(default=1.0, ge=0)  # slows down password guessing
 
 
 class BusinessHours(Strict):

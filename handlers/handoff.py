@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import or_, select, update
+
 from handlers.context import Policy, Turn
-from storage.errors import DeskbotError
+from storage.errors import Conflict
 from storage.models import Agent, Customer, Owner, Priority, Ticket, TicketKind, TicketStatus, utcnow
 from storage.tickets import TicketSession
 
@@ -24,7 +26,7 @@ ALLOWED: dict[Owner, set[Owner]] = {
 REUSABLE_KINDS = (TicketKind.HANDOFF, TicketKind.COMPLAINT)
 
 
-class InvalidTransition(DeskbotError):
+class InvalidTransition(Conflict):
     def __init__(self, current: Owner, wanted: Owner) -> None:
         super().__init__(f"conversation owner cannot go from {current.value} to {wanted.value}")
         self.current = current
@@ -110,11 +112,47 @@ async def acknowledge_queued(turn: Turn, ticket: Ticket) -> None:
     turn.say("handoff_waiting", number=ticket.number, position=position, due=when)
 
 
-async def claim(tx: TicketSession, ticket: Ticket, agent: Agent) -> None:
-    customer = ticket.customer
-    if customer.owner == Owner.AGENT and ticket.assignee_id not in (None, agent.id):
-        raise InvalidTransition(Owner.AGENT, Owner.AGENT)
+class AlreadyClaimed(InvalidTransition):
+    def __init__(self, number: str, holder: str) -> None:
+        super().__init__(Owner.AGENT, Owner.AGENT)
+        self.args = (f"ticket {number} is already taken by {holder}",)
+
+
+class TicketClosed(Conflict):
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__(f"ticket {ticket.number} is {ticket.status.value}; reopen it first")
+
+
+async def take_ticket(tx: TicketSession, ticket: Ticket, agent: Agent) -> None:
+    """Make ``agent`` the assignee unless a colleague already is — decided by the database.
+
+    One conditional ``UPDATE``: of two agents claiming at the same moment (two workers, two
+    PostgreSQL transactions) the second one's row re-check sees the first one's assignee
+    and updates nothing, so exactly one wins; the loser gets AlreadyClaimed.
+    """
+    taken = await tx.db.execute(
+        update(Ticket)
+        .where(Ticket.id == ticket.id, or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
+        .values(assignee_id=agent.id, updated_at=utcnow())
+        .returning(Ticket.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    if taken.first() is None:
+        holder = (
+            await tx.db.execute(
+                select(Agent.name).join(Ticket, Ticket.assignee_id == Agent.id).where(Ticket.id == ticket.id)
+            )
+        ).scalar_one_or_none()
+        raise AlreadyClaimed(ticket.number, holder or "another agent")
     ticket.assignee_id = agent.id
+
+
+async def claim(tx: TicketSession, ticket: Ticket, agent: Agent) -> None:
+    """The agent takes the ticket and its conversation (the bot falls silent)."""
+    customer = ticket.customer
+    if not ticket.is_open:
+        raise TicketClosed(ticket)
+    await take_ticket(tx, ticket, agent)
     if ticket.status == TicketStatus.NEW:
         ticket.status = TicketStatus.OPEN
     await tx.add_event(ticket, agent.email, "claimed", {"agent": agent.email})

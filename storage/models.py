@@ -223,6 +223,9 @@ class Ticket(Base):
     resolution_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set when this ticket was merged into another (a duplicate); no FK, like
+    # Customer.handoff_ticket_id, so a self-reference never complicates deletes.
+    merged_into_id: Mapped[int | None] = mapped_column(Integer)
     rating: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     # The deadline that matters now, kept by ``sla_due_at_of`` on every ORM flush: the
@@ -346,3 +349,62 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16))
     ordered_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+# -- agents' workspace: sessions, API tokens, login throttling, canned responses ---------
+class AgentSession(Base):
+    """A browser login. Only a hash of the cookie's token is stored, so a leaked table
+    cannot be replayed; ``csrf_token`` is what forms and scripts must echo back."""
+
+    __tablename__ = "agent_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class ApiToken(Base):
+    """A bearer token for integrations; shown once, stored as a hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    # The first characters, so an agent can tell their tokens apart in a list.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LoginThrottle(Base):
+    """Failed logins per account (``account:<email>``) and per address (``ip:<addr>``).
+
+    In the database, not in memory, so the lockout holds across processes and restarts.
+    """
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class CannedResponse(Base):
+    """A reply agents reuse; ``{customer_name}``-style placeholders are filled per ticket."""
+
+    __tablename__ = "canned_responses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(120), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -32,10 +32,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot.accounts import InvalidAccount, LoginFailed, LoginLocked
 from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
-from storage.errors import ChannelError, ConfigError, DeskbotError, StorageError, TicketNotFound
+from bot.web import pages_auth
+from bot.web.api import build_api_router
+from bot.web.auth import install_auth
+from storage.errors import ChannelError, ConfigError, Conflict, DeskbotError, NotFound, StorageError, TicketNotFound
 
 log = logging.getLogger("deskbot.web")
 
@@ -44,6 +48,11 @@ STATIC_DIR = Path(__file__).parent / "static"
 # Most specific first: the first class in an error's MRO found here picks the status.
 DOMAIN_STATUS: dict[type[DeskbotError], int] = {
     TicketNotFound: 404,
+    NotFound: 404,
+    Conflict: 409,
+    LoginFailed: 401,
+    LoginLocked: 429,
+    InvalidAccount: 422,
     ChannelError: 502,
     StorageError: 503,
     ConfigError: 500,
@@ -213,10 +222,14 @@ def create_web_app(app: App) -> FastAPI:
         # Swagger UI and ReDoc load from a CDN, which an offline shop cannot reach.
         docs_url=None,
         redoc_url=None,
+        openapi_url="/api/openapi.json",
     )
     api.state.deskbot = app
     install_error_handlers(api)
+    install_auth(api, app)
     api.include_router(health_router(app))
+    api.include_router(build_api_router(app))
+    api.include_router(pages_auth.build_router(app))
     if settings.channels.rest.enabled:
         api.include_router(rest.build_router(app))
     if settings.channels.web.enabled:

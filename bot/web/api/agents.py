@@ -1,0 +1,67 @@
+"""``/api/v1/me`` and ``/api/v1/agents``: who am I, and (admins) managing the team."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import func, select
+
+from bot.accounts import InvalidAccount, Role
+from bot.app import App
+from bot.web.api.schemas import AgentCreate, AgentOut, AgentUpdate, Me, agent_out
+from bot.web.auth import AdminAgent, CurrentAgent, CurrentPrincipal, accounts_of
+from storage.errors import Conflict, NotFound
+from storage.models import Agent
+from storage.tickets import TicketSession
+
+
+async def _other_active_admins(tx: TicketSession, agent_id: int) -> int:
+    found = await tx.db.execute(
+        select(func.count(Agent.id)).where(Agent.role == Role.ADMIN.value, Agent.active.is_(True), Agent.id != agent_id)
+    )
+    return int(found.scalar_one())
+
+
+def build_router(app: App) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["agents"])
+
+    @router.get("/me", summary="The calling agent (and the CSRF token of a browser session)")
+    async def me(principal: CurrentPrincipal) -> Me:
+        agent = principal.agent
+        return Me(id=agent.id, name=agent.name, email=agent.email, role=agent.role, csrf_token=principal.csrf_token)
+
+    @router.get("/agents", summary="All agents")
+    async def list_agents(request: Request, _agent: CurrentAgent) -> list[AgentOut]:
+        return [agent_out(a) for a in await accounts_of(request).list_agents()]
+
+    @router.post("/agents", status_code=201, summary="Add an agent (admin)")
+    async def add_agent(request: Request, body: AgentCreate, _admin: AdminAgent) -> AgentOut:
+        agent = await accounts_of(request).add_agent(body.email, body.name, body.role, body.password)
+        return agent_out(agent)
+
+    @router.patch("/agents/{agent_id}", summary="Change an agent's name, role, password or active flag (admin)")
+    async def update_agent(request: Request, agent_id: int, body: AgentUpdate, _admin: AdminAgent) -> AgentOut:
+        accounts = accounts_of(request)
+        password_hash = accounts.hash_password(body.password) if body.password is not None else None
+        async with app.tickets.session() as tx:
+            agent = await tx.db.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound(f"no agent with id {agent_id}")
+            demoted = body.role is not None and body.role != Role.ADMIN.value and agent.role == Role.ADMIN.value
+            deactivated = body.active is False and agent.active and agent.role == Role.ADMIN.value
+            if (demoted or deactivated) and await _other_active_admins(tx, agent.id) == 0:
+                raise Conflict("the last active admin cannot be demoted or deactivated")
+            if body.name is not None:
+                agent.name = body.name
+            if body.role is not None:
+                agent.role = body.role
+            if body.active is not None:
+                agent.active = body.active
+            if password_hash is not None:
+                agent.password_hash = password_hash
+            if password_hash is not None or body.active is False:
+                await accounts.end_sessions(tx, agent.id)
+            if not agent.name.strip():
+                raise InvalidAccount("name: must not be empty")
+            return agent_out(agent)
+
+    return router
