@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bot import agents_cli
+from bot import agents_cli, data_cli
 from bot.config import Settings, load_settings, masked
 from bot.logs import configure_logging
 from storage.errors import DeskbotError
@@ -54,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
             action.add_argument("text")
         action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
     agents_cli.register(sub)
+    data_cli.register(sub)
     return parser
 
 
@@ -183,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agents":
             asyncio.run(_migrate(settings))
             return asyncio.run(agents_cli.run(settings, args))
+        if args.command in data_cli.COMMANDS:
+            asyncio.run(_migrate(settings))
+            return asyncio.run(data_cli.run(settings, args))
         return asyncio.run(_with_app(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)

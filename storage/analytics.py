@@ -473,3 +473,67 @@ async def _percentiles(
 
 def _num(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
+
+
+# -- the same data as flat tables (CSV export) -----------------------------------------------
+TABLES = ("summary", "days", "intents", "csat", "agents", "channels")
+GROUP_HEADERS = [
+    "tickets", "resolved", "first_response_count", "first_response_avg_s", "first_response_p50_s",
+    "first_response_p90_s", "first_response_p99_s", "resolution_count", "resolution_avg_s", "resolution_p50_s",
+    "resolution_p90_s", "resolution_p99_s", "sla_first_response_breached", "sla_resolution_breached",
+    "sla_breached", "sla_breach_rate", "csat_count", "csat_average",
+    *(f"csat_{score}" for score in RATING_SCORES),
+]
+
+
+def _group_row(g: Group) -> list[Any]:
+    times = [g.first_response, g.resolution]
+    return [
+        g.tickets, g.resolved,
+        *(value for d in times for value in (d.count, d.average, d.p50, d.p90, d.p99)),
+        g.sla.first_response_breached, g.sla.resolution_breached, g.sla.breached, g.sla.breach_rate,
+        g.csat.count, g.csat.average, *(g.csat.distribution[str(s)] for s in RATING_SCORES),
+    ]
+
+
+def report_tables(report: Report) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Every table of the report: name → (header, rows); the CSV export writes one of them."""
+    overall = Group("all", "all", report.sla.tickets, 0, report.first_response, report.resolution, report.sla,
+                    report.csat)
+    overall.resolved = report.resolution.count
+    summary: list[list[Any]] = [
+        ["since", report.since.isoformat()],
+        ["until", report.until.isoformat()],
+        ["conversations", report.containment.conversations],
+        ["contained", report.containment.contained],
+        ["containment_rate", report.containment.rate],
+        *([name, value] for name, value in zip(GROUP_HEADERS, _group_row(overall), strict=True)),
+    ]
+    return {
+        "summary": (["metric", "value"], summary),
+        "days": (
+            ["day", "customer_messages", "bot_messages", "agent_messages", "tickets_opened", "tickets_resolved"],
+            [[d.day, d.customer_messages, d.bot_messages, d.agent_messages, d.tickets_opened, d.tickets_resolved]
+             for d in report.days],
+        ),
+        "intents": (["intent", "messages"], [[name, count] for name, count in report.intents]),
+        "csat": (["score", "ratings"], [[score, report.csat.distribution[str(score)]] for score in RATING_SCORES]),
+        "agents": (
+            ["agent_id", "agent", *GROUP_HEADERS],
+            [[g.key or None, g.label, *_group_row(g)] for g in report.agents],
+        ),
+        "channels": (
+            ["channel", "conversations", "contained", "containment_rate", "customer_messages", *GROUP_HEADERS],
+            [
+                [
+                    g.key,
+                    g.containment.conversations if g.containment else 0,
+                    g.containment.contained if g.containment else 0,
+                    g.containment.rate if g.containment else None,
+                    g.customer_messages or 0,
+                    *_group_row(g),
+                ]
+                for g in report.channels
+            ],
+        ),
+    }

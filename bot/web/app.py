@@ -36,6 +36,7 @@ from bot.accounts import InvalidAccount, LoginFailed, LoginLocked
 from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
+from bot.retention import retention_schedule
 from bot.web import pages_auth
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
@@ -260,7 +261,9 @@ async def serve(settings: Settings, **build_kwargs: Any) -> None:
 
     Extra keyword arguments go to :func:`~bot.app.build_app` (``classifier``, ``create_schema``).
     """
-    async with build_app(settings, **build_kwargs) as app:
+    async with build_app(settings, **build_kwargs) as app, retention_schedule(
+        app.tickets, settings.retention, app.services.clock
+    ):
         server = uvicorn_server(create_web_app(app), settings)
         log.info("serving", extra={"host": settings.web.host, "port": settings.web.port})
         await server.serve()
