@@ -57,6 +57,7 @@ def build_policy(settings: Settings) -> Policy:
             for name, target in (("low", sla.low), ("normal", sla.normal), ("high", sla.high), ("urgent", sla.urgent))
         },
         calendar=calendar,
+        reopen_hours=settings.dialogue.reopen_hours,
     )
 
 
@@ -136,4 +137,5 @@ async def build_app(
                 languages=tuple(settings.languages),
             ),
         )
-        yield App(settings, tickets, state, bus, classifier, services, pipeline, AgentDesk(tickets, responses))
+        desk = AgentDesk(tickets, responses, services.policy)
+        yield App(settings, tickets, state, bus, classifier, services, pipeline, desk)

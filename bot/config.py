@@ -140,6 +140,9 @@ class ShopConfig(Strict):
 class DialogueConfig(Strict):
     fallback_after: int = Field(default=2, ge=1)
     complaint_repeat_days: int = Field(default=30, ge=1)
+    # Hours after an agent resolved a ticket during which the customer writing about it
+    # again reopens it (0: never; a new ticket is opened instead).
+    reopen_hours: float = Field(default=48.0, ge=0)
 
 
 class LoggingConfig(Strict):

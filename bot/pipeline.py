@@ -23,7 +23,7 @@ from bot.messages import Incoming, Outgoing
 from handlers import rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
-from handlers.handoff import acknowledge_queued, transition
+from handlers.handoff import acknowledge_queued, reopen_on_return, transition
 from handlers.router import FALLBACK, FORMS, Handler, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.language import detect_language
@@ -177,6 +177,8 @@ class Pipeline:
             await self._forward_to_ticket(turn, text)
             return
         if state.awaiting_comment_for is not None and await rating.rating_comment(turn):
+            return
+        if state.form is None and await reopen_on_return(turn) is not None:
             return
         if not text and not turn.msg.payload:
             turn.say("empty_message")

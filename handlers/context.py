@@ -31,6 +31,8 @@ class Policy:
     complaint_repeat_days: int
     sla_minutes: dict[Priority, tuple[int, int]]  # priority -> (first response, resolution)
     calendar: BusinessCalendar
+    # A customer writing within this long after an agent resolved their ticket reopens it.
+    reopen_hours: float = 48.0
 
 
 @dataclass(slots=True)

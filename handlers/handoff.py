@@ -7,7 +7,7 @@ are notified and the audit log tells who moved the conversation where, and when.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
@@ -196,3 +196,49 @@ async def human_handoff(turn: Turn) -> None:
     )
     turn.say("handoff_queued", number=ticket.number)
     await acknowledge_queued(turn, ticket)
+
+
+# Messages that continue a problem: what the bot would otherwise pass to a person or not
+# understand. A pre-sale question, a status check or a "thanks!" after the resolution is
+# answered by the bot and leaves the resolved ticket alone.
+REOPENING_INTENTS = frozenset({"complaint", "human_handoff", "out_of_scope"})
+
+
+async def reopen_on_return(turn: Turn) -> Ticket | None:
+    """The customer writes again soon after an agent resolved their ticket: reopen it.
+
+    The ticket goes back to the queue (its assignee kept, so it is in their "mine" list),
+    the message is forwarded to it, and the customer is told. Button presses (ratings) and
+    closing remarks never reopen.
+    """
+    window = turn.services.policy.reopen_hours
+    if window <= 0 or turn.msg.payload or not turn.msg.text.strip():
+        return None
+    if turn.prediction.intent not in REOPENING_INTENTS:
+        return None
+    since = turn.now() - timedelta(hours=window)
+    ticket = (
+        await turn.tx.db.execute(
+            select(Ticket)
+            .where(
+                Ticket.customer_id == turn.customer.id,
+                Ticket.status == TicketStatus.RESOLVED,
+                Ticket.assignee_id.is_not(None),
+                Ticket.merged_into_id.is_(None),
+                Ticket.resolved_at >= since,
+            )
+            .order_by(Ticket.resolved_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if ticket is None:
+        return None
+    ticket.status = TicketStatus.OPEN
+    ticket.resolved_at = None
+    await turn.tx.add_event(ticket, "customer", "reopened", {"reason": "customer wrote again"})
+    if turn.customer.owner == Owner.BOT:
+        await transition(turn.tx, turn.customer, ticket, Owner.QUEUED, "customer", "customer wrote again")
+    turn.ticket_id = ticket.id
+    await turn.tx.add_event(ticket, "customer", "customer_message", {"text": turn.msg.text[:500]})
+    turn.say("ticket_reopened", number=ticket.number)
+    return ticket

@@ -20,7 +20,7 @@ from bot.config import load_settings
 from bot.messages import Incoming
 from bot.web.app import create_web_app
 from intents.base import IntentClassifier
-from storage.models import Base
+from storage.models import Base, format_ticket_number
 from tests.conftest import _delete_keys
 from tests.web.conftest import deskbot_environ
 
@@ -73,6 +73,16 @@ class Desk:
     async def bearer(self, email: str, role: str = "agent") -> dict[str, str]:
         await self.add_agent(email, role)
         return {"Authorization": f"Bearer {await self.accounts.issue_token(email)}"}
+
+    async def handoff(self, sender: str, channel: str = "rest", **kw: Any) -> str:
+        """The customer asks for a person (the button): returns the ticket number."""
+        await self.app.pipeline.handle(
+            Incoming(channel=channel, chat_id=sender, user_id=sender, text="", payload="/human_handoff", **kw)
+        )
+        async with self.app.tickets.session() as tx:
+            customer = await tx.find_customer(channel, sender)
+            assert customer is not None and customer.handoff_ticket_id is not None
+            return format_ticket_number(customer.handoff_ticket_id)
 
     async def customer_says(self, sender: str, text: str, channel: str = "rest", **kw: Any) -> list[str]:
         replies = await self.app.pipeline.handle(
