@@ -279,6 +279,41 @@ event.listen(
     DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
 )
 
+# SQLite's counterpart of those trigram indexes: FTS5 tables with the trigram tokenizer
+# (SQLite >= 3.34) over tickets.subject and customers.display_name, kept in step by
+# triggers; ``storage/queue.py`` searches them. They are not models (virtual tables), so
+# the migration and ``create_all`` create them with this SQL; migration 0003 repeats it.
+SEARCH_INDEXES = {"tickets_subject_fts": ("tickets", "subject"), "customers_name_fts": ("customers", "display_name")}
+
+
+def sqlite_search_tables() -> list[str]:
+    return [
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({column}, content='{table}', content_rowid='id', "
+        "tokenize='trigram')"
+        for fts, (table, column) in SEARCH_INDEXES.items()
+    ]
+
+
+def sqlite_search_triggers() -> list[str]:
+    statements = []
+    for fts, (table, column) in SEARCH_INDEXES.items():
+        add = f"INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column});"  # noqa: S608 - constant names
+        remove = f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});"  # noqa: S608 - constant names
+        statements += [
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON {table} BEGIN {add} END",
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_ad AFTER DELETE ON {table} BEGIN {remove} END",
+            f"CREATE TRIGGER IF NOT EXISTS {fts}_au AFTER UPDATE OF {column} ON {table} BEGIN {remove} {add} END",
+        ]
+    return statements
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_sqlite_search(_target: Any, connection: Any, **_kw: Any) -> None:
+    if connection.dialect.name != "sqlite":
+        return
+    for statement in sqlite_search_tables() + sqlite_search_triggers():
+        connection.exec_driver_sql(statement)
+
 
 def format_ticket_number(ticket_id: int) -> str:
     return f"T-{ticket_id + TICKET_NUMBER_OFFSET}"

@@ -13,10 +13,12 @@ Design (measured by ``bench/queue.py``):
   tickets by deadline, then closed ones newest first (``sla_due_at IS NULL``); the cursor
   records the phase.
 * **Text search** matches the subject and the customer's display name (case-insensitive
-  substring) and, when the text is a ticket number (``T-1042``), that ticket. On PostgreSQL
-  trigram GIN indexes (``pg_trgm``) answer the substring match; SQLite has no substring
-  index, so the match filters rows while the ordered index is scanned and stops once a
-  page is full (a rare term scans more; the bench reports it).
+  substring) and, when the text is a ticket number (``T-1042``), that ticket. Substring
+  indexes answer it: trigram GIN (``pg_trgm``) on PostgreSQL, FTS5 tables with the trigram
+  tokenizer on SQLite (``storage.models.sqlite_search_tables``). A selective term (at most
+  ``SEARCH_CAP`` matching tickets) becomes ``id IN (matches)``, sorted like any page; a
+  common one instead filters the ordered index scan, which stops after one page because
+  matches are dense. Either way no query reads the whole table.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, literal, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, Select, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.orm import joinedload
 
 from storage.errors import DeskbotError
@@ -48,6 +50,10 @@ SortOrder = Literal["sla", "newest", "updated"]
 SORTS: tuple[SortOrder, ...] = ("sla", "newest", "updated")
 MAX_LIMIT = 200
 MAX_SEARCH_LENGTH = 200
+# A search term with at most this many matching tickets is answered from the substring
+# indexes (trigram GIN / FTS5) and sorted; a more common one filters the ordered scan.
+SEARCH_CAP = 2000
+MIN_INDEXED_SEARCH = 3  # trigram indexes cannot answer shorter terms
 # A deadline closer than this is shown as a warning before it is breached.
 SLA_WARNING_WINDOW = timedelta(hours=1)
 
@@ -130,27 +136,73 @@ def _decode_cursor(cursor: str, sort: SortOrder) -> tuple[int, list[Any]]:
 
 
 # -- filters -----------------------------------------------------------------------------
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _like_pattern(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _search(q: str, dialect: str) -> ColumnElement[bool]:
+def _fts_phrase(text: str) -> str:
+    """An FTS5 phrase query matching ``text`` as a substring (trigram tokenizer)."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+async def _has_sqlite_search(tx: TicketSession) -> bool:
+    found = await tx.db.execute(
+        text("SELECT count(*) FROM sqlite_master WHERE name IN ('tickets_subject_fts', 'customers_name_fts')")
+    )
+    return int(found.scalar_one()) == 2
+
+
+async def _capped(tx: TicketSession, query: Select[Any], cap: int) -> list[int] | None:
+    """The ids ``query`` selects, or None when there are more than ``cap``."""
+    ids = [int(i) for i in (await tx.db.execute(query.limit(cap + 1))).scalars()]
+    return None if len(ids) > cap else ids
+
+
+async def _matching_ids(tx: TicketSession, q: str, dialect: str, cap: int) -> list[int] | None:
+    """Tickets whose subject or customer's name contains ``q``, from the substring indexes;
+    None when the term is too common (more than ``cap``) or no index can answer it."""
     pattern = _like_pattern(q)
+    if dialect == "postgresql":
+        by_subject = select(Ticket.id).where(Ticket.subject.ilike(pattern, escape="\\"))
+        by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
+    elif dialect == "sqlite" and await _has_sqlite_search(tx):
+        phrase = literal(_fts_phrase(q))
+        by_subject = select(literal_column("rowid")).select_from(text("tickets_subject_fts")).where(
+            literal_column("tickets_subject_fts").op("MATCH")(phrase)
+        )
+        by_name = select(literal_column("rowid")).select_from(text("customers_name_fts")).where(
+            literal_column("customers_name_fts").op("MATCH")(phrase)
+        )
+    else:
+        return None
+    subjects = await _capped(tx, by_subject, cap)
+    customers = await _capped(tx, by_name, cap) if subjects is not None else None
+    if subjects is None or customers is None:
+        return None
+    of_customers: list[int] | None = []
+    if customers:
+        of_customers = await _capped(tx, select(Ticket.id).where(Ticket.customer_id.in_(customers)), cap)
+    if of_customers is None or len(set(subjects) | set(of_customers)) > cap:
+        return None
+    return sorted(set(subjects) | set(of_customers))
+
+
+async def _search(tx: TicketSession, q: str, dialect: str) -> ColumnElement[bool]:
+    """The text filter. A selective term becomes ``id IN (the few matches)`` found through
+    the substring indexes, then ordered like any page; a common (or too short) term filters
+    rows during the ordered index scan instead, which stops as soon as a page is full —
+    matches are dense then, so the scan is short."""
     conditions: list[ColumnElement[bool]] = []
     ticket_id = parse_ticket_number(q) if q.upper().startswith("T") or q.isdigit() else None
     if ticket_id is not None:
         conditions.append(Ticket.id == ticket_id)
-    by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
-    if dialect == "postgresql":
-        # Each arm is answered by its own trigram index; an OR across the join is not.
-        matching = union(
-            select(Ticket.id).where(Ticket.subject.ilike(pattern, escape="\\")),
-            select(Ticket.id).where(Ticket.customer_id.in_(by_name)),
-        )
-        conditions.append(Ticket.id.in_(matching))
+    matches = await _matching_ids(tx, q, dialect, SEARCH_CAP) if len(q) >= MIN_INDEXED_SEARCH else None
+    if matches is not None:
+        conditions.append(Ticket.id.in_(matches))
     else:
-        # No substring index: filter during the ordered scan, which stops at a full page.
+        pattern = _like_pattern(q)
+        by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
         conditions.append(Ticket.subject.ilike(pattern, escape="\\"))
         conditions.append(Ticket.customer_id.in_(by_name))
     return or_(*conditions)
@@ -169,7 +221,7 @@ def _assignee(value: str, agent_id: int | None) -> ColumnElement[bool]:
     raise InvalidQuery("assignee must be mine, unassigned or an agent id")
 
 
-def _filtered(query: QueueQuery, agent_id: int | None, dialect: str) -> Select[Ticket]:
+async def _filtered(tx: TicketSession, query: QueueQuery, agent_id: int | None, dialect: str) -> Select[Ticket]:
     stmt = select(Ticket).options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
     if query.status is not None:
         stmt = stmt.where(Ticket.status == query.status)
@@ -181,11 +233,11 @@ def _filtered(query: QueueQuery, agent_id: int | None, dialect: str) -> Select[T
         stmt = stmt.where(Ticket.channel == query.channel)
     if query.assignee:
         stmt = stmt.where(_assignee(query.assignee, agent_id))
-    text = (query.q or "").strip()
-    if len(text) > MAX_SEARCH_LENGTH:
+    words = (query.q or "").strip()
+    if len(words) > MAX_SEARCH_LENGTH:
         raise InvalidQuery(f"search text longer than {MAX_SEARCH_LENGTH} characters")
-    if text:
-        stmt = stmt.where(_search(text, dialect))
+    if words:
+        stmt = stmt.where(await _search(tx, words, dialect))
     return stmt
 
 
@@ -236,7 +288,7 @@ async def queue_page(tx: TicketSession, query: QueueQuery, *, agent_id: int | No
         raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
-    base = _filtered(query, agent_id, tx.db.get_bind().dialect.name)
+    base = await _filtered(tx, query, agent_id, tx.db.get_bind().dialect.name)
     phase, after = _decode_cursor(query.cursor, query.sort) if query.cursor else (0, None)
     # One row more than asked tells whether another page exists without counting.
     want = query.limit + 1

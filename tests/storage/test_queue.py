@@ -167,7 +167,16 @@ async def test_filters(ticket_store: SqlTicketStore, desk: dict[str, str]) -> No
     assert await numbers(ticket_store, both) == [desk["late"]]
 
 
-async def test_text_search(ticket_store: SqlTicketStore, desk: dict[str, str]) -> None:
+@pytest.fixture(params=["indexed", "scan"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a term is searched: through the substring indexes (few matches) and as a
+    filter of the ordered scan (a cap of 0 makes every term "too common")."""
+    if request.param == "scan":
+        monkeypatch.setattr("storage.queue.SEARCH_CAP", 0)
+    return str(request.param)
+
+
+async def test_text_search(ticket_store: SqlTicketStore, desk: dict[str, str], search_path: str) -> None:
     assert await numbers(ticket_store, QueueQuery(q="PARCEL")) == [desk["late"], desk["resolved_old"]]
     assert set(await numbers(ticket_store, QueueQuery(q="stone"))) == {
         desk["soon"], desk["later"], desk["closed_new"]
@@ -183,7 +192,22 @@ async def test_text_search(ticket_store: SqlTicketStore, desk: dict[str, str]) -
     ]
 
 
-async def test_search_pages_too(ticket_store: SqlTicketStore, desk: dict[str, str]) -> None:
+async def test_search_index_follows_changes(ticket_store: SqlTicketStore, desk: dict[str, str]) -> None:
+    async with ticket_store.session() as tx:
+        late = await tx.ticket_by_number(desk["late"])
+        late.subject = "Lost voucher"
+        ann = await tx.get_customer(late.customer_id)
+        assert ann is not None
+        ann.display_name = "Annabel Gray"
+    assert await numbers(ticket_store, QueueQuery(q="parcel")) == [desk["resolved_old"]]
+    assert await numbers(ticket_store, QueueQuery(q="voucher")) == [desk["late"]]
+    assert len(await numbers(ticket_store, QueueQuery(q="annabel"))) == 4
+    async with ticket_store.session() as tx:
+        await tx.db.delete(await tx.ticket_by_number(desk["resolved_old"]))
+    assert await numbers(ticket_store, QueueQuery(q="parcel")) == []
+
+
+async def test_search_pages_too(ticket_store: SqlTicketStore, desk: dict[str, str], search_path: str) -> None:
     pages = await all_pages(ticket_store, QueueQuery(q="ann", limit=1))
     assert [n for page in pages for n in page] == await numbers(ticket_store, QueueQuery(q="ann"))
     assert len(pages) == 4

@@ -30,6 +30,10 @@ def _agent_fk(table: str, column: str = "agent_id", ondelete: str = "CASCADE") -
     return sa.ForeignKeyConstraint([column], ["agents.id"], name=op.f(f"fk_{table}_{column}_agents"), ondelete=ondelete)
 
 
+# SQLite search tables (FTS5, trigram) → the table and column each one indexes.
+SQLITE_SEARCH = {"tickets_subject_fts": ("tickets", "subject"), "customers_name_fts": ("customers", "display_name")}
+
+
 def _queue_schema() -> None:
     """The agents' queue (storage/queue.py): the stored SLA urgency key and its indexes."""
     op.add_column("tickets", sa.Column("sla_due_at", sa.DateTime(timezone=True), nullable=True))
@@ -53,6 +57,21 @@ def _queue_schema() -> None:
             "ix_customers_display_name_trgm", "customers", ["display_name"],
             postgresql_using="gin", postgresql_ops={"display_name": "gin_trgm_ops"},
         )
+    elif op.get_bind().dialect.name == "sqlite":
+        # FTS5 trigram tables + triggers: the same SQL as storage.models.sqlite_search_*.
+        for fts, (table, column) in SQLITE_SEARCH.items():
+            op.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS {fts} USING fts5({column}, content='{table}', "
+                "content_rowid='id', tokenize='trigram')"
+            )
+            add = f"INSERT INTO {fts}(rowid, {column}) VALUES (new.id, new.{column});"  # noqa: S608 - constant names
+            remove = f"INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});"  # noqa: S608 - constant names
+            op.execute(f"CREATE TRIGGER IF NOT EXISTS {fts}_ai AFTER INSERT ON {table} BEGIN {add} END")
+            op.execute(f"CREATE TRIGGER IF NOT EXISTS {fts}_ad AFTER DELETE ON {table} BEGIN {remove} END")
+            op.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {fts}_au AFTER UPDATE OF {column} ON {table} BEGIN {remove} {add} END"
+            )
+            op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # noqa: S608 - constant names
 
 
 def upgrade() -> None:
@@ -118,6 +137,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("canned_responses", "login_throttle", "api_tokens", "agent_sessions"):
         op.drop_table(table)
+    if op.get_bind().dialect.name == "sqlite":
+        for fts in SQLITE_SEARCH:
+            for suffix in ("ai", "ad", "au"):
+                op.execute(f"DROP TRIGGER IF EXISTS {fts}_{suffix}")
+            op.execute(f"DROP TABLE IF EXISTS {fts}")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_customers_display_name_trgm", table_name="customers")
         op.drop_index("ix_tickets_subject_trgm", table_name="tickets")
