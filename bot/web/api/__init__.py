@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bot.app import App
-from bot.web.api import agents, analytics, canned, customers, data_rights, tickets
+from bot.web.api import agents, analytics, canned, customers, data_rights, events, tickets
 
 API_PREFIX = "/api/v1"  # each resource router carries it, so it can be mounted alone in tests
 
@@ -20,6 +20,7 @@ def build_api_router(app: App) -> APIRouter:
     router.include_router(tickets.build_router(app))
     router.include_router(canned.build_router(app))
     router.include_router(customers.build_router(app))
+    router.include_router(events.build_router(app))
     router.include_router(analytics.build_router(app))
     router.include_router(data_rights.build_router(app))
     return router
