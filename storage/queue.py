@@ -159,9 +159,16 @@ async def _capped(tx: TicketSession, query: Select[Any], cap: int) -> list[int] 
     return None if len(ids) > cap else ids
 
 
-async def _matching_ids(tx: TicketSession, q: str, dialect: str, cap: int) -> list[int] | None:
-    """Tickets whose subject or customer's name contains ``q``, from the substring indexes;
-    None when the term is too common (more than ``cap``) or no index can answer it."""
+@dataclass(frozen=True)
+class _Matches:
+    """What the substring indexes found; None where more than the cap matched."""
+
+    subjects: list[int] | None  # ticket ids
+    customers: list[int] | None  # customer ids
+
+
+async def _index_matches(tx: TicketSession, q: str, dialect: str, cap: int) -> _Matches | None:
+    """Tickets whose subject, and customers whose name, contain ``q`` (None: no index)."""
     pattern = _like_pattern(q)
     if dialect == "postgresql":
         by_subject = select(Ticket.id).where(Ticket.subject.ilike(pattern, escape="\\"))
@@ -176,34 +183,38 @@ async def _matching_ids(tx: TicketSession, q: str, dialect: str, cap: int) -> li
         )
     else:
         return None
-    subjects = await _capped(tx, by_subject, cap)
-    customers = await _capped(tx, by_name, cap) if subjects is not None else None
-    if subjects is None or customers is None:
-        return None
-    of_customers: list[int] | None = []
-    if customers:
-        of_customers = await _capped(tx, select(Ticket.id).where(Ticket.customer_id.in_(customers)), cap)
-    if of_customers is None or len(set(subjects) | set(of_customers)) > cap:
-        return None
-    return sorted(set(subjects) | set(of_customers))
+    return _Matches(await _capped(tx, by_subject, cap), await _capped(tx, by_name, cap))
 
 
 async def _search(tx: TicketSession, q: str, dialect: str) -> ColumnElement[bool]:
-    """The text filter. A selective term becomes ``id IN (the few matches)`` found through
-    the substring indexes, then ordered like any page; a common (or too short) term filters
-    rows during the ordered index scan instead, which stops as soon as a page is full —
-    matches are dense then, so the scan is short."""
-    conditions: list[ColumnElement[bool]] = []
+    """The text filter. A selective term becomes one ``id IN (the few matches)`` found
+    through the substring indexes, then ordered like any page. A common term filters rows
+    during the ordered index scan instead, which stops as soon as a page is full — matches
+    are dense then, so the scan is short; the side that was selective (say, the customer
+    names) still comes from its index."""
+    pattern = _like_pattern(q)
     ticket_id = parse_ticket_number(q) if q.upper().startswith("T") or q.isdigit() else None
-    if ticket_id is not None:
-        conditions.append(Ticket.id == ticket_id)
-    matches = await _matching_ids(tx, q, dialect, SEARCH_CAP) if len(q) >= MIN_INDEXED_SEARCH else None
-    if matches is not None:
-        conditions.append(Ticket.id.in_(matches))
+    number = [ticket_id] if ticket_id is not None else []
+    found = await _index_matches(tx, q, dialect, SEARCH_CAP) if len(q) >= MIN_INDEXED_SEARCH else None
+    if found is None:
+        found = _Matches(None, None)
+    of_customers: list[int] | None = None
+    if found.customers is not None:
+        query = select(Ticket.id).where(Ticket.customer_id.in_(found.customers))
+        of_customers = await _capped(tx, query, SEARCH_CAP) if found.customers else []
+    if found.subjects is not None and of_customers is not None:
+        matches = set(found.subjects) | set(of_customers) | set(number)
+        if len(matches) <= SEARCH_CAP:
+            return Ticket.id.in_(sorted(matches))
+    conditions: list[ColumnElement[bool]] = [Ticket.id.in_(number)] if number else []
+    if found.subjects is not None:
+        conditions.append(Ticket.id.in_(found.subjects))
     else:
-        pattern = _like_pattern(q)
-        by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
         conditions.append(Ticket.subject.ilike(pattern, escape="\\"))
+    if found.customers is not None:
+        conditions.append(Ticket.customer_id.in_(found.customers))
+    else:
+        by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
         conditions.append(Ticket.customer_id.in_(by_name))
     return or_(*conditions)
 
