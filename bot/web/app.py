@@ -37,7 +37,7 @@ from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
 from bot.retention import retention_schedule
-from bot.web import pages_auth
+from bot.web import analytics_page, pages_auth
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
@@ -232,6 +232,7 @@ def create_web_app(app: App) -> FastAPI:
     api.include_router(health_router(app))
     api.include_router(build_api_router(app))
     api.include_router(pages_auth.build_router(app))
+    api.include_router(analytics_page.build_router(app))
     install_pages(api)
     if settings.channels.rest.enabled:
         api.include_router(rest.build_router(app))
