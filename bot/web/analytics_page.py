@@ -29,10 +29,13 @@ def duration(seconds: float | None) -> str:
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        hours, rest = divmod(seconds, 3600)
+        return f"{hours} h {rest // 60} min" if rest // 60 else f"{hours} h"
+    days, rest = divmod(seconds, 86400)
+    return f"{days} d {rest // 3600} h" if rest // 3600 else f"{days} d"
 
 
 def percent(rate: float | None) -> str:
@@ -40,7 +43,7 @@ def percent(rate: float | None) -> str:
 
 
 def hours_axis(value: float) -> str:
-    return f"{value / 3600:.1f} h" if value >= 3600 else f"{value / 60:.0f} min"
+    return f"{value:g} h"
 
 
 def chart_set(report: Report) -> dict[str, Any]:
@@ -67,13 +70,16 @@ def chart_set(report: Report) -> dict[str, Any]:
         "CSAT distribution", [(f"{score} ★", report.csat.distribution[score]) for score in ("5", "4", "3", "2", "1")]
     )
     times = charts.bars(
-        "Response times (p50 / p90)",
+        "Response times in hours (p50 / p90)",
         ["first response p50", "first response p90", "resolution p50", "resolution p90"],
         [
-            report.first_response.p50 or 0,
-            report.first_response.p90 or 0,
-            report.resolution.p50 or 0,
-            report.resolution.p90 or 0,
+            round((seconds or 0) / 3600, 2)
+            for seconds in (
+                report.first_response.p50,
+                report.first_response.p90,
+                report.resolution.p50,
+                report.resolution.p90,
+            )
         ],
         fmt=hours_axis,
     )
