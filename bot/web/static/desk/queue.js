@@ -19,6 +19,7 @@ function filtersFromUrl() {
 }
 
 function fillForm(form, filters) {
+  filters = { ...filters, sort: filters.sort || "sla" };
   for (const name of FILTERS) {
     const field = form.elements.namedItem(name);
     if (!field) continue;

@@ -80,8 +80,13 @@ function messageItem(message) {
       h("span", { class: "msg-author" }, authorLabel({ ...message, author })),
       h("time", { datetime: message.created_at, title: formatDateTime(message.created_at) }, formatTime(message.created_at)),
     ),
-    message.text ? h("div", { class: "msg-text" }, message.text) : null,
+    message.text
+      ? h("div", { class: "msg-text" }, message.text)
+      : h("div", { class: "msg-text muted" }, message.direction === "in" ? "(pressed a button)" : "(no text)"),
     attachmentList(message.attachments),
+    message.buttons && message.buttons.length
+      ? h("div", { class: "msg-buttons", "aria-label": "Buttons offered" }, message.buttons.map((b) => h("span", { class: "chip" }, b.title)))
+      : null,
     deliveryState(message),
   );
 }
@@ -171,8 +176,8 @@ function renderProps() {
 function renderFields() {
   const fields = ticket.fields || {};
   const pairs = Object.entries(fields)
-    .filter(([, v]) => v !== null && v !== undefined && v !== "")
-    .map(([k, v]) => [titleCase(k), typeof v === "object" ? JSON.stringify(v) : String(v)]);
+    .filter(([, v]) => v !== null && v !== undefined && v !== "" && !(Array.isArray(v) && !v.length))
+    .map(([k, v]) => [titleCase(k), Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v)]);
   if (ticket.order_id && !("order_id" in fields)) pairs.unshift(["Order id", ticket.order_id]);
   const list = $("#t-fields");
   if (!pairs.length) {
@@ -190,17 +195,21 @@ function renderOrder() {
     return;
   }
   const list = h("dl", { class: "props" });
+  const items = (order.items || []).map((item) => {
+    const name = item.name || item.title || item.sku || item.product || "item";
+    const qty = item.qty || item.quantity;
+    const extra = [item.size, item.color].filter(Boolean).join(", ");
+    return h("li", {}, `${name}${extra ? ` (${extra})` : ""}${qty ? ` × ${qty}` : ""}`);
+  });
   const pairs = [
-    ["Order", order.order_id || order.id],
+    ["Order", order.order_id],
     ["Status", titleCase(order.status)],
+    ["Customer", order.customer_name],
+    ["Items", items.length ? h("ul", { class: "plain-list" }, items) : null],
+    ["Total", order.total !== undefined && order.total !== null ? `${Number(order.total).toFixed(2)} ${order.currency || ""}` : null],
     ["Ordered", formatDateTime(order.ordered_at)],
     ["Delivered", formatDateTime(order.delivered_at)],
   ];
-  for (const [key, value] of Object.entries(order)) {
-    if (["id", "order_id", "status", "ordered_at", "delivered_at", "customer_id"].includes(key)) continue;
-    if (value === null || value === undefined || value === "") continue;
-    pairs.push([titleCase(key), typeof value === "object" ? JSON.stringify(value) : String(value)]);
-  }
   props(list, pairs);
   replaceChildren(box, list);
 }

@@ -1,7 +1,7 @@
 // In-page notifications: short, polite, dismissible, readable by screen readers.
 import { h } from "./dom.js";
 
-const LIFETIME_MS = { info: 6000, success: 4000, error: 9000, handoff: 15000 };
+const LIFETIME_MS = { info: 6000, success: 3000, error: 9000, handoff: 15000 };
 
 /** toast("Saved") or toast("T-1042 needs an agent", {kind: "handoff", href: "/desk/tickets/T-1042"}) */
 export function toast(message, { kind = "info", href = null, linkText = "Open" } = {}) {

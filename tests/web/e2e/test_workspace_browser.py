@@ -1,0 +1,221 @@
+"""The agents' workspace in a real browser (Debian Chromium via Playwright), end to end.
+
+One agent, one customer, one complaint, over the real server (``live_server``: ``serve()``
+under uvicorn in a subprocess): the agent logs in; a customer complains through the REST
+channel and the ticket appears in the open queue without a reload (Server-Sent Events), with
+a handoff toast; the agent claims it, replies (the reply reaches the customer's REST poll),
+adds an internal note the customer never receives, resolves; the customer rates with the
+rating button's payload and comments; the rating appears on the open ticket page, live. The
+analytics page renders its charts. Customer text with HTML in it stays text throughout.
+
+Screenshots of the main pages go to ``docs/screenshots/`` for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from bot.accounts import Accounts
+from bot.app import build_app
+from bot.config import load_settings
+from bot.web.auth import login_policy
+from intents.base import IntentClassifier
+from tests.web.conftest import REPO, LiveServer
+from tests.web.test_browser import browser, browser_available, new_page, run_async
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+__all__ = ["browser", "browser_available"]  # fixtures shared with the web chat's browser test
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+PASSWORD = "a long and careful passphrase"
+POLL_GUARD_SECONDS = 30  # how long the customer keeps polling before the test gives up
+
+
+@pytest.fixture(scope="module")
+def admin(live_server: LiveServer, web_classifier: IntentClassifier) -> Iterator[dict[str, str]]:
+    """An admin agent in the live server's database (made the way ``deskbot agents add`` does)."""
+    email = f"alex-{uuid.uuid4().hex[:6]}@shop.example"
+
+    async def add() -> None:
+        settings = load_settings(path=None, environ=live_server.environ)
+        async with build_app(settings, classifier=web_classifier) as app:
+            await Accounts(app.tickets, login_policy(settings)).add_agent(email, "Alex Admin", "admin", PASSWORD)
+
+    run_async(add)
+    yield {"email": email, "name": "Alex Admin"}
+
+
+class RestCustomer:
+    """A customer on the Rasa-compatible REST channel: sends, and polls for agent replies."""
+
+    def __init__(self, base_url: str) -> None:
+        self.sender = f"e2e-{uuid.uuid4().hex[:10]}"
+        self.http = httpx.Client(base_url=base_url, trust_env=False, timeout=30)
+        self.received: list[dict[str, Any]] = []
+
+    def say(self, text: str) -> list[dict[str, Any]]:
+        answer = self.http.post("/webhooks/rest/webhook", json={"sender": self.sender, "message": text})
+        assert answer.status_code == 200, answer.text
+        messages: list[dict[str, Any]] = answer.json()
+        self.received += messages
+        return messages
+
+    def poll(self) -> list[dict[str, Any]]:
+        answer = self.http.get("/webhooks/rest/messages", params={"sender": self.sender})
+        assert answer.status_code == 200, answer.text
+        messages: list[dict[str, Any]] = answer.json()
+        self.received += messages
+        return messages
+
+    def poll_until(self, wanted: str) -> list[dict[str, Any]]:
+        """Poll like a widget does until a message containing ``wanted`` arrives."""
+        deadline = time.monotonic() + POLL_GUARD_SECONDS
+        while time.monotonic() < deadline:
+            messages = self.poll()
+            if any(wanted in (m.get("text") or "") for m in messages):
+                return messages
+            time.sleep(0.3)
+        raise AssertionError(f"{wanted!r} never reached the customer; they received {self.received}")
+
+    def texts(self) -> str:
+        return "\n".join(m.get("text") or "" for m in self.received)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def log_in(page: Page, url: str, admin: dict[str, str]) -> None:
+    page.goto(f"{url}/desk")
+    page.wait_for_url(re.compile(r"/desk/login"))
+    page.locator("#email").fill(admin["email"])
+    page.locator("#password").fill(PASSWORD)
+    page.screenshot(path=str(SCREENSHOTS / "login.png"), animations="disabled")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(re.compile(r"/desk$"))
+
+
+def dismiss_toasts(page: Page) -> None:
+    """Close the notifications (keyboard-reachable buttons) so screenshots show the page."""
+    while page.locator(".toast-close").count():
+        page.locator(".toast-close").first.click()
+
+
+def wait_live(page: Page) -> None:
+    page.locator('#live-status[data-state="live"]').wait_for()
+
+
+def test_an_agent_handles_a_complaint_end_to_end(
+    browser_available: None, browser: Browser, live_server: LiveServer, admin: dict[str, str]
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = new_page(browser, width=1400, height=900)
+    # The browser's own /favicon.ico probe is no page's doing; every other failure counts.
+    favicon: list[str] = []
+    page.on("console", lambda m: favicon.append(m.text) if m.location.get("url", "").endswith("/favicon.ico") else None)
+    failed: list[str] = []
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    log_in(page, live_server.url, admin)
+    assert page.locator(".whoami").text_content().startswith("Alex Admin")  # type: ignore[union-attr]
+    wait_live(page)
+    page.locator("#queue-table[aria-busy=false]").wait_for()
+
+    # Someone else is already waiting for a human; then a customer complains through the REST
+    # channel while the agent looks at the queue.
+    other = RestCustomer(live_server.url)
+    customer = RestCustomer(live_server.url)
+    try:
+        waiting = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in other.say("I want to talk to a human")))
+        assert waiting, other.received
+        page.locator(f'tr[data-number="{waiting.group(0)}"]').wait_for()
+        complaint = "I want to make a complaint: the hoodie arrived torn <img src=x onerror=window.__pwned=1>"
+        answers = customer.say(complaint)
+        found = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in answers))
+        assert found, answers
+        number = found.group(0)
+
+        row = page.locator(f'tr[data-number="{number}"]')
+        row.wait_for()  # arrived live: nobody reloaded the page
+        assert "Complaint" in row.text_content()  # type: ignore[operator]
+        handoff = page.locator(".toast-handoff", has_text=number)
+        handoff.wait_for()
+        assert row.locator(".sla").text_content()  # an SLA due time is shown
+        dismiss_toasts(page)
+        page.screenshot(path=str(SCREENSHOTS / "queue.png"), animations="disabled")
+
+        # Open it with the keyboard path (the link), claim it.
+        row.locator("a.ticket-link").click()
+        page.wait_for_url(re.compile(rf"/desk/tickets/{number}$"))
+        page.locator("#ticket-layout[aria-busy=false]").wait_for()
+        wait_live(page)
+        first = page.locator(".msg-customer .msg-text").first
+        assert first.text_content() == complaint  # the HTML stayed text
+        assert page.locator("#timeline img").count() == 0
+        page.locator('[data-action="claim"]').click()
+        page.locator("#t-props", has_text="Alex Admin").wait_for()
+        assert page.locator('[data-action="claim"]').is_hidden()
+
+        # Reply; the customer's REST poll receives it.
+        reply = "Sorry about that! A replacement is on its way. <b>No HTML here</b>"
+        page.locator("#composer-text").fill(reply)
+        page.locator("#composer-send").click()
+        page.locator(".msg-agent .msg-text", has_text="A replacement is on its way").wait_for()
+        assert page.locator(".msg-agent .msg-text").last.text_content() == reply
+        customer.poll_until("A replacement is on its way")
+
+        # An internal note: shown to agents, distinct, never sent.
+        note = "Internal: second torn hoodie this month, check the supplier batch."
+        page.locator("label.tab-note").click()
+        assert page.locator("#composer-send").text_content() == "Add note"
+        page.locator("#composer-text").fill(note)
+        page.keyboard.press("Control+Enter")
+        page.locator(".msg-note .msg-text", has_text="check the supplier batch").wait_for()
+        assert page.locator(".msg-note .note-flag").first.text_content() == "Internal note"
+
+        # Resolve; the customer is asked for a rating and presses a button (its payload).
+        page.locator("label.tab:not(.tab-note)").click()
+        page.locator('[data-action="resolve"]').click()
+        page.locator("#t-badges .badge-status-resolved").wait_for()
+        asked = customer.poll_until(number)
+        buttons = [b for m in asked for b in m.get("buttons", [])]
+        assert len(buttons) == 5, asked
+        four = next(b for b in buttons if json.loads(b["payload"].removeprefix("/rate"))["score"] == 4)
+        customer.say(four["payload"])
+        comment = "Quick and kind <script>window.__pwned=2</script>"
+        customer.say(comment)
+
+        # The rating and the comment appear on the open page by themselves.
+        page.locator("#rating-panel .rating-score", has_text="4/5").wait_for()
+        page.locator(".rating-comment", has_text="Quick and kind").wait_for()
+        assert page.locator(".rating-comment").text_content() == comment
+        assert note not in customer.texts()  # the note never reached the customer
+        assert page.evaluate("window.__pwned") is None
+        page.locator("#t-audit", has_text="Resolved").wait_for()
+        dismiss_toasts(page)
+        page.screenshot(path=str(SCREENSHOTS / "ticket.png"), animations="disabled", full_page=True)
+
+        # The queue shows the ticket resolved now (the default lists open tickets first).
+        page.locator("nav.mainnav a", has_text="Queue").click()
+        page.locator(f'tr[data-number="{number}"] .badge-status-resolved').wait_for()
+
+        # Analytics (server-rendered SVG charts).
+        page.locator("nav.mainnav a", has_text="Analytics").click()
+        page.wait_for_url(re.compile(r"/desk/analytics"))
+        page.locator("main svg").first.wait_for()
+        assert page.locator("main svg").count() >= 3
+        page.screenshot(path=str(SCREENSHOTS / "analytics.png"), animations="disabled", full_page=True)
+        assert failed == []
+        assert [e for e in page.errors if e not in favicon] == []  # type: ignore[attr-defined]
+    finally:
+        other.close()
+        customer.close()
+        page.context.close()
