@@ -42,13 +42,12 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     func,
     literal,
     literal_column,
     or_,
     select,
-    union,
+    union_all,
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -340,35 +339,40 @@ async def _customer_messages_by_channel(tx: TicketSession, start: datetime, end:
 
 
 async def _containment(tx: TicketSession, start: datetime, end: datetime) -> dict[str, Containment]:
-    """Conversations and contained ones per channel (see the module docstring)."""
+    """Conversations and contained ones per channel (see the module docstring).
+
+    Conversations (flag 0) and handovers (flag 1) are stacked and a window takes the
+    highest flag per customer and day: one sort, no correlated subquery, so it stays
+    linear in the range's rows on both databases.
+    """
+    day = utc_day(Message.created_at)
     conversations = (
-        select(
-            Message.customer_id.label("customer_id"),
-            Message.channel.label("channel"),
-            utc_day(Message.created_at).label("day"),
-        )
+        select(Message.customer_id.label("customer_id"), Message.channel.label("channel"), day.label("day"),
+               literal(0).label("human"))
         .where(Message.author == Author.CUSTOMER, _within(Message.created_at, start, end))
         .distinct()
-        .cte("conversations")
     )
-    handed_over = union(
-        select(Ticket.customer_id.label("customer_id"), utc_day(TicketEvent.created_at).label("day"))
-        .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-        .where(
-            TicketEvent.kind == "owner_changed",
-            TicketEvent.data["to"].as_string().in_(["queued", "agent"]),
-            _within(TicketEvent.created_at, start, end),
-        ),
-        select(Message.customer_id.label("customer_id"), utc_day(Message.created_at).label("day")).where(
-            Message.author == Author.AGENT, _within(Message.created_at, start, end)
-        ),
-    ).cte("handed_over")
-    human = exists().where(
-        handed_over.c.customer_id == conversations.c.customer_id, handed_over.c.day == conversations.c.day
+    handed_to_agent = select(
+        Ticket.customer_id, literal(None, String()), utc_day(TicketEvent.created_at), literal(1)
+    ).join(Ticket, Ticket.id == TicketEvent.ticket_id).where(
+        TicketEvent.kind == "owner_changed",
+        TicketEvent.data["to"].as_string().in_(["queued", "agent"]),
+        _within(TicketEvent.created_at, start, end),
     )
-    query = select(
-        conversations.c.channel, func.count(), func.sum(case((human, 0), else_=1))
-    ).group_by(conversations.c.channel)
+    agent_wrote = select(Message.customer_id, literal(None, String()), day, literal(1)).where(
+        Message.author == Author.AGENT, _within(Message.created_at, start, end)
+    )
+    stacked = union_all(conversations, handed_to_agent, agent_wrote).subquery("stacked")
+    flagged = select(
+        stacked.c.channel,
+        stacked.c.human,
+        func.max(stacked.c.human).over(partition_by=[stacked.c.customer_id, stacked.c.day]).label("any_human"),
+    ).subquery("flagged")
+    query = (
+        select(flagged.c.channel, func.count(), func.sum(case((flagged.c.any_human == 0, 1), else_=0)))
+        .where(flagged.c.human == 0)
+        .group_by(flagged.c.channel)
+    )
     return {
         str(channel): Containment(int(total), int(contained or 0))
         for channel, total, contained in await tx.db.execute(query)

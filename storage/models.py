@@ -334,6 +334,8 @@ class Message(Base):
         UniqueConstraint("channel", "delivery_key", name="uq_message_delivery"),
         Index("ix_messages_customer_created", "customer_id", "id"),
         Index("ix_messages_outbox", "customer_id", "status"),
+        # Analytics per day and retention by age (storage/analytics.py, storage/data_rights.py).
+        Index("ix_messages_created", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -358,6 +360,8 @@ class TicketEvent(Base):
     """Audit log: every change to a ticket, who made it and when."""
 
     __tablename__ = "ticket_events"
+    # Analytics: handovers (owner_changed) in a date range.
+    __table_args__ = (Index("ix_ticket_events_kind_created", "kind", "created_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)

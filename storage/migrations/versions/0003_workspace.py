@@ -47,6 +47,9 @@ def _queue_schema() -> None:
     op.create_index("ix_tickets_status_sla", "tickets", ["status", "sla_due_at", "id"])
     op.create_index("ix_tickets_assignee_sla", "tickets", ["assignee_id", "sla_due_at", "id"])
     op.create_index("ix_tickets_updated_queue", "tickets", ["updated_at", "id"])
+    # Analytics by day and retention by age.
+    op.create_index("ix_messages_created", "messages", ["created_at"])
+    op.create_index("ix_ticket_events_kind_created", "ticket_events", ["kind", "created_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.create_index(
@@ -145,6 +148,8 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_index("ix_customers_display_name_trgm", table_name="customers")
         op.drop_index("ix_tickets_subject_trgm", table_name="tickets")
+    op.drop_index("ix_ticket_events_kind_created", table_name="ticket_events")
+    op.drop_index("ix_messages_created", table_name="messages")
     queue_indexes = ("ix_tickets_updated_queue", "ix_tickets_assignee_sla", "ix_tickets_status_sla",
                      "ix_tickets_sla_queue")
     for index in queue_indexes:
