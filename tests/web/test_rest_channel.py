@@ -318,7 +318,7 @@ async def test_healthz_and_openapi(client: httpx.AsyncClient) -> None:
     health = await client.get("/healthz")
     assert health.json() == {"status": "ok", "storage": "ok"}
     assert health.headers["x-content-type-options"] == "nosniff"
-    spec = (await client.get("/openapi.json")).json()
+    spec = (await client.get("/api/openapi.json")).json()
     assert "/webhooks/rest/webhook" in spec["paths"]
     assert "/chat/api/messages" in spec["paths"]
 
