@@ -104,6 +104,27 @@ def log_in(page: Page, url: str, admin: dict[str, str]) -> None:
     page.wait_for_url(re.compile(r"/desk$"))
 
 
+def desk_page(browser: Browser, width: int = 1400, height: int = 900) -> Page:
+    """A browser tab that records script errors and failed loads, with their URLs."""
+    page = new_page(browser, width=width, height=height)
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+    page.on(
+        "console",
+        lambda m: problems.append(f"{m.text} @ {m.location.get('url', '')}") if m.type == "error" else None,
+    )
+    page.problems = problems  # type: ignore[attr-defined]
+    return page
+
+
+def unexpected_problems(page: Page, *expected: str) -> list[str]:
+    """The tab's problems, but for the browser's own favicon probe and the ``expected`` URLs
+    (an answer the test provoked on purpose, such as a 409 for a second claim)."""
+    allowed = ("/favicon.ico", *expected)
+    problems: list[str] = page.problems  # type: ignore[attr-defined]
+    return [p for p in problems if not any(p.endswith(url) for url in allowed)]
+
+
 def dismiss_toasts(page: Page) -> None:
     """Close the notifications (keyboard-reachable buttons) so screenshots show the page."""
     while page.locator(".toast-close").count():
@@ -118,10 +139,7 @@ def test_an_agent_handles_a_complaint_end_to_end(
     browser_available: None, browser: Browser, live_server: LiveServer, admin: dict[str, str]
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = new_page(browser, width=1400, height=900)
-    # The browser's own /favicon.ico probe is no page's doing; every other failure counts.
-    favicon: list[str] = []
-    page.on("console", lambda m: favicon.append(m.text) if m.location.get("url", "").endswith("/favicon.ico") else None)
+    page = desk_page(browser)
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     log_in(page, live_server.url, admin)
@@ -214,8 +232,127 @@ def test_an_agent_handles_a_complaint_end_to_end(
         assert page.locator("main svg").count() >= 3
         page.screenshot(path=str(SCREENSHOTS / "analytics.png"), animations="disabled", full_page=True)
         assert failed == []
-        assert [e for e in page.errors if e not in favicon] == []  # type: ignore[attr-defined]
+        assert unexpected_problems(page) == []
     finally:
         other.close()
         customer.close()
         page.context.close()
+
+
+@pytest.fixture(scope="module")
+def colleague(live_server: LiveServer, web_classifier: IntentClassifier) -> dict[str, str]:
+    email = f"kim-{uuid.uuid4().hex[:6]}@shop.example"
+
+    async def add() -> None:
+        settings = load_settings(path=None, environ=live_server.environ)
+        async with build_app(settings, classifier=web_classifier) as app:
+            await Accounts(app.tickets, login_policy(settings)).add_agent(email, "Kim Agent", "agent", PASSWORD)
+
+    run_async(add)
+    return {"email": email, "name": "Kim Agent"}
+
+
+def fail_delivery(live_server: LiveServer, web_classifier: IntentClassifier, sender: str, text: str) -> None:
+    """What a channel adapter does when a send fails: the reply is marked failed, with the reason."""
+
+    async def mark() -> None:
+        settings = load_settings(path=None, environ=live_server.environ)
+        async with build_app(settings, classifier=web_classifier) as app:
+            async with app.tickets.session() as tx:
+                customer = await tx.find_customer("rest", sender)
+                assert customer is not None
+                message = next(m for m in await tx.conversation(customer.id) if m.text == text)
+            await app.pipeline.delivery_failed(message.id, "the customer's app is unreachable")
+
+    run_async(mark)
+
+
+def test_colleagues_work_one_ticket_live(
+    browser_available: None,
+    browser: Browser,
+    live_server: LiveServer,
+    web_classifier: IntentClassifier,
+    admin: dict[str, str],
+    colleague: dict[str, str],
+) -> None:
+    """Two agents on one ticket: claims conflict, actions and customer replies show up live on
+    both screens, a failed delivery is retried, a canned response fills its placeholders."""
+    alex = desk_page(browser, width=1300)
+    kim = desk_page(browser, width=1300)
+    customer = RestCustomer(live_server.url)
+    try:
+        for page, who in ((alex, admin), (kim, colleague)):
+            page.goto(f"{live_server.url}/desk/login")
+            page.locator("#email").fill(who["email"])
+            page.locator("#password").fill(PASSWORD)
+            page.locator("#password").press("Enter")  # keyboard only
+            page.wait_for_url(re.compile(r"/desk$"))
+        assert kim.locator('nav a[href="/desk/agents"]').count() == 0  # not an admin
+
+        # The admin adds a canned response on the agents page.
+        alex.locator("nav.mainnav a", has_text="Agents").click()
+        alex.locator("#c-title").fill("Apology")
+        alex.locator("#c-text").fill("Hello {customer_name}, {agent_name} here about {ticket_number}.")
+        alex.locator("#canned-form button[type=submit]").click()
+        alex.locator("#canned-list", has_text="Apology").wait_for()
+        alex.locator("#agents-rows", has_text="Kim Agent").wait_for()
+
+        answers = customer.say("I want to talk to a human")
+        number = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in answers))
+        assert number, answers
+        ticket_url = f"{live_server.url}/desk/tickets/{number.group(0)}"
+        for page in (alex, kim):
+            page.goto(ticket_url)
+            page.locator("#ticket-layout[aria-busy=false]").wait_for()
+            wait_live(page)
+
+        # Kim claims first; Alex's screen follows, and Alex cannot claim it as well.
+        kim.locator('[data-action="claim"]').click()
+        alex.locator("#t-props", has_text="Kim Agent").wait_for()
+        alex.locator('[data-action="claim"]').click()
+        alex.locator(".toast-error").wait_for()
+        assert "Kim Agent" in (alex.locator("#t-props").text_content() or "")
+
+        # The customer writes again: both screens show it without a reload.
+        customer.say("Hello? <i>anyone</i> there?")
+        for page in (alex, kim):
+            page.locator(".msg-customer .msg-text", has_text="anyone").wait_for()
+        assert alex.locator("#timeline i").count() == 0
+
+        # Kim uses the canned response; its placeholders are filled for this ticket.
+        kim.locator("#canned").select_option(label="Apology")
+        kim.wait_for_function("() => document.getElementById('composer-text').value.includes('Kim Agent here')")
+        filled = kim.locator("#composer-text").input_value()
+        assert number.group(0) in filled and "{" not in filled
+        kim.locator("#composer-send").click()
+        alex.locator(".msg-agent .msg-text", has_text="Kim Agent here").wait_for()  # live on Alex's screen
+
+        # The channel could not deliver it: the reply shows the failure and a Retry button.
+        fail_delivery(live_server, web_classifier, customer.sender, filled)
+        kim.reload()
+        failed = kim.locator(".delivery-failed")
+        failed.wait_for()
+        assert "unreachable" in (failed.text_content() or "")
+        failed.locator("button", has_text="Retry").click()
+        kim.locator(".msg-agent .delivery-queued").wait_for()
+        customer.poll_until("Kim Agent here")
+
+        # A colleague's internal note and priority change reach Alex live, too.
+        kim.locator("label.tab-note").click()
+        kim.locator("#composer-text").fill("VIP customer — be generous")
+        kim.locator("#composer-send").click()
+        alex.locator(".msg-note .msg-text", has_text="VIP customer").wait_for()
+        kim.locator("#t-priority").select_option("urgent")
+        alex.locator("#t-badges .badge-priority-urgent").wait_for()
+        assert "VIP customer" not in customer.texts()
+
+        # Handing back to the bot: no rating is asked; the ticket is no longer Kim's to answer.
+        kim.locator('[data-action="hand-back"]').click()
+        alex.locator("#t-audit", has_text="agent → bot").wait_for()
+        assert "rate" not in customer.texts().lower()
+        assert unexpected_problems(alex, f"/api/v1/tickets/{number.group(0)}/claim") == []
+        assert unexpected_problems(kim) == []
+    finally:
+        customer.close()
+        alex.context.close()
+        kim.context.close()
