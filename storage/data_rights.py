@@ -119,30 +119,43 @@ async def export_customer(tx: TicketSession, customer_id: int) -> dict[str, Any]
 
 
 # -- anonymising statements (shared by erase and retention) -------------------------------
-async def _scrub_messages(tx: TicketSession, condition: ColumnElement[bool]) -> int:
+async def _scrub_messages(tx: TicketSession, condition: ColumnElement[bool], limit: int | None = None) -> int:
+    """Anonymise the messages matching ``condition`` (at most ``limit`` of them)."""
+    todo = and_(condition, Message.text != ERASED)
+    if limit is not None:
+        # correlate(None): a subquery of the UPDATE's own table must stay a subquery, or
+        # the LIMIT would apply per row.
+        todo = Message.id.in_(select(Message.id).where(todo).limit(limit).correlate(None))
     result = await tx.db.execute(
         update(Message)
-        .where(condition, Message.text != ERASED)
+        .where(todo)
         .values(text=ERASED, payload={}, chat_id="", error=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def _scrub_tickets(tx: TicketSession, ticket_ids: Select[Any]) -> int:
-    result = await tx.db.execute(
+async def _scrub_tickets(tx: TicketSession, ticket_ids: Select[Any], limit: int | None = None) -> int:
+    """Anonymise the tickets ``ticket_ids`` selects (at most ``limit``) and their audit text."""
+    todo = select(Ticket.id).where(Ticket.id.in_(ticket_ids), Ticket.subject != ERASED)
+    if limit is not None:
+        todo = todo.limit(limit)
+    ids = [int(i) for i in (await tx.db.execute(todo)).scalars()]
+    if not ids:
+        return 0
+    await tx.db.execute(
         update(Ticket)
-        .where(Ticket.id.in_(ticket_ids), Ticket.subject != ERASED)
+        .where(Ticket.id.in_(ids))
         .values(subject=ERASED, fields={}, order_id=None, escalation_reason=None, rating_comment=None)
         .execution_options(synchronize_session=False)
     )
     await tx.db.execute(
         update(TicketEvent)
-        .where(TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.kind.in_(EVENTS_WITH_TEXT))
+        .where(TicketEvent.ticket_id.in_(ids), TicketEvent.kind.in_(EVENTS_WITH_TEXT))
         .values(data={})
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return len(ids)
 
 
 def _forget_person(customer: Customer) -> None:
@@ -182,6 +195,12 @@ async def erase_customer(
     await tx.db.flush()
     own_tickets = select(Ticket.id).where(Ticket.customer_id == customer_id)
     scrubbed_tickets = await _scrub_tickets(tx, own_tickets)
+    await tx.db.execute(  # audit text added since an earlier erasure (notes, say)
+        update(TicketEvent)
+        .where(TicketEvent.ticket_id.in_(own_tickets), TicketEvent.kind.in_(EVENTS_WITH_TEXT))
+        .values(data={})
+        .execution_options(synchronize_session=False)
+    )
     scrubbed_messages = await _scrub_messages(tx, Message.customer_id == customer_id)
     identities = await tx.db.execute(delete(Identity).where(Identity.customer_id == customer_id))
     for order in orders:
@@ -217,15 +236,18 @@ class RetentionResult:
         return sum(self.messages.values()) + sum(self.tickets.values()) + sum(self.identities.values())
 
 
-async def apply_retention(tx: TicketSession, days_by_channel: Mapping[str, int], *, now: datetime) -> RetentionResult:
-    """Anonymise what is older than each channel's retention period (module docstring)."""
+async def apply_retention(
+    tx: TicketSession, days_by_channel: Mapping[str, int], *, now: datetime, batch: int | None = None
+) -> RetentionResult:
+    """Anonymise what is older than each channel's retention period (module docstring);
+    with ``batch``, at most that many rows of each kind per channel (call again until done)."""
     result = RetentionResult()
     for channel, days in sorted(days_by_channel.items()):
         cutoff = now - timedelta(days=days)
         old_tickets = select(Ticket.id).where(
             Ticket.channel == channel, Ticket.status.in_(CLOSED_STATUSES), Ticket.updated_at < cutoff
         )
-        result.tickets[channel] = await _scrub_tickets(tx, old_tickets)
+        result.tickets[channel] = await _scrub_tickets(tx, old_tickets, batch)
         open_tickets = select(Ticket.id).where(Ticket.status.not_in(CLOSED_STATUSES))
         result.messages[channel] = await _scrub_messages(
             tx,
@@ -234,13 +256,19 @@ async def apply_retention(tx: TicketSession, days_by_channel: Mapping[str, int],
                 Message.created_at < cutoff,
                 or_(Message.ticket_id.is_(None), Message.ticket_id.not_in(open_tickets)),
             ),
+            batch,
         )
         recent = exists().where(
             Message.customer_id == Identity.customer_id, Message.channel == channel, Message.created_at >= cutoff
         )
+        stale = (
+            select(Identity.id)
+            .where(Identity.channel == channel, Identity.created_at < cutoff, not_(recent))
+            .correlate(None)
+        )
         gone = await tx.db.execute(
             delete(Identity)
-            .where(Identity.channel == channel, Identity.created_at < cutoff, not_(recent))
+            .where(Identity.id.in_(stale.limit(batch) if batch is not None else stale))
             .execution_options(synchronize_session=False)
         )
         result.identities[channel] = int(getattr(gone, "rowcount", 0) or 0)
@@ -281,13 +309,32 @@ async def _forget_unreachable_customers(tx: TicketSession) -> int:
     return int(getattr(forgotten, "rowcount", 0) or 0)
 
 
-async def run_retention(store: TicketStore, days_by_channel: Mapping[str, int], *, now: datetime) -> RetentionResult:
-    """One retention run in one transaction."""
-    async with store.session() as tx:
-        result = await apply_retention(tx, days_by_channel, now=now)
+RETENTION_BATCH = 2000
+
+
+def _add(total: RetentionResult, part: RetentionResult) -> None:
+    for mine, theirs in ((total.messages, part.messages), (total.tickets, part.tickets),
+                         (total.identities, part.identities)):
+        for channel, count in theirs.items():
+            mine[channel] = mine.get(channel, 0) + count
+    total.customers += part.customers
+
+
+async def run_retention(
+    store: TicketStore, days_by_channel: Mapping[str, int], *, now: datetime, batch: int = RETENTION_BATCH
+) -> RetentionResult:
+    """Retention in short transactions of at most ``batch`` rows of each kind, until
+    nothing is left: on SQLite, a long first run never holds the only writer lock for long."""
+    total = RetentionResult()
+    while True:
+        async with store.session() as tx:
+            part = await apply_retention(tx, days_by_channel, now=now, batch=batch)
+        _add(total, part)
+        if part.total == 0 and part.customers == 0:
+            break
     log.info(
         "retention run",
-        extra={"messages": sum(result.messages.values()), "tickets": sum(result.tickets.values()),
-               "identities": sum(result.identities.values()), "customers": result.customers},
+        extra={"messages": sum(total.messages.values()), "tickets": sum(total.tickets.values()),
+               "identities": sum(total.identities.values()), "customers": total.customers},
     )
-    return result
+    return total

@@ -226,6 +226,25 @@ async def test_retention_anonymises_old_conversations_per_channel(
     assert again.total == 0 and again.customers == 0
 
 
+async def test_retention_in_small_batches_does_the_same(
+    ticket_store: SqlTicketStore, seeded: dict[str, int]
+) -> None:
+    async with ticket_store.session() as tx:
+        bob = await tx.get_customer(seeded["bob"])
+        assert bob is not None
+        for n in range(5):
+            await say(tx, bob, f"old message {n}", days_ago(30 + n))
+        gone, _ = await tx.resolve_customer("webchat", "gone-1", chat_id="1", display_name="Gone")
+        (await tx.identities(gone.id))[0].created_at = days_ago(90)
+    result = await run_retention(ticket_store, {"webchat": 7}, now=NOW, batch=2)
+    assert (result.messages, result.tickets, result.identities, result.customers) == (
+        {"webchat": 6}, {"webchat": 1}, {"webchat": 1}, 1
+    )
+    async with ticket_store.session() as tx:
+        left = (await tx.db.execute(select(Message.text).where(Message.text.like("old message%")))).all()
+    assert left == []
+
+
 async def test_channels_without_a_period_are_kept(ticket_store: SqlTicketStore, seeded: dict[str, int]) -> None:
     result = await run_retention(ticket_store, {"telegram": 1}, now=NOW + timedelta(days=3650))
     assert result.total == 0
