@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -37,6 +38,16 @@ if TYPE_CHECKING:
 __all__ = ["browser", "browser_available"]  # fixtures shared with the web chat's browser test
 
 SCREENSHOTS = REPO / "docs" / "screenshots"
+# Records what the page asks of the Notification API (headless Chromium shows nothing).
+RECORD_NOTIFICATIONS = """
+window.__notifications = [];
+class RecordedNotification {
+  constructor(title, options) { window.__notifications.push({ title, body: (options || {}).body }); }
+  static requestPermission() { return Promise.resolve("granted"); }
+}
+RecordedNotification.permission = "granted";
+Object.defineProperty(window, "Notification", { value: RecordedNotification, configurable: true, writable: true });
+"""
 PASSWORD = "a long and careful passphrase"
 POLL_GUARD_SECONDS = 30  # how long the customer keeps polling before the test gives up
 
@@ -94,12 +105,13 @@ class RestCustomer:
         self.http.close()
 
 
-def log_in(page: Page, url: str, admin: dict[str, str]) -> None:
+def log_in(page: Page, url: str, admin: dict[str, str], screenshot: bool = True) -> None:
     page.goto(f"{url}/desk")
     page.wait_for_url(re.compile(r"/desk/login"))
     page.locator("#email").fill(admin["email"])
     page.locator("#password").fill(PASSWORD)
-    page.screenshot(path=str(SCREENSHOTS / "login.png"), animations="disabled")
+    if screenshot:
+        page.screenshot(path=str(SCREENSHOTS / "login.png"), animations="disabled")
     page.locator("button[type=submit]").click()
     page.wait_for_url(re.compile(r"/desk$"))
 
@@ -140,6 +152,7 @@ def test_an_agent_handles_a_complaint_end_to_end(
 ) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page = desk_page(browser)
+    page.add_init_script(RECORD_NOTIFICATIONS)  # as if the agent had allowed notifications
     failed: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     log_in(page, live_server.url, admin)
@@ -166,6 +179,8 @@ def test_an_agent_handles_a_complaint_end_to_end(
         assert "Complaint" in row.text_content()  # type: ignore[operator]
         handoff = page.locator(".toast-handoff", has_text=number)
         handoff.wait_for()
+        notified = page.evaluate("() => window.__notifications.map(n => n.title)")
+        assert f"{number} needs an agent" in notified
         assert row.locator(".sla").text_content()  # an SLA due time is shown
         dismiss_toasts(page)
         page.screenshot(path=str(SCREENSHOTS / "queue.png"), animations="disabled")
@@ -356,3 +371,41 @@ def test_colleagues_work_one_ticket_live(
         customer.close()
         alex.context.close()
         kim.context.close()
+
+
+def test_a_breached_due_time_is_flagged_in_the_queue(
+    browser_available: None,
+    browser: Browser,
+    live_server: LiveServer,
+    web_classifier: IntentClassifier,
+    admin: dict[str, str],
+) -> None:
+    customer = RestCustomer(live_server.url)
+    page = desk_page(browser)
+    try:
+        answers = customer.say("I want to talk to a human")
+        found = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in answers))
+        assert found, answers
+        number = found.group(0)
+
+        async def overdue() -> None:  # as if nobody had answered for hours
+            settings = load_settings(path=None, environ=live_server.environ)
+            async with build_app(settings, classifier=web_classifier) as app:
+                async with app.tickets.session() as tx:
+                    ticket = await tx.ticket_by_number(number)
+                    ticket.first_response_due = datetime.now(UTC) - timedelta(hours=2)
+
+        run_async(overdue)
+        log_in(page, live_server.url, admin, screenshot=False)
+        page.goto(f"{live_server.url}/desk?q={number}")
+        row = page.locator(f'tr[data-number="{number}"]')
+        row.wait_for()
+        assert "sla-row-breached" in (row.get_attribute("class") or "")
+        sla = row.locator(".sla-breached")
+        assert (sla.text_content() or "").startswith("First response overdue")
+        assert page.locator("#f-q").input_value() == number  # the filter is in the URL and the form
+        assert "past SLA" in (page.locator("#queue-summary").text_content() or "")
+        assert unexpected_problems(page) == []
+    finally:
+        customer.close()
+        page.context.close()
