@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Insert, delete, insert, select
+from sqlalchemy import Insert, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.errors import Conflict, DeskbotError, NotFound
@@ -225,6 +225,15 @@ class Accounts:
         raise LoginFailed()
 
     async def _count_failure(self, tx: TicketSession, keys: list[str], now: datetime) -> None:
+        # Counters whose window and lock are over say nothing any more: keep the table small
+        # even when someone tries thousands of made-up e-mail addresses.
+        await tx.db.execute(
+            delete(LoginThrottle).where(
+                LoginThrottle.window_started_at < now - self.policy.lockout,
+                or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+                LoginThrottle.key.not_in(keys),
+            )
+        )
         for key in keys:
             # Create the row if needed without racing another process, then lock it.
             await tx.db.execute(
@@ -262,10 +271,8 @@ class Accounts:
                 expires_at=expires,
             )
         )
-        # Expired sessions of this agent are cleaned up as they log in again.
-        await tx.db.execute(
-            delete(AgentSession).where(AgentSession.agent_id == agent.id, AgentSession.expires_at < now)
-        )
+        # Expired sessions are swept as agents log in (an index on expires_at keeps it cheap).
+        await tx.db.execute(delete(AgentSession).where(AgentSession.expires_at < now))
         return Login(agent, token, csrf, expires)
 
     async def session_principal(self, token: str) -> Principal | None:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.accounts import Accounts, LoginFailed, LoginLocked, LoginPolicy
 from bot.web.auth import PageAgent
-from storage.models import Agent, AgentSession, ApiToken, utcnow
+from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
 from tests.web.api.conftest import PASSWORD, Desk
 
 
@@ -223,3 +223,18 @@ async def test_pages_redirect_to_the_login_page_with_next(desk: Desk) -> None:
     await desk.login(client, "ann@example.com")
     assert (await client.get("/desk/probe")).json() == {"email": "ann@example.com"}
     assert (await client.get("/desk/login")).status_code == 303  # logged in already
+
+
+async def test_stale_failure_counters_are_swept(desk: Desk) -> None:
+    now = utcnow()
+    clock = [now]
+    accounts = Accounts(desk.app.tickets, LoginPolicy(failure_delay=0), clock=lambda: clock[0])
+    for n in range(3):
+        with pytest.raises(LoginFailed):
+            await accounts.login(f"made-up-{n}@example.com", "x", ip="203.0.113.9")
+    clock[0] = now + timedelta(minutes=16)
+    with pytest.raises(LoginFailed):
+        await accounts.login("another@example.com", "x", ip="198.51.100.2")
+    async with desk.app.tickets.session() as tx:
+        keys = set((await tx.db.execute(select(LoginThrottle.key))).scalars())
+    assert keys == {"account:another@example.com", "ip:198.51.100.2"}
