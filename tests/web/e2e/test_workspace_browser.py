@@ -49,6 +49,11 @@ RecordedNotification.permission = "granted";
 Object.defineProperty(window, "Notification", { value: RecordedNotification, configurable: true, writable: true });
 """
 PASSWORD = "a long and careful passphrase"
+# Visible form controls and buttons with no accessible name (label, aria-label or text).
+UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea, button'))
+    .filter(el => el.offsetParent !== null)
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+    .map(el => el.outerHTML.slice(0, 80))"""
 POLL_GUARD_SECONDS = 30  # how long the customer keeps polling before the test gives up
 
 
@@ -196,6 +201,7 @@ def test_an_agent_handles_a_complaint_end_to_end(
         page.locator('[data-action="claim"]').click()
         page.locator("#t-props", has_text="Alex Admin").wait_for()
         assert page.locator('[data-action="claim"]').is_hidden()
+        assert page.evaluate(UNLABELLED_CONTROLS) == []
 
         # Reply; the customer's REST poll receives it.
         reply = "Sorry about that! A replacement is on its way. <b>No HTML here</b>"
@@ -408,4 +414,32 @@ def test_a_breached_due_time_is_flagged_in_the_queue(
         assert unexpected_problems(page) == []
     finally:
         customer.close()
+        page.context.close()
+
+
+def test_empty_missing_and_unlabelled_states(
+    browser_available: None, browser: Browser, live_server: LiveServer, admin: dict[str, str]
+) -> None:
+    """What an agent sees when nothing matches or a ticket does not exist; and every visible
+    control on the main pages has a name a screen reader can announce."""
+    page = desk_page(browser)
+    try:
+        log_in(page, live_server.url, admin, screenshot=False)
+        assert page.evaluate(UNLABELLED_CONTROLS) == []
+        page.goto(f"{live_server.url}/desk?q=no-such-thing-at-all")
+        page.locator("#queue-empty").wait_for()
+        assert page.locator("#queue-rows tr").count() == 0
+        assert (page.locator("#queue-summary").text_content() or "").startswith("0 tickets")
+
+        page.goto(f"{live_server.url}/desk/tickets/T-987654")
+        error = page.locator("#ticket-error")
+        error.wait_for()
+        assert error.text_content() == "Ticket T-987654 does not exist."
+        assert page.locator("#ticket-layout").is_hidden()
+
+        page.goto(f"{live_server.url}/desk/agents")
+        page.locator("#agents-table[aria-busy=false]").wait_for()
+        assert page.evaluate(UNLABELLED_CONTROLS) == []
+        assert unexpected_problems(page, "/api/v1/tickets/T-987654") == []
+    finally:
         page.context.close()
