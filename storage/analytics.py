@@ -418,26 +418,23 @@ async def _ticket_groups(
         count_if(or_(first_late, resolution_late)),
         func.count(Ticket.rating),
         func.avg(cast(Ticket.rating, Float)),
+        *(count_if(Ticket.rating == score) for score in RATING_SCORES),
     ).where(cohort)
     groups: dict[Any, Group] = {}
-    for k, tickets, resolved, first_breached, resolution_breached, breached, rated, average in await tx.db.execute(
-        by_key(counts)
-    ):
-        group_key = None if k is None else str(k)
-        groups[group_key] = Group(
+    for row in await tx.db.execute(by_key(counts)):
+        k, tickets, resolved, first_breached, resolution_breached, breached, rated, average, *scores = row
+        groups[None if k is None else str(k)] = Group(
             key=str(k) if k is not None else "",
             label=str(k) if k is not None else "",
             tickets=int(tickets),
             resolved=int(resolved),
             sla=Sla(int(tickets), int(first_breached), int(resolution_breached), int(breached)),
-            csat=Csat(int(rated), float(average) if average is not None else None),
+            csat=Csat(
+                int(rated),
+                float(average) if average is not None else None,
+                {str(score): int(n) for score, n in zip(RATING_SCORES, scores, strict=True)},
+            ),
         )
-    ratings = select(grouped, Ticket.rating, func.count()).where(cohort, Ticket.rating.is_not(None))
-    ratings = ratings.group_by(grouped, Ticket.rating) if key is not None else ratings.group_by(Ticket.rating)
-    for k, score, n in await tx.db.execute(ratings):
-        group = groups.get(None if k is None else str(k))
-        if group is not None and str(score) in group.csat.distribution:
-            group.csat.distribution[str(score)] = int(n)
     for attr, later in (("first_response", Ticket.first_response_at), ("resolution", Ticket.resolved_at)):
         for k, durations in (await _percentiles(tx, key, seconds_between(later, Ticket.created_at), cohort)).items():
             group = groups.get(k)

@@ -222,7 +222,7 @@ class Ticket(Base):
     first_response_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     resolution_due: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_response_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)  # analytics: resolved per day
     # Set when this ticket was merged into another (a duplicate); no FK, like
     # Customer.handoff_ticket_id, so a self-reference never complicates deletes.
     merged_into_id: Mapped[int | None] = mapped_column(Integer)

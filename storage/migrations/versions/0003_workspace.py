@@ -49,6 +49,7 @@ def _queue_schema() -> None:
     op.create_index("ix_tickets_updated_queue", "tickets", ["updated_at", "id"])
     # Analytics by day and retention by age.
     op.create_index("ix_messages_created", "messages", ["created_at"])
+    op.create_index(op.f("ix_tickets_resolved_at"), "tickets", ["resolved_at"])
     op.create_index("ix_ticket_events_kind_created", "ticket_events", ["kind", "created_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
@@ -150,6 +151,7 @@ def downgrade() -> None:
         op.drop_index("ix_tickets_subject_trgm", table_name="tickets")
     op.drop_index("ix_ticket_events_kind_created", table_name="ticket_events")
     op.drop_index("ix_messages_created", table_name="messages")
+    op.drop_index(op.f("ix_tickets_resolved_at"), table_name="tickets")
     queue_indexes = ("ix_tickets_updated_queue", "ix_tickets_assignee_sla", "ix_tickets_status_sla",
                      "ix_tickets_sla_queue")
     for index in queue_indexes:
