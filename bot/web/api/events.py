@@ -68,23 +68,25 @@ async def event_stream(
     reach ``max_seconds`` without waiting.
     """
     now = clock or asyncio.get_running_loop().time
-    async with bus.subscribe() as events:
-        yield f"retry: {limits.retry_ms}\n: connected\n\n".encode()
-        iterator = aiter(events)
-        deadline = now() + limits.max_seconds
-        while True:
-            remaining = deadline - now()
-            if remaining <= 0:
-                return  # the browser reconnects, and is authenticated afresh
-            try:
-                event = await asyncio.wait_for(anext(iterator), timeout=min(limits.keepalive_seconds, remaining))
-            except TimeoutError:
-                yield b": keep-alive\n\n"
-                continue
-            except StorageError as exc:
-                log.warning("event stream ended: the bus failed", extra={"error": exc.__class__.__name__})
-                return
-            yield sse_frame(event)
+    try:
+        async with bus.subscribe() as events:
+            yield f"retry: {limits.retry_ms}\n: connected\n\n".encode()
+            iterator = aiter(events)
+            deadline = now() + limits.max_seconds
+            while True:
+                remaining = deadline - now()
+                if remaining <= 0:
+                    return  # the browser reconnects, and is authenticated afresh
+                try:
+                    event = await asyncio.wait_for(anext(iterator), timeout=min(limits.keepalive_seconds, remaining))
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield sse_frame(event)
+    except StorageError as exc:
+        # Redis unreachable or the subscription lost: end this stream cleanly; the browser
+        # retries after ``retry`` and the dashboard shows "Reconnecting…" meanwhile.
+        log.warning("event stream ended: the bus failed", extra={"error": exc.__class__.__name__})
 
 
 class EventStreamResponse(StreamingResponse):

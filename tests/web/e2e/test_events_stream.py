@@ -241,6 +241,17 @@ async def test_a_broken_bus_ends_the_stream_instead_of_hanging() -> None:
         await anext(stream)
 
 
+async def test_an_unreachable_bus_ends_the_stream_cleanly() -> None:
+    """Redis down when a dashboard connects: no traceback, the browser simply retries."""
+    unreachable = RedisEventBus.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        stream = event_stream(unreachable, StreamLimits())
+        with pytest.raises(StopAsyncIteration):
+            await anext(stream)
+    finally:
+        await unreachable.close()
+
+
 def test_frames_carry_text_verbatim_on_one_line() -> None:
     event = BusEvent("customer_message", 1, "T-1001", "customer", {"text": "line one\nline two <b>&</b> 退货"})
     frame = sse_frame(event)
