@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from bot.messages import Button
 from handlers.context import Policy
-from handlers.handoff import TicketClosed, claim, hand_back, resolve, sla_due, transition
+from handlers.handoff import TicketClosed, claim, hand_back, resolve, sla_due, take_ticket, transition
 from handlers.rating import rating_buttons
 from handlers.responses import Responses
 from storage.errors import Conflict, DeskbotError, NotFound
@@ -109,7 +109,7 @@ class AgentDesk:
             if customer.handoff_ticket_id == ticket.id and customer.owner != Owner.AGENT:
                 await claim(tx, ticket, agent)
             elif ticket.assignee_id is None:
-                ticket.assignee_id = agent.id
+                await take_ticket(tx, ticket, agent)  # a colleague replying at the same moment loses
             if ticket.status in (TicketStatus.NEW, TicketStatus.PENDING):
                 ticket.status = TicketStatus.OPEN
             if ticket.first_response_at is None:
