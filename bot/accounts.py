@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Insert, delete, insert, or_, select
+from sqlalchemy import Insert, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.errors import Conflict, DeskbotError, NotFound
@@ -318,6 +318,18 @@ class Accounts:
                 ApiToken(token_hash=token_digest(token), agent_id=agent.id, prefix=token[:12], created_at=self.clock())
             )
         return token
+
+    async def revoke_tokens(self, email: str) -> int:
+        """Revoke every API token of the agent (a leaked token, an integration retired)."""
+        async with self.tickets.session() as tx:
+            agent = await self._agent(tx, email)
+            revoked = await tx.db.execute(
+                update(ApiToken)
+                .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
+                .values(revoked_at=self.clock())
+                .returning(ApiToken.id)
+            )
+            return len(revoked.all())
 
     async def token_principal(self, token: str) -> Principal | None:
         if not token.startswith(API_TOKEN_PREFIX) or len(token) > 200:

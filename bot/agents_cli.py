@@ -1,4 +1,4 @@
-"""``deskbot agents add|token|list|link-telegram``: managing the people who answer customers.
+"""``deskbot agents add|token|revoke-tokens|list|link-telegram``: managing the people who answer customers.
 
 Only the ticket store is opened (no classifier), so these commands are quick. The password
 of ``agents add`` comes from standard input when it is not a terminal (``echo … |``, a
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
     token = agents.add_parser("token", help="issue an API token for Authorization: Bearer (printed once)")
     token.add_argument("email")
+    revoke = agents.add_parser("revoke-tokens", help="revoke every API token of an agent")
+    revoke.add_argument("email")
     agents.add_parser("list", help="list agents")
     link = agents.add_parser("link-telegram", help="link an agent to their Telegram user id")
     link.add_argument("email")
@@ -59,6 +61,9 @@ async def run(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.
             print(token)
             print("Keep this token secret; it is shown only once. Send it as 'Authorization: Bearer <token>'.",
                   file=sys.stderr)
+        elif args.action == "revoke-tokens":
+            count = await accounts.revoke_tokens(args.email)
+            print(f"revoked {count} API token{'s' if count != 1 else ''} of {args.email.strip().lower()}")
         elif args.action == "list":
             for agent in await accounts.list_agents():
                 state = "active" if agent.active else "inactive"

@@ -65,6 +65,10 @@ async def test_add_an_agent_issue_a_token_and_use_it(env: dict[str, str], traine
             me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200 and me.json()["email"] == "sam@example.com"
             assert me.json()["role"] == "admin"
+            revoked = deskbot(env, "agents", "revoke-tokens", "sam@example.com")
+            assert revoked.returncode == 0 and "revoked 1 API token of sam@example.com" in revoked.stdout
+            refused = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert refused.status_code == 401
         async with app.tickets.session() as tx:
             agent = await tx.agent_by_email("sam@example.com")
             assert agent is not None and agent.telegram_user_id == "424242"
