@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from fastapi import APIRouter
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from bot.accounts import Accounts, LoginFailed, LoginLocked, LoginPolicy
 from bot.web.auth import PageAgent
 from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
 from tests.web.api.conftest import PASSWORD, Desk
+from tests.web.conftest import OpenApp
 
 
 def _form_csrf(html: str) -> str:
@@ -238,3 +240,20 @@ async def test_stale_failure_counters_are_swept(desk: Desk) -> None:
     async with desk.app.tickets.session() as tx:
         keys = set((await tx.db.execute(select(LoginThrottle.key))).scalars())
     assert keys == {"account:another@example.com", "ip:198.51.100.2"}
+
+
+async def test_cookies_are_secure_when_configured(open_app: OpenApp) -> None:
+    async with open_app(DESKBOT_WEB__SECURE_COOKIES="true") as app:
+        desk = Desk(app)
+        try:
+            await desk.add_agent("ann@example.com")
+            client = desk.client_for()
+            client.base_url = httpx.URL("https://testserver")  # browsers send Secure cookies over HTTPS only
+            page = await client.get("/desk/login")
+            assert "Secure" in page.headers["set-cookie"] and "SameSite=strict" in page.headers["set-cookie"]
+            answer = await client.post("/desk/login", data={"email": "ann@example.com", "password": PASSWORD,
+                                                            "csrf_token": _form_csrf(page.text)})
+            cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith("deskbot_session="))
+            assert "Secure" in cookie and "HttpOnly" in cookie
+        finally:
+            await desk.close()
