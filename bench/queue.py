@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import Index, create_engine, insert, pool, text  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from bot.web.api.tickets import ticket_detail  # noqa: E402
 from storage.analytics import build_report  # noqa: E402
 from storage.models import (  # noqa: E402
     SEARCH_INDEXES,
@@ -56,6 +57,7 @@ from storage.models import (  # noqa: E402
     TicketEvent,
     TicketKind,
     TicketStatus,
+    format_ticket_number,
     sqlite_search_tables,
     sqlite_search_triggers,
 )
@@ -375,16 +377,11 @@ async def cursor_after(store: SqlTicketStore, query: QueueQuery, pages: int, age
 
 
 async def ticket_view(store: SqlTicketStore, ticket_id: int) -> None:
+    """What GET /api/v1/tickets/{number} loads: the ticket, its messages, events and notes,
+    their agents, the customer with identities and other tickets, the order."""
     async with store.session() as tx:
-        ticket = await tx.get_ticket(ticket_id)
-        assert ticket is not None
-        messages = await tx.ticket_messages(ticket.id)
-        events = await tx.ticket_events(ticket.id)
-        await tx.identities(ticket.customer_id)
-        await tx.list_tickets(customer_id=ticket.customer_id, limit=20)
-        if ticket.order_id:
-            await tx.get_order(ticket.order_id)
-        assert messages and events
+        detail = await ticket_detail(tx, format_ticket_number(ticket_id), NOW)
+        assert detail.messages and detail.events
 
 
 async def report(store: SqlTicketStore, days: int) -> None:
@@ -427,7 +424,7 @@ async def measure(store: SqlTicketStore, n_tickets: int, runs: int, backend: str
         ("search subject 'damaged', page 1", lambda i: page(store, QueueQuery(q="damaged"))),
         ("search number T-500123", lambda i: page(store, QueueQuery(q=f"T-{min(n_tickets, 499_123) + 1000}"))),
         (f"search rare name '{RARE_NAME}'", lambda i: page(store, QueueQuery(q=RARE_NAME))),
-        ("ticket view (ticket+msgs+events+..)", lambda i: ticket_view(store, ids[i])),
+        ("ticket view (GET /api/v1/tickets/N)", lambda i: ticket_view(store, ids[i])),
     ]
     analytics: list[tuple[str, Callable[[int], Awaitable[Any]]]] = [
         ("analytics report, last 7 days", lambda i: report(store, 7)),

@@ -36,6 +36,7 @@ from sqlalchemy.orm import joinedload
 
 from storage.errors import DeskbotError
 from storage.models import (
+    CLOSED_STATUSES,
     Customer,
     Priority,
     Ticket,
@@ -258,7 +259,7 @@ async def _fetch(tx: TicketSession, stmt: Select[Ticket], limit: int) -> list[Ti
 
 
 def _phase_statement(
-    base: Select[Ticket], sort: SortOrder, phase: int, after: list[Any] | None
+    base: Select[Ticket], sort: SortOrder, phase: int, after: list[Any] | None, open_only: bool = False
 ) -> Select[Ticket]:
     if sort == "newest" or (sort == "sla" and phase == 1):
         stmt = base.order_by(Ticket.id.desc())
@@ -270,7 +271,11 @@ def _phase_statement(
         if after:
             stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.id) < tuple_(_at(after[0]), after[1]))
         return stmt
-    stmt = base.where(Ticket.sla_due_at.is_not(None)).order_by(Ticket.sla_due_at, Ticket.id)
+    stmt = base.order_by(Ticket.sla_due_at, Ticket.id)
+    if not open_only:
+        # With an open status filter every row has a deadline; saying so again would make
+        # PostgreSQL's planner multiply two selectivities and misjudge the page's cost.
+        stmt = stmt.where(Ticket.sla_due_at.is_not(None))
     if after:
         stmt = stmt.where(tuple_(Ticket.sla_due_at, Ticket.id) > tuple_(_at(after[0]), after[1]))
     return stmt
@@ -301,11 +306,16 @@ async def queue_page(tx: TicketSession, query: QueueQuery, *, agent_id: int | No
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
     base = await _filtered(tx, query, agent_id, tx.db.get_bind().dialect.name)
     phase, after = _decode_cursor(query.cursor, query.sort) if query.cursor else (0, None)
+    # A status filter tells which phase of the SLA order can hold rows at all.
+    open_only = query.status is not None and query.status not in CLOSED_STATUSES
+    closed_only = query.status is not None and not open_only
+    if query.sort == "sla" and closed_only and phase == 0:
+        phase, after = 1, None
     # One row more than asked tells whether another page exists without counting.
     want = query.limit + 1
-    rows = await _fetch(tx, _phase_statement(base, query.sort, phase, after), want)
+    rows = await _fetch(tx, _phase_statement(base, query.sort, phase, after, open_only), want)
     phases = [phase] * len(rows)
-    if query.sort == "sla" and phase == 0 and len(rows) < want:
+    if query.sort == "sla" and phase == 0 and not open_only and len(rows) < want:
         more = await _fetch(tx, _phase_statement(base, "sla", 1, None), want - len(rows))
         rows += more
         phases += [1] * len(more)

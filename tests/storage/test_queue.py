@@ -129,6 +129,15 @@ async def test_keyset_pages_cover_every_ticket_once_in_order(
         assert len(whole) == 7
 
 
+async def test_pages_under_a_status_filter(ticket_store: SqlTicketStore, desk: dict[str, str]) -> None:
+    for status in TicketStatus:
+        whole = await numbers(ticket_store, QueueQuery(status=status, limit=200))
+        pages = await all_pages(ticket_store, QueueQuery(status=status, limit=1))
+        assert [n for page in pages for n in page] == whole, status
+    open_ones = await numbers(ticket_store, QueueQuery(status=TicketStatus.OPEN))
+    assert open_ones == [desk["no_sla"], desk["late"], desk["soon"]]
+
+
 async def test_newest_and_updated_orders(ticket_store: SqlTicketStore, desk: dict[str, str]) -> None:
     newest = await numbers(ticket_store, QueueQuery(sort="newest"))
     assert newest == sorted(newest, key=lambda n: -int(n[2:]))
