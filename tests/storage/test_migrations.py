@@ -91,3 +91,29 @@ async def test_store_works_on_a_migrated_database(empty_database: str) -> None:
             assert (await tx.resolve_customer("telegram", "1", "1"))[0].id == customer.id
     finally:
         await store.close()
+
+
+async def test_the_workspace_revision_downgrades_and_upgrades_again(empty_database: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from storage.migrate import alembic_config
+
+    await upgrade(empty_database)
+    engine = create_async_engine(empty_database, poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as connection:
+
+            def down(sync_connection: Connection) -> set[str]:
+                config = alembic_config()
+                config.attributes["connection"] = sync_connection
+                command.downgrade(config, "0001")
+                return set(inspect(sync_connection).get_table_names())
+
+            tables = await connection.run_sync(down)
+    finally:
+        await engine.dispose()
+    assert await current(empty_database) == "0001"
+    assert not tables & {"agent_sessions", "api_tokens", "login_throttle", "canned_responses"}
+    await upgrade(empty_database)
+    assert await differences(empty_database) == []
