@@ -317,6 +317,12 @@ def test_colleagues_work_one_ticket_live(
         alex.locator("#canned-form button[type=submit]").click()
         alex.locator("#canned-list", has_text="Apology").wait_for()
         alex.locator("#agents-rows", has_text="Kim Agent").wait_for()
+        newcomer = f"lee-{uuid.uuid4().hex[:6]}@shop.example"
+        alex.locator("#a-name").fill("Lee <New>")
+        alex.locator("#a-email").fill(newcomer)
+        alex.locator("#a-password").fill(PASSWORD)
+        alex.locator("#agent-form button[type=submit]").click()
+        alex.locator("#agents-rows tr", has_text=newcomer).locator("td", has_text="Lee <New>").wait_for()
 
         answers = customer.say("I want to talk to a human")
         number = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in answers))
@@ -371,6 +377,12 @@ def test_colleagues_work_one_ticket_live(
         kim.locator('[data-action="hand-back"]').click()
         alex.locator("#t-audit", has_text="agent → bot").wait_for()
         assert "rate" not in customer.texts().lower()
+
+        # The admin assigns the ticket to the newcomer; Kim's screen follows.
+        alex.locator("#t-assign").select_option(label="Lee <New>")
+        alex.locator("#assign-form button[type=submit]").click()
+        kim.locator("#t-props", has_text="Lee <New>").wait_for()
+        kim.locator("#t-audit", has_text=f"Assigned to {newcomer}").wait_for()
         assert unexpected_problems(alex, f"/api/v1/tickets/{number.group(0)}/claim") == []
         assert unexpected_problems(kim) == []
     finally:
