@@ -64,7 +64,8 @@ function connect() {
   source.onopen = () => {
     retryMs = 2000;
     setStatus("live", "Live");
-    // Whatever happened while disconnected is not replayed: pages reload their data.
+    // Events are not replayed: whatever happened before this (re)connection — while offline,
+    // or between the page's first load and the stream opening — is picked up by a reload.
     for (const fn of listeners) {
       try {
         fn({ kind: "__reconnected" });
