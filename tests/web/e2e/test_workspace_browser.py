@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -391,7 +392,7 @@ def test_colleagues_work_one_ticket_live(
         kim.context.close()
 
 
-def test_a_breached_due_time_is_flagged_in_the_queue(
+def test_a_breached_ticket_is_flagged_and_its_customer_exported_and_erased(
     browser_available: None,
     browser: Browser,
     live_server: LiveServer,
@@ -423,6 +424,21 @@ def test_a_breached_due_time_is_flagged_in_the_queue(
         assert (sla.text_content() or "").startswith("First response overdue")
         assert page.locator("#f-q").input_value() == number  # the filter is in the URL and the form
         assert "past SLA" in (page.locator("#queue-summary").text_content() or "")
+
+        # The customer asks for their data, then to be forgotten (admin tools on the ticket).
+        row.locator("a.ticket-link").click()
+        page.locator("#ticket-layout[aria-busy=false]").wait_for()
+        with page.expect_download() as download:
+            page.locator("button", has_text="Export data (JSON)").click()
+        exported = json.loads(Path(download.value.path()).read_text())
+        assert customer.sender in json.dumps(exported)
+        assert "I want to talk to a human" in json.dumps(exported)
+        page.once("dialog", lambda dialog: dialog.accept("ERASE"))
+        page.locator("button", has_text="Erase customer").click()
+        page.locator(".toast-success", has_text="Customer erased").wait_for()
+        page.locator(".msg-customer .msg-text", has_text="[erased]").first.wait_for()
+        assert "I want to talk to a human" not in (page.locator("#timeline").text_content() or "")
+        assert customer.sender not in (page.locator("#t-customer").text_content() or "")
         assert unexpected_problems(page) == []
     finally:
         customer.close()
