@@ -324,6 +324,13 @@ def test_colleagues_work_one_ticket_live(
         alex.locator("#a-password").fill(PASSWORD)
         alex.locator("#agent-form button[type=submit]").click()
         alex.locator("#agents-rows tr", has_text=newcomer).locator("td", has_text="Lee <New>").wait_for()
+        dismiss_toasts(alex)
+        alex.screenshot(path=str(SCREENSHOTS / "agents.png"), animations="disabled")
+        lee = alex.locator("#agents-rows tr", has_text=newcomer)
+        lee.locator("button", has_text="Set password").click()
+        lee.get_by_label("New password for Lee <New>").fill("another careful passphrase")
+        lee.get_by_label("New password for Lee <New>").press("Enter")
+        alex.locator(".toast-success", has_text="Password changed").wait_for()
 
         answers = customer.say("I want to talk to a human")
         number = re.search(r"T-\d+", " ".join(m.get("text") or "" for m in answers))

@@ -18,10 +18,34 @@ function agentRow(agent) {
   const active = h("input", { type: "checkbox", checked: agent.active !== false, "aria-label": `${agent.name} is active` });
   active.disabled = agent.id === me();
   active.addEventListener("change", () => update(agent, { active: active.checked }, active.checked ? "Agent activated." : "Agent deactivated; their sessions end."));
-  const reset = h("button", { type: "button", class: "btn btn-ghost btn-small" }, "Set password…");
+  // A password field, not prompt(): the new password is never shown in clear text.
+  const password = h("input", {
+    type: "password",
+    minlength: 8,
+    maxlength: 1024,
+    autocomplete: "new-password",
+    "aria-label": `New password for ${agent.name}`,
+    placeholder: "New password",
+  });
+  const passwordForm = h(
+    "form",
+    { class: "inline-form password-form", hidden: true },
+    password,
+    h("button", { type: "submit", class: "btn btn-small" }, "Save"),
+  );
+  passwordForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (password.value.length < 8) {
+      toast("A password needs at least 8 characters.", { kind: "error" });
+      return;
+    }
+    update(agent, { password: password.value }, "Password changed.");
+  });
+  const reset = h("button", { type: "button", class: "btn btn-ghost btn-small", "aria-expanded": "false" }, "Set password…");
   reset.addEventListener("click", () => {
-    const password = prompt(`New password for ${agent.name} (at least 8 characters):`);
-    if (password) update(agent, { password }, "Password changed.");
+    passwordForm.hidden = !passwordForm.hidden;
+    reset.setAttribute("aria-expanded", String(!passwordForm.hidden));
+    if (!passwordForm.hidden) password.focus();
   });
   return h(
     "tr",
@@ -30,7 +54,7 @@ function agentRow(agent) {
     h("td", {}, agent.email),
     h("td", {}, role),
     h("td", {}, active),
-    h("td", {}, reset),
+    h("td", {}, reset, passwordForm),
   );
 }
 
