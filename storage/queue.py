@@ -154,6 +154,22 @@ async def _has_sqlite_search(tx: TicketSession) -> bool:
     return int(found.scalar_one()) == 2
 
 
+ESTIMATES = {
+    ("tickets", "subject"): text("EXPLAIN (FORMAT JSON) SELECT id FROM tickets WHERE subject ILIKE :p ESCAPE '\\'"),
+    ("customers", "display_name"): text(
+        "EXPLAIN (FORMAT JSON) SELECT id FROM customers WHERE display_name ILIKE :p ESCAPE '\\'"
+    ),
+}
+
+
+async def _estimate(tx: TicketSession, table: str, column: str, pattern: str) -> float:
+    """PostgreSQL's estimate of the rows matching ``pattern`` (planning only, ~0.3 ms)."""
+    plan = (await tx.db.execute(ESTIMATES[(table, column)], {"p": pattern})).scalar_one()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
 async def _capped(tx: TicketSession, query: Select[Any], cap: int) -> list[int] | None:
     """The ids ``query`` selects, or None when there are more than ``cap``."""
     ids = [int(i) for i in (await tx.db.execute(query.limit(cap + 1))).scalars()]
@@ -174,7 +190,15 @@ async def _index_matches(tx: TicketSession, q: str, dialect: str, cap: int) -> _
     if dialect == "postgresql":
         by_subject = select(Ticket.id).where(Ticket.subject.ilike(pattern, escape="\\"))
         by_name = select(Customer.id).where(Customer.display_name.ilike(pattern, escape="\\"))
-    elif dialect == "sqlite" and await _has_sqlite_search(tx):
+        # The planner's trigram statistics tell a clearly common term without the probe
+        # (which would read thousands of rows to find out).
+        common_subject = await _estimate(tx, "tickets", "subject", pattern) > 4 * cap
+        common_name = await _estimate(tx, "customers", "display_name", pattern) > 4 * cap
+        return _Matches(
+            None if common_subject else await _capped(tx, by_subject, cap),
+            None if common_name else await _capped(tx, by_name, cap),
+        )
+    if dialect == "sqlite" and await _has_sqlite_search(tx):
         phrase = literal(_fts_phrase(q))
         by_subject = select(literal_column("rowid")).select_from(text("tickets_subject_fts")).where(
             literal_column("tickets_subject_fts").op("MATCH")(phrase)
