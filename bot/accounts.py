@@ -168,6 +168,18 @@ class Accounts:
         async with self.tickets.session() as tx:
             return (await tx.db.execute(select(Agent).order_by(Agent.id))).scalars().all()
 
+    async def set_password(self, email: str, password: str) -> Agent:
+        """A new password (the forgotten-password path for the shop owner): ends the agent's
+        sessions and lifts a lockout of the account."""
+        password_hash = self.hash_password(password)
+        async with self.tickets.session() as tx:
+            agent = await self._agent(tx, email)
+            agent.password_hash = password_hash
+            await self.end_sessions(tx, agent.id)
+            account_key = self.throttle_keys(agent.email, None)[0]
+            await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key))
+            return agent
+
     async def link_telegram(self, email: str, telegram_user_id: str) -> Agent:
         user_id = telegram_user_id.strip()
         if not user_id.lstrip("-").isdigit():

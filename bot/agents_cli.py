@@ -1,9 +1,9 @@
-"""``deskbot agents add|token|revoke-tokens|list|link-telegram``: managing the people who answer customers.
+"""``deskbot agents add|password|token|revoke-tokens|list|link-telegram``: the people who answer.
 
 Only the ticket store is opened (no classifier), so these commands are quick. The password
-of ``agents add`` comes from standard input when it is not a terminal (``echo … |``, a
-secrets manager) or from a hidden prompt asked twice — never from the command line, where
-it would land in the shell history and the process list.
+of ``agents add`` and ``agents password`` comes from standard input when it is not a
+terminal (``echo … |``, a secrets manager) or from a hidden prompt asked twice — never from
+the command line, where it would land in the shell history and the process list.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--role", choices=[r.value for r in Role], default=Role.AGENT.value)
     token = agents.add_parser("token", help="issue an API token for Authorization: Bearer (printed once)")
     token.add_argument("email")
+    password = agents.add_parser("password", help="set a new password (stdin or a prompt); lifts a lockout")
+    password.add_argument("email")
     revoke = agents.add_parser("revoke-tokens", help="revoke every API token of an agent")
     revoke.add_argument("email")
     agents.add_parser("list", help="list agents")
@@ -61,6 +63,9 @@ async def run(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.
             print(token)
             print("Keep this token secret; it is shown only once. Send it as 'Authorization: Bearer <token>'.",
                   file=sys.stderr)
+        elif args.action == "password":
+            agent = await accounts.set_password(args.email, read_password(stdin))
+            print(f"password of {agent.email} changed; their sessions have ended")
         elif args.action == "revoke-tokens":
             count = await accounts.revoke_tokens(args.email)
             print(f"revoked {count} API token{'s' if count != 1 else ''} of {args.email.strip().lower()}")

@@ -65,6 +65,13 @@ async def test_add_an_agent_issue_a_token_and_use_it(env: dict[str, str], traine
             me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == 200 and me.json()["email"] == "sam@example.com"
             assert me.json()["role"] == "admin"
+            changed = deskbot(env, "agents", "password", "sam@example.com", stdin="a new long password\n")
+            assert changed.returncode == 0 and "sessions have ended" in changed.stdout
+            login = await client.get("/desk/login")
+            csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+            answer = await client.post("/desk/login", data={"email": "sam@example.com", "csrf_token": csrf,
+                                                            "password": "a new long password"})
+            assert answer.status_code == 303
             revoked = deskbot(env, "agents", "revoke-tokens", "sam@example.com")
             assert revoked.returncode == 0 and "revoked 1 API token of sam@example.com" in revoked.stdout
             refused = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})

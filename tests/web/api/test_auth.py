@@ -257,3 +257,15 @@ async def test_cookies_are_secure_when_configured(open_app: OpenApp) -> None:
             assert "Secure" in cookie and "HttpOnly" in cookie
         finally:
             await desk.close()
+
+
+async def test_a_new_password_from_the_command_line_lifts_the_lockout(desk: Desk) -> None:
+    await desk.add_agent("ann@example.com")
+    accounts = Accounts(desk.app.tickets, LoginPolicy(max_failures=2, failure_delay=0))
+    for _ in range(2):
+        with pytest.raises(LoginFailed):
+            await accounts.login("ann@example.com", "guess")
+    with pytest.raises(LoginLocked):
+        await accounts.login("ann@example.com", PASSWORD)
+    await accounts.set_password("ann@example.com", "a fresh password")
+    assert (await accounts.login("ann@example.com", "a fresh password")).agent.email == "ann@example.com"
