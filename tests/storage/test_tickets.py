@@ -387,6 +387,14 @@ class TestMessages:
 
 
 class TestOrders:
+    async def test_order_ids_match_in_any_case(self, ticket_store: SqlTicketStore) -> None:
+        """The index serves the usual spellings; an odd mix of cases still finds the order."""
+        async with ticket_store.session() as tx:
+            await tx.upsert_orders([order("Ab-77"), order("CD-88")])
+        async with ticket_store.session() as tx:
+            found = [await tx.get_order(spelling) for spelling in ("Ab-77", "AB-77", "ab-77", "aB-77", "cd-88")]
+        assert [o.order_id if o else None for o in found] == ["Ab-77", "Ab-77", "Ab-77", "Ab-77", "CD-88"]
+
     async def test_upsert_adds_then_updates(self, ticket_store: SqlTicketStore) -> None:
         async with ticket_store.session() as tx:
             assert await tx.upsert_orders([order("A-1001"), order("A-1002", total=10.5)]) == (2, 0)
