@@ -136,4 +136,4 @@ async def build_app(
                 languages=tuple(settings.languages),
             ),
         )
-        yield App(settings, tickets, state, bus, classifier, services, pipeline, AgentDesk(tickets, responses))
+        yield App(settings, tickets, state, bus, classifier, services, pipeline, AgentDesk(tickets, responses, services.policy))

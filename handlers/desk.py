@@ -11,14 +11,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.messages import Button
-from handlers.handoff import claim, hand_back, resolve
+from handlers.context import Policy
+from handlers.handoff import claim, hand_back, resolve, sla_due
 from handlers.rating import rating_buttons
 from handlers.responses import Responses
 from storage.errors import DeskbotError
-from storage.models import Agent, Author, DeliveryStatus, Direction, Message, Owner, Ticket, TicketStatus, utcnow
+from storage.models import (
+    Agent,
+    Author,
+    DeliveryStatus,
+    Direction,
+    Message,
+    Owner,
+    Priority,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
 from storage.tickets import TicketSession, TicketStore
 
 SYSTEM_AGENT_EMAIL = "cli@deskbot.local"
+MAX_NOTE_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +43,11 @@ class DeskResult:
 
 
 class AgentDesk:
-    def __init__(self, tickets: TicketStore, responses: Responses) -> None:
+    def __init__(self, tickets: TicketStore, responses: Responses, policy: Policy | None = None) -> None:
         self.tickets = tickets
         self.responses = responses
+        # With a policy, a priority change moves the SLA due times to the new priority's targets.
+        self.policy = policy
 
     async def _agent(self, tx: TicketSession, email: str | None) -> Agent:
         agent = await tx.agent_by_email(email or SYSTEM_AGENT_EMAIL)
@@ -126,3 +141,42 @@ class AgentDesk:
 
     async def claim(self, number: str, agent_email: str | None = None) -> DeskResult:
         return await self._change(number, agent_email, claim)
+
+    async def add_note(self, number: str, text: str, agent_email: str | None = None) -> DeskResult:
+        """An internal note for colleagues: stored as a ``note`` event, never sent to the customer."""
+        text = text.strip()
+        if not text:
+            raise DeskbotError("a note needs some text")
+        if len(text) > MAX_NOTE_CHARS:
+            raise DeskbotError(f"a note has at most {MAX_NOTE_CHARS} characters")
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            await tx.add_event(ticket, agent.email, "note", {"text": text})
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value)
+
+    async def set_priority(self, number: str, priority: Priority | str, agent_email: str | None = None) -> DeskResult:
+        """Change the priority (``priority_changed {from, to}``); unchanged priority records nothing.
+
+        SLA due times still ahead (no first response yet; not resolved) are recomputed from
+        the ticket's creation with the new priority's targets, so "urgent" really is sooner.
+        """
+        try:
+            wanted = Priority(str(priority.value if isinstance(priority, Priority) else priority).strip().lower())
+        except ValueError:
+            choices = ", ".join(p.value for p in Priority)
+            raise DeskbotError(f"unknown priority {str(priority)[:20]!r}; choose one of {choices}") from None
+        async with self.tickets.session() as tx:
+            ticket = await tx.ticket_by_number(number)
+            agent = await self._agent(tx, agent_email)
+            previous = ticket.priority
+            if wanted != previous:
+                ticket.priority = wanted
+                if self.policy is not None and ticket.is_open:
+                    first_due, resolution_due = sla_due(self.policy, wanted, ticket.created_at)
+                    if ticket.first_response_at is None:
+                        ticket.first_response_due = first_due
+                    ticket.resolution_due = resolution_due
+                change = {"from": previous.value, "to": wanted.value}
+                await tx.add_event(ticket, agent.email, "priority_changed", change)
+            return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value)

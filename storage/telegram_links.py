@@ -1,0 +1,58 @@
+"""Repository of ``TelegramTicketLink`` rows: which topic/message in the agents' group is which ticket.
+
+Plain functions over a ``TicketSession`` (one transaction), kept out of ``tickets.py``
+because only the Telegram agents' group needs them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Insert, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.models import TelegramTicketLink, utcnow
+from storage.tickets import TicketSession
+
+
+def _insert_unless_known(tx: TicketSession) -> Insert:
+    dialect = tx.db.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(TelegramTicketLink).on_conflict_do_nothing(index_elements=["ticket_id"])
+    if dialect == "sqlite":
+        return sqlite.insert(TelegramTicketLink).on_conflict_do_nothing(index_elements=["ticket_id"])
+    return insert(TelegramTicketLink)  # pragma: no cover - other databases: no race protection
+
+
+async def reserve(tx: TicketSession, ticket_id: int, chat_id: int | str) -> bool:
+    """Claim the right to post the ticket: True for the first caller only, ever."""
+    now = utcnow()
+    statement = _insert_unless_known(tx).values(
+        ticket_id=ticket_id, chat_id=str(chat_id), created_at=now, updated_at=now
+    ).returning(TelegramTicketLink.ticket_id)
+    return (await tx.db.execute(statement)).first() is not None
+
+
+async def get(tx: TicketSession, ticket_id: int) -> TelegramTicketLink | None:
+    return await tx.db.get(TelegramTicketLink, ticket_id, populate_existing=True)
+
+
+async def by_thread(tx: TicketSession, chat_id: int | str, thread_id: int) -> TelegramTicketLink | None:
+    query = select(TelegramTicketLink).where(
+        TelegramTicketLink.chat_id == str(chat_id), TelegramTicketLink.thread_id == thread_id
+    )
+    return (await tx.db.execute(query)).scalars().first()
+
+
+async def by_message(tx: TicketSession, chat_id: int | str, message_id: int) -> TelegramTicketLink | None:
+    """The ticket whose posted message (or pinned card) this is."""
+    query = select(TelegramTicketLink).where(
+        TelegramTicketLink.chat_id == str(chat_id),
+        or_(TelegramTicketLink.ticket_message_id == message_id, TelegramTicketLink.card_message_id == message_id),
+    )
+    return (await tx.db.execute(query)).scalars().first()
+
+
+async def release(tx: TicketSession, ticket_id: int) -> None:
+    """Forget a reservation whose posting failed for good, so a later event may try again."""
+    link = await get(tx, ticket_id)
+    if link is not None:
+        await tx.db.delete(link)
