@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         if name == "reply":
             action.add_argument("text")
         action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
+
+    # Telegram agent links (bot/agents_telegram_cli.py); other `agents` commands register beside them.
+    from bot.agents_telegram_cli import add_telegram_link_commands
+
+    agents = sub.add_parser("agents", help="agents who work on tickets").add_subparsers(dest="action", required=True)
+    add_telegram_link_commands(agents)
     return parser
 
 
@@ -178,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "orders":
             return asyncio.run(_import_orders(settings, args.file))
+        if args.command == "agents" and args.action in ("link-telegram", "unlink-telegram"):
+            from bot import agents_telegram_cli
+
+            return asyncio.run(agents_telegram_cli.run(settings, args))
         return asyncio.run(_with_app(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)

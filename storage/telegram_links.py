@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Insert, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.models import TelegramTicketLink, utcnow
+from storage.models import Agent, TelegramTicketLink, utcnow
 from storage.tickets import TicketSession
 
 
@@ -56,3 +56,15 @@ async def release(tx: TicketSession, ticket_id: int) -> None:
     link = await get(tx, ticket_id)
     if link is not None:
         await tx.db.delete(link)
+
+
+async def agent_by_telegram_user(tx: TicketSession, user_id: int | str) -> Agent | None:
+    """The active agent whose Telegram account this is (linked with ``deskbot agents link-telegram``)."""
+    query = select(Agent).where(Agent.telegram_user_id == str(user_id), Agent.active.is_(True))
+    return (await tx.db.execute(query)).scalars().first()
+
+
+async def any_agent_by_telegram_user(tx: TicketSession, user_id: int | str) -> Agent | None:
+    """Active or not: a Telegram account may be linked to one agent only."""
+    query = select(Agent).where(Agent.telegram_user_id == str(user_id))
+    return (await tx.db.execute(query)).scalars().first()
