@@ -6,10 +6,21 @@ because only the Telegram agents' group needs them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Insert, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.models import Agent, TelegramTicketLink, utcnow
+from storage.models import (
+    Agent,
+    Customer,
+    Owner,
+    TelegramTicketLink,
+    Ticket,
+    TicketStatus,
+    format_ticket_number,
+    utcnow,
+)
 from storage.tickets import TicketSession
 
 
@@ -68,3 +79,24 @@ async def any_agent_by_telegram_user(tx: TicketSession, user_id: int | str) -> A
     """Active or not: a Telegram account may be linked to one agent only."""
     query = select(Agent).where(Agent.telegram_user_id == str(user_id))
     return (await tx.db.execute(query)).scalars().first()
+
+
+async def unposted_handoffs(tx: TicketSession, limit: int = 200) -> Sequence[tuple[int, str]]:
+    """(ticket id, number) of conversations waiting for or owned by an agent, not yet in the group.
+
+    Swept at start-up: a ticket whose posting was interrupted (shutdown while its topic was
+    queued, an event lost by the bus) is posted then instead of never.
+    """
+    query = (
+        select(Ticket.id)
+        .join(Customer, Customer.handoff_ticket_id == Ticket.id)
+        .outerjoin(TelegramTicketLink, TelegramTicketLink.ticket_id == Ticket.id)
+        .where(
+            Customer.owner.in_([Owner.QUEUED, Owner.AGENT]),
+            Ticket.status.not_in([TicketStatus.RESOLVED, TicketStatus.CLOSED]),
+            TelegramTicketLink.ticket_id.is_(None),
+        )
+        .order_by(Ticket.id)
+        .limit(limit)
+    )
+    return [(ticket_id, format_ticket_number(ticket_id)) for ticket_id in (await tx.db.execute(query)).scalars()]

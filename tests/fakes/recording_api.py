@@ -19,6 +19,7 @@ from bot.channels.telegram.api import (
     ChatInfo,
     FileInfo,
     InlineKeyboard,
+    RetryAfter,
     SentMessage,
     TelegramApi,
     TelegramError,
@@ -46,6 +47,10 @@ class RecordingTelegramApi(TelegramApi):
     topic_renames: list[tuple[int, str]] = field(default_factory=list)
     pinned: list[tuple[int, int]] = field(default_factory=list)
     answers: list[tuple[str, str | None]] = field(default_factory=list)
+    # Telegram's own topic flood limit, on a test clock: (creations, per seconds) → 429 beyond it.
+    topic_limit: tuple[int, float] | None = None
+    clock: Callable[[], float] = lambda: 0.0
+    topic_times: list[float] = field(default_factory=list)  # when each topic was created
     _faults: dict[str, list[Callable[[], TelegramError]]] = field(default_factory=dict)
     _ids: dict[int, itertools.count[int]] = field(default_factory=dict)
     _threads: itertools.count[int] = field(default_factory=lambda: itertools.count(500))
@@ -143,6 +148,13 @@ class RecordingTelegramApi(TelegramApi):
             raise BadRequest("Bad Request: the chat is not a forum")
         if not 1 <= len(name) <= 128:
             raise BadRequest("Bad Request: TOPIC_TITLE_EMPTY or too long")
+        now = self.clock()
+        if self.topic_limit is not None:
+            limit, period = self.topic_limit
+            recent = [t for t in self.topic_times if now - t < period]
+            if len(recent) >= limit:
+                raise RetryAfter(max(1, int(period - (now - recent[0]))), "Too Many Requests: retry later")
+        self.topic_times.append(now)
         thread_id = next(self._threads)
         self.topics[thread_id] = name
         return thread_id

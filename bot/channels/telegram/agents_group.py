@@ -56,6 +56,7 @@ POSTED_KINDS = (TicketKind.HANDOFF.value, TicketKind.COMPLAINT.value)
 GROUP_MEMBER = ("creator", "administrator", "member", "restricted")
 MAX_CALLBACK_ANSWER = 200
 RELAYED_MEMORY = 1000
+CATCH_UP = "telegram_catch_up"  # internal: post a ticket found unposted at start-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,14 @@ class AgentsGroup:
         self._tasks.append(asyncio.create_task(self._watch_sla(), name="telegram-agents-sla"))
         self.topics.start()
         await subscribed.wait()
+        await self._catch_up()
+
+    async def _catch_up(self) -> None:
+        """Post the escalated tickets that never made it to the group (see ``unposted_handoffs``)."""
+        async with self.app.tickets.session() as tx:
+            missing = await telegram_links.unposted_handoffs(tx)
+        for ticket_id, number in missing:
+            self._dispatch(BusEvent(kind=CATCH_UP, ticket_id=ticket_id, ticket_number=number, actor="deskbot"))
 
     async def close(self) -> None:
         for task in [*self._tasks, *self._lane_tasks.values()]:
@@ -189,8 +198,10 @@ class AgentsGroup:
         async with self.app.tickets.session() as tx:
             link = await telegram_links.get(tx, event.ticket_id)
         if link is None or link.card_message_id is None:
-            escalated = (event.kind == "created" and event.data.get("kind") in POSTED_KINDS) or (
-                event.kind == "owner_changed" and event.data.get("to") == Owner.QUEUED.value
+            escalated = (
+                (event.kind == "created" and event.data.get("kind") in POSTED_KINDS)
+                or (event.kind == "owner_changed" and event.data.get("to") == Owner.QUEUED.value)
+                or event.kind == CATCH_UP
             )
             if escalated and link is None:
                 await self._post_ticket(event.ticket_id)

@@ -108,27 +108,31 @@ class TopicCreator:
         self._limiter = SlidingWindowLimiter(per_minute, 60.0, clock=clock, sleep=sleep)
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._idle = True
+        self._current: _Request | None = None
 
     @property
     def waiting(self) -> int:
         """Requests not yet created (including the one in progress)."""
-        return self._queue.qsize() + (0 if self._idle else 1)
+        return self._queue.qsize() + (0 if self._current is None else 1)
 
     def start(self) -> None:
         if self._worker is None:
             self._worker = asyncio.create_task(self._work(), name="telegram-topic-creator")
 
     async def close(self) -> None:
+        """Stop the worker; callers still waiting get CancelledError (their tickets are retried on restart)."""
+        pending = [self._current] if self._current is not None else []  # before the worker's finally clears it
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
             self._worker = None
         while not self._queue.empty():
-            request = self._queue.get_nowait()
+            pending.append(self._queue.get_nowait())
+        for request in pending:
             if not request.done.done():
                 request.done.cancel()
+        self._current = None
 
     async def create(self, name: str) -> int:
         self.start()
@@ -139,7 +143,7 @@ class TopicCreator:
     async def _work(self) -> None:
         while True:
             request = await self._queue.get()
-            self._idle = False
+            self._current = request
             try:
                 if request.done.cancelled():
                     continue  # the caller gave up (shutting down)
@@ -155,7 +159,7 @@ class TopicCreator:
                     if not request.done.done():
                         request.done.set_result(thread_id)
             finally:
-                self._idle = True
+                self._current = None
 
     async def _limited_create(self, name: str) -> int:
         await self._limiter.acquire()

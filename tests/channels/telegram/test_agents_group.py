@@ -263,3 +263,26 @@ async def test_the_mapping_survives_a_restart(desk_app: App, api: RecordingTeleg
         assert api.count("createForumTopic") == 1
     finally:
         await again.close()
+
+
+async def test_tickets_escalated_while_the_group_was_down_are_posted_at_start(
+    desk_app: App, api: RecordingTelegramApi
+) -> None:
+    chat = Chat(desk_app, "hugo")
+    await chat.say("I want to talk to a human please")
+    number = _number(chat.text)
+    await Chat(desk_app, "ines").say("What is your return policy?")  # not escalated: not posted
+    clock = VirtualTime()
+    agents = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+                         monotonic=clock.monotonic)
+    await agents.start()
+    try:
+        await eventually(lambda: len(api.topics) == 1 and not agents.busy, "the missed ticket posted")
+        assert number in next(iter(api.topics.values()))
+    finally:
+        await agents.close()
+    again = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+                        monotonic=clock.monotonic)
+    await again.start()  # already posted: not posted twice
+    await again.close()
+    assert api.count("createForumTopic") == 1
