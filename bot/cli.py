@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
 
     agents = sub.add_parser("agents", help="agents who work on tickets").add_subparsers(dest="action", required=True)
     add_telegram_link_commands(agents)
+    from bot.telegram_cli import add_commands as add_telegram_commands
+
+    add_telegram_commands(sub)
     return parser
 
 
@@ -188,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot import agents_telegram_cli
 
             return asyncio.run(agents_telegram_cli.run(settings, args))
+        if args.command == "telegram":
+            from bot import telegram_cli
+
+            return asyncio.run(telegram_cli.run(settings, args))
         return asyncio.run(_with_app(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)

@@ -181,11 +181,11 @@ class Pipeline:
             return
         if turn.msg.attachments and await attachments.receive(turn, text):
             return
+        if turn.msg.attachments and not text and not turn.msg.payload:
+            turn.say("attachment_as_text")  # a sticker, a voice message, a location
+            return
         if not text and not turn.msg.payload:
             turn.say("empty_message")
-            return
-        if turn.msg.attachments and not text:
-            turn.say("attachment_as_text")
             return
         if state.form is not None:
             if intent == "cancel":

@@ -158,6 +158,15 @@ class FakeTelegram:
         await self._notify()
         return int(update["update_id"])
 
+    async def push_batch(self, updates: list[dict[str, Any]]) -> None:
+        """Queue several updates at once, so one ``getUpdates`` answer carries them all."""
+        for update in updates:
+            if self.webhook_url:
+                await self._webhook_queue.put(update)
+            else:
+                self.updates.append(update)
+        await self._notify()
+
     @staticmethod
     def user(user_id: int, first_name: str = "Alice", language_code: str | None = "en") -> dict[str, Any]:
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}

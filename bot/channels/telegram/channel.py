@@ -175,14 +175,14 @@ class TelegramChannel:
 
     async def _record_failure(self, message_id: int | None, chat_id: str, result: DeliveryResult) -> None:
         error = result.error or "not delivered"
-        log.warning("reply not delivered", extra={"chat": chat_id, "message": message_id, "error": error,
+        log.warning("reply not delivered", extra={"chat": chat_id, "message_id": message_id, "error": error,
                                                   "blocked": result.forbidden})
         if message_id is None:
             return
         try:
             await self.app.pipeline.delivery_failed(message_id, error, unreachable=result.forbidden)
         except Exception:
-            log.exception("could not record a failed delivery", extra={"message": message_id})
+            log.exception("could not record a failed delivery", extra={"message_id": message_id})
 
     # -- relay of queued replies ---------------------------------------------------------------
     async def relay_queued(self) -> int:

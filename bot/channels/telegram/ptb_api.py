@@ -10,6 +10,7 @@ processed one at a time (PTB's default), in order.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -251,6 +252,10 @@ class PtbUpdates(UpdateSource):
 
 
 def open_ptb(options: ClientOptions) -> TelegramClient:
+    # PTB 22 warns on every 429 (its RetryAfter reads the int-valued, deprecated
+    # ``retry_after`` in its own constructor) unless time periods are opted into as
+    # ``timedelta`` — the behaviour of its next major version, which is all we read.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     base = options.api_base.rstrip("/")
     timeout = options.request_timeout
 

@@ -83,7 +83,8 @@ def _attachments(message: dict[str, Any], media: MediaPolicy) -> list[Attachment
     found: list[Attachment] = []
     photos = message.get("photo")
     if isinstance(photos, list) and photos:
-        largest = max(photos, key=lambda p: (p.get("file_size") or 0, p.get("width", 0) * p.get("height", 0)))
+        # Telegram lists the sizes smallest first; the largest is the one worth keeping.
+        largest = max(photos, key=lambda p: (p.get("width", 0) * p.get("height", 0), p.get("file_size") or 0))
         size = largest.get("file_size")
         found.append(Attachment("photo", str(largest.get("file_id")), size=size, mime_type="image/jpeg",
                                 refused=media.refusal("photo", "image/jpeg", size)))
