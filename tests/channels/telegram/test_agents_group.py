@@ -286,3 +286,17 @@ async def test_tickets_escalated_while_the_group_was_down_are_posted_at_start(
     await again.start()  # already posted: not posted twice
     await again.close()
     assert api.count("createForumTopic") == 1
+
+
+async def test_replies_made_elsewhere_show_in_the_topic_and_group_replies_do_not_echo(
+    desk_app: App, api: RecordingTelegramApi, group: AgentsGroup
+) -> None:
+    chat, number, thread = await _complaint(desk_app, api, group, "ivy")
+    await desk_app.desk.reply(number, "Answered from the terminal.", "sam@shop.example")
+    await eventually(lambda: any("Answered from the terminal." in t for t in api.in_thread(thread)), "CLI reply")
+    assert "Sam Agent" in next(t for t in api.in_thread(thread) if "Answered from the terminal." in t)
+    await group.handle_update(group_message(SAM, "Answered from Telegram.", thread_id=thread))
+    await desk_app.desk.add_note(number, "marker after the Telegram reply", "sam@shop.example")
+    await eventually(lambda: any("marker after" in t for t in api.in_thread(thread)), "note after the reply")
+    assert not any("Answered from Telegram." in t for t in api.in_thread(thread))
+    assert await chat.inbox() == ["Answered from the terminal.", "Answered from Telegram."]
