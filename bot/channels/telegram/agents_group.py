@@ -28,7 +28,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from html import escape
@@ -56,6 +56,7 @@ POSTED_KINDS = (TicketKind.HANDOFF.value, TicketKind.COMPLAINT.value)
 GROUP_MEMBER = ("creator", "administrator", "member", "restricted")
 MAX_CALLBACK_ANSWER = 200
 RELAYED_MEMORY = 1000
+DEDUPE_CHANNEL = "telegram-agents"  # delivery keys of agents' group updates (apart from customers')
 CATCH_UP = "telegram_catch_up"  # internal: post a ticket found unposted at start-up
 
 
@@ -350,25 +351,44 @@ class AgentsGroup:
 
     # -- group → desk ----------------------------------------------------------------
     async def handle_update(self, update: dict[str, Any]) -> bool:
-        """Handle an update from the agents' chat; False when it belongs to someone else."""
+        """Handle an update from the agents' chat; False when it belongs to someone else.
+
+        An update delivered twice (webhook retry, restart before the offset was confirmed)
+        is acted on once: an agent's reply must not reach the customer twice.
+        """
+        work: Coroutine[Any, Any, None] | None = None
+        reply_to: dict[str, Any] | None = None
         query = update.get("callback_query")
         if isinstance(query, dict):
             message = query.get("message")
             if not isinstance(message, dict) or _chat_id(message) != self.chat_id:
                 return False
-            await self._guarded(self._on_callback(query), None)
+            work = self._on_callback(query)
+        else:
+            for key in ("message", "edited_message", "channel_post"):
+                message = update.get(key)
+                if isinstance(message, dict):
+                    if _chat_id(message) != self.chat_id:
+                        return False
+                    if key == "message":  # an edit cannot unsend what was relayed; it is not sent twice
+                        work, reply_to = self._on_message(message), message
+                    break
+            else:
+                return False
+        if work is None:
             return True
-        for key in ("message", "edited_message", "channel_post"):
-            message = update.get(key)
-            if isinstance(message, dict):
-                if _chat_id(message) != self.chat_id:
-                    return False
-                if key == "message":  # an edit cannot unsend what was relayed; it is not sent twice
-                    await self._guarded(self._on_message(message), message)
-                return True
-        return False
+        update_id = update.get("update_id")
+        if isinstance(update_id, int) and not await self.app.state.claim_delivery(
+            DEDUPE_CHANNEL, str(update_id), self.app.settings.state.dedupe_ttl_seconds
+        ):
+            work.close()  # never started: no "coroutine was never awaited" warning
+            log.info("duplicate agents' group update ignored", extra={"update_id": update_id})
+            return True
+        if not await self._guarded(work, reply_to) and isinstance(update_id, int):
+            await self.app.state.release_delivery(DEDUPE_CHANNEL, str(update_id))  # a retry may succeed
+        return True
 
-    async def _guarded(self, work: Awaitable[None], message: dict[str, Any] | None) -> None:
+    async def _guarded(self, work: Awaitable[None], message: dict[str, Any] | None) -> bool:
         try:
             await work
         except Exception:  # noqa: BLE001 - an agent's action failing must not stop the channel
@@ -376,6 +396,8 @@ class AgentsGroup:
             if message is not None:
                 with contextlib.suppress(TelegramError):
                     await self._answer(message, "⚠️ That did not work (internal error). Nothing was sent.")
+            return False
+        return True
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         sender = message.get("from") or {}

@@ -300,3 +300,11 @@ async def test_replies_made_elsewhere_show_in_the_topic_and_group_replies_do_not
     await eventually(lambda: any("marker after" in t for t in api.in_thread(thread)), "note after the reply")
     assert not any("Answered from Telegram." in t for t in api.in_thread(thread))
     assert await chat.inbox() == ["Answered from the terminal.", "Answered from Telegram."]
+
+
+async def test_the_same_update_twice_relays_once(desk_app: App, api: RecordingTelegramApi, group: AgentsGroup) -> None:
+    chat, _, thread = await _complaint(desk_app, api, group, "jane")
+    update = group_message(SAM, "Only once, please.", thread_id=thread)
+    assert await group.handle_update(update)
+    assert await group.handle_update(update)  # a webhook retry / re-fetched batch
+    assert await chat.inbox() == ["Only once, please."]
