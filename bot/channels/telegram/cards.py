@@ -25,6 +25,8 @@ MAX_TITLE_CHARS = 128  # Telegram's limit for a topic name
 MAX_FIELD_CHARS = 300
 MAX_FIELDS = 20
 MAX_LINE_TEXT = 3000
+MAX_CARD_CHARS = 4000  # under Telegram's 4096 per message, with room for the escaping margin
+OMITTED = "… (more on the ticket)"
 PRIORITY_MARKS = {"urgent": "🔴", "high": "🟠", "normal": "🟢", "low": "⚪"}
 TICKET_NUMBER = re.compile(r"\bT-\d{4,}\b")
 
@@ -86,20 +88,32 @@ def card_text(ticket: Ticket, order: Order | None, local: Localize, customer_cha
     if ticket.escalation_reason:
         lines.append(f"Reason: {escape(_cut(ticket.escalation_reason, MAX_FIELD_CHARS))}")
     lines += ["", f"<b>{escape(_cut(ticket.subject, MAX_FIELD_CHARS))}</b>"]
-    fields = list((ticket.fields or {}).items())
-    if fields:
-        lines += ["", "<b>Form</b>"]
-        lines += [
-            f"• {escape(_cut(str(key), 40))}: {escape(_cut(_value(value), MAX_FIELD_CHARS))}"
-            for key, value in fields[:MAX_FIELDS]
-        ]
-    if order is not None:
-        lines += ["", *_order_lines(order)]
-    elif ticket.order_id:
-        lines += ["", f"Order {escape(ticket.order_id)}: not found in the shop's orders"]
     if not ticket.is_open:
         rated = f" · rated {ticket.rating}/5" if ticket.rating else ""
         lines += ["", f"Closed {_when(ticket.resolved_at, local)}{rated}"]
+    fields = [
+        f"• {escape(_cut(str(key), 40))}: {escape(_cut(_value(value), MAX_FIELD_CHARS))}"
+        for key, value in list((ticket.fields or {}).items())[:MAX_FIELDS]
+    ]
+    if order is not None:
+        order_lines = _order_lines(order)
+    elif ticket.order_id:
+        order_lines = [f"Order {escape(ticket.order_id)}: not found in the shop's orders"]
+    else:
+        order_lines = []
+    # The head always fits; form fields, then the order, take what room is left.
+    budget = MAX_CARD_CHARS - len("\n".join(lines))
+    for title, block in (("<b>Form</b>", fields), (None, order_lines)):
+        if not block:
+            continue
+        shown = [""] + ([title] if title else [])
+        for line in block:
+            if len("\n".join(shown + [line])) + len(OMITTED) + 1 > budget:
+                shown.append(OMITTED)
+                break
+            shown.append(line)
+        budget -= len("\n".join(shown)) + 1
+        lines += shown
     return "\n".join(lines)
 
 
