@@ -130,7 +130,9 @@ async def through_adapter(
                                     access_log=False)
             server = uvicorn.Server(config)
             serving = asyncio.create_task(server.serve())
-            while not server.started:
+            while not server.started:  # uvicorn offers no event to wait on
+                if serving.done():
+                    serving.result()
                 await asyncio.sleep(0.01)
             port = server.servers[0].sockets[0].getsockname()[1]
             await channel.start(polling=False)
@@ -163,7 +165,8 @@ async def main(count: int, customers: int) -> None:
         catalog, _ = load_knowledge(settings)
         classifier = await build_classifier(settings, catalog)
         next_id = 1
-        print(f"{count} updates from {customers} customers, handled in order; SQLite + memory; Python {sys.version.split()[0]}")
+        python = sys.version.split()[0]
+        print(f"{count} updates from {customers} customers, handled in order; SQLite + memory; Python {python}")
         batch = updates(fake.fake, count, customers, next_id)
         bare = await bare_pipeline(tmp, batch, classifier, fake.fake.base)
         print(f"{'bare pipeline (baseline)':<34} {count / bare:8.1f} updates/s")
