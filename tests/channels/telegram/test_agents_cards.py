@@ -78,3 +78,22 @@ def test_commands_are_parsed_with_or_without_the_bots_name() -> None:
     assert parse_command("hello /bot", "deskbot_test_bot") is None
     assert parse_command("/", "deskbot_test_bot") is None
     assert mentioned_number("👤 Ann · T-1042:\nhi") == "T-1042" and mentioned_number(None) is None
+
+
+def test_the_group_is_configured_from_channels_telegram() -> None:
+    from pathlib import Path
+
+    from bot.channels.telegram.agents_group import AgentsGroupSettings
+    from bot.config import load_settings
+
+    config = Path(__file__).resolve().parents[3] / "config.yaml"
+    off = load_settings(config, environ={})
+    assert AgentsGroupSettings.from_config(off.channels.telegram) is None
+    on = load_settings(config, environ={
+        "DESKBOT_CHANNELS__TELEGRAM__AGENTS_CHAT_ID": "-1001234",
+        "DESKBOT_CHANNELS__TELEGRAM__AGENTS_USE_TOPICS": "yes",
+        "DESKBOT_CHANNELS__TELEGRAM__SLA_WARN_MINUTES": "45",
+    })
+    group = AgentsGroupSettings.from_config(on.channels.telegram)
+    assert group is not None
+    assert (group.chat_id, group.use_topics, group.sla_warn_minutes, group.topics_per_minute) == (-1001234, "yes", 45, 20)
