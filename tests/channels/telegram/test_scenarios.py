@@ -62,6 +62,12 @@ async def test_presale_question(telegram_bot: TelegramBot) -> None:
     assert customer.display_name == "Alice" and customer.language == "en"
 
 
+async def test_start_greets_in_the_users_telegram_language(telegram_bot: TelegramBot) -> None:
+    replies = await telegram_bot.say(BOB, "/start", language_code="zh-hans")
+    assert any("您好" in r for r in replies)
+    assert (await _customer(telegram_bot, BOB)).language == "zh"
+
+
 async def test_return_with_buttons_and_a_photo_ends_in_a_ticket(telegram_bot: TelegramBot) -> None:
     bot, fake = telegram_bot, telegram_bot.fake
     await add_orders(bot.app, order("A20001"))
