@@ -526,8 +526,11 @@ class FakeTelegram:
             member |= {"can_be_edited": False, "is_anonymous": False, "can_manage_chat": True,
                        "can_delete_messages": True, "can_manage_video_chats": True, "can_restrict_members": True,
                        "can_promote_members": False, "can_change_info": True, "can_invite_users": True,
-                       "can_post_stories": False, "can_edit_stories": False, "can_delete_stories": False}
-        elif status == "restricted":
+                       "can_post_stories": False, "can_edit_stories": False, "can_delete_stories": False,
+                       "can_send_welcome_messages": False, "can_manage_topics": True}
+        elif status == "creator":
+            member["is_anonymous"] = False
+        elif status == "restricted":  # its dozen permission fields are not modelled: shown as left
             return {"status": "left", "user": self.user(user_id)}
         elif status == "kicked":
             member["until_date"] = 0

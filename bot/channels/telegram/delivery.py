@@ -109,7 +109,9 @@ class Sender:
                     reply_to_message_id=reply_to_message_id if index == 0 else None,
                 )
                 message = await self.call(send, "sendMessage")
-            except TelegramError as exc:
+            except Exception as exc:  # noqa: BLE001 - a reply that cannot go out is recorded, never lost
+                if not isinstance(exc, TelegramError):
+                    log.exception("unexpected error while sending", extra={"chat": str(chat_id)})
                 where = f" (part {index + 1} of {len(chunks)})" if len(chunks) > 1 else ""
                 error = f"{exc.__class__.__name__}: {exc}{where}"
                 return DeliveryResult(tuple(sent), error, forbidden=isinstance(exc, Forbidden))
