@@ -84,6 +84,14 @@ class TelegramChannelConfig(Strict):
     polling_timeout_seconds: int = Field(default=10, ge=0, le=50)
     relay_interval_seconds: float = Field(default=5.0, gt=0)  # sweep for agent replies to send
 
+    @field_validator("agents_use_topics", mode="before")
+    @classmethod
+    def _yaml_yes_no(cls, value: object) -> object:
+        # YAML 1.1 (PyYAML) reads an unquoted yes/no as a boolean.
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value
+
     @field_validator("api_base")
     @classmethod
     def _http_base(cls, value: str) -> str:
