@@ -370,8 +370,10 @@ class AgentsGroup:
                 if isinstance(message, dict):
                     if _chat_id(message) != self.chat_id:
                         return False
-                    if key == "message":  # an edit cannot unsend what was relayed; it is not sent twice
+                    if key == "message":
                         work, reply_to = self._on_message(message), message
+                    elif key == "edited_message":
+                        work = self._on_edit(message)
                     break
             else:
                 return False
@@ -432,6 +434,19 @@ class AgentsGroup:
             return
         if result.message_id is not None:
             self._relayed.append(result.message_id)
+
+    async def _on_edit(self, message: dict[str, Any]) -> None:
+        """What was relayed cannot be changed at the customer's end: say so instead of
+        letting the agent believe the correction arrived."""
+        sender = message.get("from") or {}
+        if not isinstance(sender, dict) or sender.get("is_bot") or "id" not in sender:
+            return
+        text = str(message.get("text") or "")
+        if parse_command(text, self._me.username if self._me else None) is not None:
+            return
+        if await self._ticket_for(message) is None or await self._authorized(int(sender["id"])) is None:
+            return
+        await self._answer(message, "✏️ Edits do not reach the customer. Send the correction as a new message.")
 
     async def _ticket_for(self, message: dict[str, Any]) -> str | None:
         """The ticket a group message is about: its topic, or the ticket message it replies to."""
