@@ -202,6 +202,13 @@ async def test_forged_webhook_call_is_refused_and_changes_nothing(telegram_bot: 
         garbage = await web.post("/telegram/webhook", content=b"\xff{not json",
                                  headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET})
         assert garbage.status_code == 400
+        malformed = await web.post("/telegram/webhook", json={"update_id": 9002, "message": {"text": "hi"}},
+                                   headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET})
+        assert malformed.status_code == 422
+        no_id = await web.post("/telegram/webhook", json={"message": {"text": "hi"}},
+                               headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET})
+        assert no_id.status_code == 422
+        assert await _customer(bot, BOB) is None
 
 
 async def test_long_reply_is_split_between_words(telegram_bot: TelegramBot) -> None:
