@@ -40,6 +40,9 @@ log = logging.getLogger("deskbot.telegram")
 AgentsHook = Callable[[dict[str, Any]], Awaitable[bool]]
 # Bus events after which replies may be waiting in the outbox.
 RELAY_EVENTS = frozenset({"agent_reply", "resolved", "owner_changed", "reopened"})
+# Shown on a tap of a button whose long payload this process no longer remembers.
+EXPIRED_BUTTON = {"en": "This button has expired — please type your answer instead.",
+                  "zh": "此按钮已过期，请直接输入您的回答。"}
 COMMANDS = {
     "en": (("start", "Start over"), ("help", "What I can do"), ("status", "My tickets"),
            ("human", "Talk to a person"), ("cancel", "Cancel the current request")),
@@ -146,16 +149,20 @@ class TelegramChannel:
             decode_button=self.codec.decode,
         )
         if parsed.callback_query_id:
-            await self._answer_callback(parsed.callback_query_id)
+            note = None
+            if parsed.ignored == "expired button":
+                language = str((raw.get("callback_query") or {}).get("from", {}).get("language_code") or "")
+                note = EXPIRED_BUTTON["zh" if language.startswith("zh") else "en"]
+            await self._answer_callback(parsed.callback_query_id, note)
         if parsed.incoming is None:
             log.info("update ignored", extra={"update": parsed.update_id, "reason": parsed.ignored})
             return
         replies = await self.app.pipeline.handle(parsed.incoming)
         await self.deliver(replies)
 
-    async def _answer_callback(self, query_id: str) -> None:
+    async def _answer_callback(self, query_id: str, text: str | None = None) -> None:
         try:
-            await self.sender.call(lambda: self.api.answer_callback_query(query_id), "answerCallbackQuery")
+            await self.sender.call(lambda: self.api.answer_callback_query(query_id, text), "answerCallbackQuery")
         except TelegramError as exc:  # too late (over ~15 s) or a bad id: the turn still runs
             log.warning("callback not answered", extra={"error": str(exc)})
 

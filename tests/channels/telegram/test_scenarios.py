@@ -276,3 +276,10 @@ async def test_agents_download_a_customers_file(telegram_bot: TelegramBot) -> No
         unknown = await web.get("/telegram/files/NOPE", headers={"Authorization": f"Bearer {REST_TOKEN}"})
         assert unknown.status_code == 404
     assert (await _customer(bot, ALICE)).owner == Owner.QUEUED
+
+
+async def test_a_forgotten_long_button_says_it_expired(telegram_bot: TelegramBot) -> None:
+    bot, fake = telegram_bot, telegram_bot.fake
+    await bot.do(ALICE, lambda: fake.press(ALICE, "#0123456789abcdef0123456789abcdef"))
+    assert fake.answered_callbacks[-1]["text"].startswith("This button has expired")
+    assert fake.texts(ALICE) == [] and await _customer(bot, ALICE) is None
