@@ -91,8 +91,9 @@ def test_the_group_is_configured_from_channels_telegram() -> None:
     assert AgentsGroupSettings.from_config(off.channels.telegram) is None
     on = load_settings(config, environ={
         "DESKBOT_CHANNELS__TELEGRAM__AGENTS_CHAT_ID": "-1001234",
+        "DESKBOT_CHANNELS__TELEGRAM__AGENTS_USE_TOPICS": "no",  # YAML's boolean, mapped back
         "DESKBOT_CHANNELS__TELEGRAM__SLA_WARN_MINUTES": "45",
     })
     group = AgentsGroupSettings.from_config(on.channels.telegram)
     assert group is not None
-    assert (group.chat_id, group.use_topics, group.sla_warn_minutes, group.topics_per_minute) == (-1001234, "auto", 45, 20)
+    assert (group.chat_id, group.use_topics, group.sla_warn_minutes, group.topics_per_minute) == (-1001234, "no", 45, 20)
