@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Insert, insert, or_, select
+from sqlalchemy import Insert, and_, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.models import (
@@ -94,9 +94,19 @@ async def unposted_handoffs(tx: TicketSession, limit: int = 200) -> Sequence[tup
         .where(
             Customer.owner.in_([Owner.QUEUED, Owner.AGENT]),
             Ticket.status.not_in([TicketStatus.RESOLVED, TicketStatus.CLOSED]),
-            TelegramTicketLink.ticket_id.is_(None),
+            or_(
+                TelegramTicketLink.ticket_id.is_(None),
+                # a topic was made but its card failed: finish it
+                and_(TelegramTicketLink.card_message_id.is_(None), TelegramTicketLink.thread_id.is_not(None)),
+            ),
         )
         .order_by(Ticket.id)
         .limit(limit)
     )
     return [(ticket_id, format_ticket_number(ticket_id)) for ticket_id in (await tx.db.execute(query)).scalars()]
+
+
+async def set_topic(tx: TicketSession, ticket_id: int, thread_id: int, title: str) -> None:
+    link = await get(tx, ticket_id)
+    if link is not None:
+        link.thread_id, link.title = thread_id, title

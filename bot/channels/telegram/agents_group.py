@@ -204,9 +204,18 @@ class AgentsGroup:
                 or (event.kind == "owner_changed" and event.data.get("to") == Owner.QUEUED.value)
                 or event.kind == CATCH_UP
             )
-            if escalated and link is None:
-                await self._post_ticket(event.ticket_id)
-            return  # anything earlier is already reflected in the card
+            if link is None and not escalated:
+                return  # not (yet) a ticket for the agents' group
+            if link is not None and link.thread_id is None:
+                return  # reserved by a posting in progress
+            # New, or a topic whose card failed earlier: (finish) posting it, then this event's line.
+            await self._post_ticket(event.ticket_id, None if link is None else link.thread_id)
+            if escalated:
+                return  # the card shows it
+            async with self.app.tickets.session() as tx:
+                link = await telegram_links.get(tx, event.ticket_id)
+            if link is None or link.card_message_id is None:
+                return
         line = await self._line_for(event)
         if line:
             await self._say(link.thread_id, link.ticket_message_id, line)
@@ -220,20 +229,27 @@ class AgentsGroup:
         text = cards.card_text(ticket, order, self._local, ticket.customer.last_channel)
         return ticket, text, cards.card_buttons(ticket), cards.topic_title(ticket)
 
-    async def _post_ticket(self, ticket_id: int) -> None:
+    async def _post_ticket(self, ticket_id: int, topic: int | None = None) -> None:
+        """Post the card (in a new topic, or in ``topic`` made earlier whose card failed)."""
         async with self.app.tickets.session() as tx:
-            if not await telegram_links.reserve(tx, ticket_id, self.chat_id):
+            if topic is None and not await telegram_links.reserve(tx, ticket_id, self.chat_id):
                 return  # posted (or being posted) already
             ticket, text, buttons, title = await self._render(tx, ticket_id)
+        thread_id = topic
         try:
-            thread_id = await self._new_topic(title, ticket.number) if await self._use_topics() else None
+            if thread_id is None and await self._use_topics():
+                thread_id = await self._new_topic(title, ticket.number)
+                if thread_id is not None:  # remembered at once: a failed card is retried in this topic
+                    async with self.app.tickets.session() as tx:
+                        await telegram_links.set_topic(tx, ticket_id, thread_id, title)
             sent = await self._retry(
                 lambda: self.api.send_message(self.chat_id, text, reply_markup=buttons, message_thread_id=thread_id),
                 "sendMessage",
             )
         except BaseException:
-            async with self.app.tickets.session() as tx:
-                await telegram_links.release(tx, ticket_id)
+            if thread_id is None:
+                async with self.app.tickets.session() as tx:
+                    await telegram_links.release(tx, ticket_id)
             raise
         if thread_id is not None:
             try:

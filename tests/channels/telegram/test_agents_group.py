@@ -322,3 +322,22 @@ async def test_an_edited_reply_is_not_resent_and_the_agent_is_told(
     assert await chat.inbox() == ["Your refund is 10 EUR."]
     notice = [p for p in api.posted if p.text.startswith("✏️ Edits do not reach the customer")]
     assert len(notice) == 1 and notice[0].reply_to == sent["message"]["message_id"]
+
+
+async def test_a_card_that_failed_is_posted_later_in_the_same_topic(
+    desk_app: App, api: RecordingTelegramApi, group: AgentsGroup
+) -> None:
+    # refused for the ticket's two escalation events (created, owner_changed → queued)
+    api.fail("sendMessage", lambda: BadRequest("Bad Request: can't parse entities"), times=2)
+    chat = Chat(desk_app, "liam")
+    await chat.say("I want to talk to a human please")
+    number = _number(chat.text)
+    await eventually(lambda: len(api.topics) == 1 and api.count("sendMessage") == 2 and not group.busy,
+                     "topic made, card refused")
+    thread = next(iter(api.topics))
+    assert api.in_thread(thread) == []
+    await chat.say("hello? anyone there?")
+    await eventually(lambda: len(api.in_thread(thread)) == 2, "card, then the customer's line")
+    card, line = api.in_thread(thread)
+    assert f"<b>{number}</b>" in card and "hello? anyone there?" in line
+    assert api.count("createForumTopic") == 1
