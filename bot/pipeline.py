@@ -213,7 +213,12 @@ class Pipeline:
             turn.customer.owner, turn.customer.handoff_ticket_id = Owner.BOT, None
             return await self._dispatch(turn, text)
         turn.ticket_id = ticket.id
-        await turn.tx.add_event(ticket, "customer", "customer_message", {"text": text[:500]})
+        data: dict[str, object] = {"text": text[:500]}
+        files = [{"kind": a.kind, "file_id": a.file_id, "name": a.name} for a in turn.msg.attachments
+                 if a.file_id and not a.refused]
+        if files:
+            data["attachments"] = files  # agents open them through the channel's file route
+        await turn.tx.add_event(ticket, "customer", "customer_message", data)
         if turn.customer.owner == Owner.QUEUED:
             if turn.prediction.intent == "cancel":
                 await transition(turn.tx, turn.customer, ticket, Owner.BOT, "customer", "customer cancelled")

@@ -264,7 +264,9 @@ async def test_agents_download_a_customers_file(telegram_bot: TelegramBot) -> No
     number = await _handoff(bot, ALICE)
     photo = fake.add_file(b"\xff\xd8 receipt", file_id="PHOTO-receipt", file_path="photos/file_7.jpg")
     await bot.do(ALICE, lambda: fake.photo(ALICE, photo, caption="here is the receipt"))
-    _, _, messages = await _ticket(bot, number)
+    _, events, messages = await _ticket(bot, number)
+    shown = [e.data for e in events if e.kind == "customer_message"][-1]
+    assert shown["text"] == "here is the receipt" and shown["attachments"][0]["file_id"] == "PHOTO-receipt"
     stored = next(m for m in messages if m.payload.get("attachments"))
     file_id = stored.payload["attachments"][0]["file_id"]
     async with _web(bot) as web:
