@@ -151,6 +151,9 @@ async def test_blocked_user_is_marked_unreachable_and_the_reply_failed(telegram_
     assert "Forbidden" in (failed_message.error or "")
     assert (await _customer(bot, ALICE)).unreachable is True
     assert "Are you still there?" not in fake.texts(ALICE)
+    fake.blocked.clear()  # they unblock the bot and write again
+    await bot.say(ALICE, "sorry, I'm back")
+    assert (await _customer(bot, ALICE)).unreachable is False
 
 
 async def test_a_burst_of_429s_still_delivers_each_reply_once(telegram_bot: TelegramBot) -> None:
