@@ -64,7 +64,12 @@ async def run_command(desk: AgentDesk, number: str, command: AgentCommand, agent
     if command.name == "priority":
         if not command.argument:
             return f"Usage: {COMMANDS['priority']}"
-        await desk.set_priority(number, command.argument.split()[0], agent_email)
+        wanted = command.argument.split()[0].lower()
+        async with desk.tickets.session() as tx:
+            current = (await tx.ticket_by_number(number)).priority.value
+        if wanted == current:
+            return f"{number} is already {current} priority."
+        await desk.set_priority(number, wanted, agent_email)
         return None
     if command.name == "note":
         if not command.argument:

@@ -530,7 +530,7 @@ class AgentsGroup:
         thread_id = message.get("message_thread_id") if message.get("is_topic_message") else None
         await self._retry(
             lambda: self.api.send_message(
-                self.chat_id, escape(text), message_thread_id=thread_id,
+                self.chat_id, escape(text, quote=False), message_thread_id=thread_id,
                 reply_to_message_id=message.get("message_id"),
             ),
             "sendMessage",

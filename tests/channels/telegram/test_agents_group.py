@@ -137,6 +137,10 @@ async def test_notes_priority_hand_back_and_resolve_from_the_topic(
     ticket, _, _ = await _ticket(desk_app, number)
     assert ticket.priority == Priority.LOW
 
+    await group.handle_update(group_message(SAM, "/priority LOW", thread_id=thread))
+    assert any(p.text == f"{number} is already low priority." for p in api.posted)
+    await group.handle_update(group_message(SAM, "/whatever", thread_id=thread))
+    assert any(p.text.startswith("Commands in a ticket's topic:") and "/note" in p.text for p in api.posted)
     await group.handle_update(group_message(SAM, "/priority asap", thread_id=thread))
     assert any("choose one of low, normal, high, urgent" in p.text for p in api.posted)
 
