@@ -79,3 +79,27 @@ async def test_alerts_are_posted_in_the_tickets_topic(desk_app: App) -> None:
         assert len(breaches) == 1 and number in breaches[0] and "first response" in breaches[0]
     finally:
         await group.close()
+
+
+async def test_an_alert_for_a_ticket_not_in_the_group_goes_to_the_general_chat(desk_app: App) -> None:
+    from storage.models import TicketKind, utcnow
+
+    clock = VirtualTime()
+    api = RecordingTelegramApi(forums={AGENTS_CHAT})
+    group = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+                        monotonic=clock.monotonic)
+    await group.start()
+    try:
+        async with desk_app.tickets.session() as tx:  # a return the bot handled: never escalated
+            customer, _ = await tx.resolve_customer("web", "w-1", "w-1")
+            ticket = await tx.open_ticket(customer, kind=TicketKind.RETURN, subject="Return A1", channel="web",
+                                          actor="bot", first_response_due=utcnow() - timedelta(minutes=5),
+                                          resolution_due=utcnow() + timedelta(days=2))
+            number = ticket.number
+        await group.sla.check()
+        await eventually(lambda: any("SLA breached" in p.text for p in api.posted), "breach posted")
+        alert = next(p for p in api.posted if "SLA breached" in p.text)
+        assert number in alert.text and alert.thread_id is None and alert.reply_to is None
+        assert api.topics == {}  # an alert does not make a topic
+    finally:
+        await group.close()
