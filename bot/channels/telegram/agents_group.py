@@ -57,7 +57,11 @@ GROUP_MEMBER = ("creator", "administrator", "member", "restricted")
 MAX_CALLBACK_ANSWER = 200
 RELAYED_MEMORY = 1000
 DEDUPE_CHANNEL = "telegram-agents"  # delivery keys of agents' group updates (apart from customers')
-CATCH_UP = "telegram_catch_up"  # internal: post a ticket found unposted at start-up
+CATCH_UP = "telegram_catch_up"
+# Event kinds whose effect the card shows (status, owner, assignee, priority).
+CARD_KINDS = frozenset(
+    {"created", "owner_changed", "claimed", "assigned", "priority_changed", "status_changed", "resolved", "reopened"}
+)  # internal: post a ticket found unposted at start-up
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +220,10 @@ class AgentsGroup:
                 link = await telegram_links.get(tx, event.ticket_id)
             if link is None or link.card_message_id is None:
                 return
-        line = await self._line_for(event)
+        # A state change older than the posting (the escalation's own owner_changed, say) is on
+        # the card already; messages and notes are not, so they are always shown.
+        stale = event.kind in CARD_KINDS and event.at is not None and event.at < link.created_at
+        line = None if stale else await self._line_for(event)
         if line:
             await self._say(link.thread_id, link.ticket_message_id, line)
         await self._refresh(event.ticket_id)

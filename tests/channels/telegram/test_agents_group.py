@@ -92,6 +92,7 @@ async def test_a_complaint_gets_a_topic_with_a_pinned_card_and_buttons(
     assert [t for t, _ in card.buttons[0]] == ["🙋 Claim", "✅ Resolve"]
     assert card.buttons[0][0][1] == f"dk:claim:{number}"
     assert api.count("createForumTopic") == 1
+    assert api.in_thread(thread) == [card.text]  # the escalation's own events are on the card, not lines
 
 
 async def test_claim_by_button_reply_in_topic_reaches_the_customer(
@@ -149,6 +150,10 @@ async def test_notes_priority_hand_back_and_resolve_from_the_topic(
     assert ticket.customer.owner == Owner.BOT and ticket.status == TicketStatus.PENDING
     await eventually(lambda: any("handed back to the bot by Sam Agent" in t for t in api.in_thread(thread)),
                      "hand-back line")
+
+    await chat.say("I want to talk to a human please")  # the same ticket is queued again
+    await eventually(lambda: any(f"{number} is waiting for an agent again" in t for t in api.in_thread(thread)),
+                     "re-escalation line")
 
     await group.handle_update(group_message(SAM, "/resolve", thread_id=thread))
     ticket, _, _ = await _ticket(desk_app, number)
