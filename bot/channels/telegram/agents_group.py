@@ -327,7 +327,9 @@ class AgentsGroup:
             if event.kind == "customer_message":
                 ticket = await tx.get_ticket(event.ticket_id or 0)
                 name = (ticket.customer.display_name if ticket else None) or "Customer"
-                return cards.customer_line(number, name, str(event.data.get("text", "")))
+                files = event.data.get("attachments")
+                return cards.customer_line(number, name, str(event.data.get("text") or ""),
+                                           files if isinstance(files, list) else None)
             if event.kind == "agent_reply":
                 message_id = event.data.get("message_id")
                 if message_id in self._relayed:

@@ -147,8 +147,18 @@ def digest(text: str, buttons: InlineKeyboard) -> str:
     return hashlib.sha256(f"{text}\x00{flat}".encode()).hexdigest()
 
 
-def customer_line(number: str, name: str, text: str) -> str:
-    return f"👤 <b>{escape(_cut(name, 60))}</b> · {number}:\n{escape(text[:MAX_LINE_TEXT])}"
+def customer_line(number: str, name: str, text: str, attachments: list[Any] | None = None) -> str:
+    """The customer's message in the topic; files are listed with where agents can open them."""
+    lines = [f"👤 <b>{escape(_cut(name, 60))}</b> · {number}:"]
+    if text.strip():
+        lines.append(escape(text[:MAX_LINE_TEXT]))
+    for item in (attachments or [])[:MAX_FIELDS]:
+        if not isinstance(item, dict) or not item.get("file_id"):
+            continue
+        label = _cut(str(item.get("name") or item.get("kind") or "file"), 80)
+        file_id = _cut(str(item["file_id"]), 200)
+        lines.append(f"📎 {escape(label)} — <code>/telegram/files/{escape(file_id)}</code>")
+    return "\n".join(lines)
 
 
 def agent_reply_line(number: str, agent_name: str, text: str) -> str:

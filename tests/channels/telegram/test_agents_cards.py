@@ -97,3 +97,12 @@ def test_the_group_is_configured_from_channels_telegram() -> None:
     group = AgentsGroupSettings.from_config(on.channels.telegram)
     assert group is not None
     assert (group.chat_id, group.use_topics, group.sla_warn_minutes, group.topics_per_minute) == (-1001234, "no", 45, 20)
+
+
+def test_a_customer_line_lists_files_with_their_download_route() -> None:
+    from bot.channels.telegram.cards import customer_line
+
+    line = customer_line("T-1042", "Ann <x>", "", [{"kind": "photo", "file_id": "AgAD<1>", "name": None},
+                                                   {"kind": "document", "file_id": "", "name": "ignored"}, "junk"])
+    assert line == "👤 <b>Ann &lt;x&gt;</b> · T-1042:\n📎 photo — <code>/telegram/files/AgAD&lt;1&gt;</code>"
+    assert customer_line("T-1042", "Ann", "hi") == "👤 <b>Ann</b> · T-1042:\nhi"
