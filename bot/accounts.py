@@ -180,20 +180,6 @@ class Accounts:
             await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key))
             return agent
 
-    async def link_telegram(self, email: str, telegram_user_id: str) -> Agent:
-        user_id = telegram_user_id.strip()
-        if not user_id.lstrip("-").isdigit():
-            raise InvalidAccount(f"telegram user id: {telegram_user_id!r} is not a number")
-        async with self.tickets.session() as tx:
-            agent = await self._agent(tx, email)
-            other = (
-                await tx.db.execute(select(Agent).where(Agent.telegram_user_id == user_id, Agent.id != agent.id))
-            ).scalar_one_or_none()
-            if other is not None:
-                raise Conflict(f"Telegram user {user_id} is already linked to {other.email}")
-            agent.telegram_user_id = user_id
-            return agent
-
     @staticmethod
     async def _agent(tx: TicketSession, email: str) -> Agent:
         agent = await tx.agent_by_email(email)

@@ -1,4 +1,4 @@
-"""``deskbot agents add|password|token|revoke-tokens|list|link-telegram``: the people who answer.
+"""``deskbot agents add|password|token|revoke-tokens|list|link-telegram|unlink-telegram``: the people who answer.
 
 Only the ticket store is opened (no classifier), so these commands are quick. The password
 of ``agents add`` and ``agents password`` comes from standard input when it is not a
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from bot.accounts import Accounts, InvalidAccount, Role
+from bot.agents_telegram_cli import add_telegram_link_commands, link_telegram, unlink_telegram
 from bot.config import Settings
 from storage.tickets import SqlTicketStore
 
@@ -32,9 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     revoke = agents.add_parser("revoke-tokens", help="revoke every API token of an agent")
     revoke.add_argument("email")
     agents.add_parser("list", help="list agents")
-    link = agents.add_parser("link-telegram", help="link an agent to their Telegram user id")
-    link.add_argument("email")
-    link.add_argument("user_id")
+    add_telegram_link_commands(agents)
 
 
 def read_password(stdin: TextIO, prompt: Callable[[str], str] = getpass.getpass) -> str:
@@ -74,9 +73,12 @@ async def run(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.
                 state = "active" if agent.active else "inactive"
                 telegram = f"  telegram:{agent.telegram_user_id}" if agent.telegram_user_id else ""
                 print(f"{agent.id:>4}  {agent.role:<6} {state:<8} {agent.email}  {agent.name}{telegram}")
+        elif args.action == "link-telegram":
+            agent = await link_telegram(store, args.email, args.user_id, args.name)
+            print(f"{agent.email} can now act from Telegram as user {agent.telegram_user_id}")
         else:
-            agent = await accounts.link_telegram(args.email, args.user_id)
-            print(f"{agent.email} is linked to Telegram user {agent.telegram_user_id}")
+            agent = await unlink_telegram(store, args.email)
+            print(f"{agent.email} is no longer linked to a Telegram account")
     finally:
         await store.close()
     return 0

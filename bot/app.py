@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
@@ -27,6 +28,9 @@ from storage.models import Priority, utcnow
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
 from storage.tickets import SqlTicketStore, TicketStore
 
+if TYPE_CHECKING:
+    from bot.channels.telegram.channel import TelegramChannel
+
 log = logging.getLogger("deskbot.app")
 
 
@@ -40,6 +44,7 @@ class App:
     services: Services
     pipeline: Pipeline
     desk: AgentDesk
+    telegram: TelegramChannel | None = None  # when channels.telegram.enabled; started by serve()
 
 
 def build_policy(settings: Settings) -> Policy:
@@ -138,4 +143,10 @@ async def build_app(
             ),
         )
         desk = AgentDesk(tickets, responses, services.policy)
-        yield App(settings, tickets, state, bus, classifier, services, pipeline, desk)
+        app = App(settings, tickets, state, bus, classifier, services, pipeline, desk)
+        if settings.channels.telegram.enabled:
+            from bot.channels.telegram.channel import open_channel
+
+            app.telegram = open_channel(app)
+            stack.push_async_callback(app.telegram.close)
+        yield app

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
     agents_cli.register(sub)
     data_cli.register(sub)
+    from bot.telegram_cli import add_commands as add_telegram_commands
+
+    add_telegram_commands(sub)
     return parser
 
 
@@ -187,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in data_cli.COMMANDS:
             asyncio.run(_migrate(settings))
             return asyncio.run(data_cli.run(settings, args))
+        if args.command == "telegram":
+            from bot import telegram_cli
+
+            return asyncio.run(telegram_cli.run(settings, args))
         return asyncio.run(_with_app(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)

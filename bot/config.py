@@ -63,9 +63,50 @@ class RestChannelConfig(Strict):
     max_message_chars: int = Field(default=4000, gt=0)
 
 
+class TelegramChannelConfig(Strict):
+    """Telegram; the token comes only from ``DESKBOT_SECRETS__TELEGRAM_TOKEN``."""
+
+    enabled: bool = False
+    library: Literal["aiogram", "python-telegram-bot"] = "aiogram"
+    mode: Literal["polling", "webhook"] = "polling"
+    # A self-hosted Bot API server (files up to 2 GB) or a test fake; no /bot suffix.
+    api_base: str = "https://api.telegram.org"
+    allow_groups: bool = False  # answer customers in group chats too
+    # Telegram kinds ("photo") and MIME patterns ("image/*") the shop takes as attachments.
+    accepted_media: list[str] = ["photo", "image/*", "application/pdf", "video/*"]
+    max_file_mb: int = Field(default=20, gt=0)  # the Bot API's download limit; more with a local server
+    agents_chat_id: int | None = None  # the agents' group (see "Agents on Telegram")
+    agents_use_topics: Literal["auto", "yes", "no"] = "auto"  # auto: a topic per ticket if the group is a forum
+    topics_per_minute: int = Field(default=20, gt=0)  # Telegram's createForumTopic limit
+    sla_check_seconds: float = Field(default=60.0, gt=0)  # how often SLA breaches are looked for
+    sla_warn_minutes: int = Field(default=30, ge=0)  # near-breach warning before a due time
+    request_timeout_seconds: float = Field(default=20.0, gt=0)
+    polling_timeout_seconds: int = Field(default=10, ge=0, le=50)
+    relay_interval_seconds: float = Field(default=5.0, gt=0)  # sweep for agent replies to send
+
+    @field_validator("agents_use_topics", mode="before")
+    @classmethod
+    def _yaml_yes_no(cls, value: object) -> object:
+        # YAML 1.1 (PyYAML) reads an unquoted yes/no as a boolean.
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        if value.endswith("/bot"):
+            raise ValueError("give the server's base URL without /bot (e.g. https://api.telegram.org)")
+        return value
+
+
 class ChannelsConfig(Strict):
     web: WebChannelConfig = WebChannelConfig()
     rest: RestChannelConfig = RestChannelConfig()
+    telegram: TelegramChannelConfig = TelegramChannelConfig()
 
 
 class WebConfig(Strict):
@@ -191,6 +232,17 @@ class Settings(Strict):
     def _default_language_enabled(self) -> Settings:
         if self.default_language not in self.languages:
             raise ValueError(f"default_language {self.default_language!r} is not in languages")
+        telegram = self.channels.telegram
+        if telegram.enabled and "telegram_token" not in self.secrets:
+            raise ValueError("channels.telegram.enabled needs the bot token in DESKBOT_SECRETS__TELEGRAM_TOKEN")
+        if telegram.enabled and telegram.mode == "webhook" and "telegram_webhook_secret" not in self.secrets:
+            raise ValueError(
+                "channels.telegram.mode webhook needs DESKBOT_SECRETS__TELEGRAM_WEBHOOK_SECRET "
+                "(Telegram sends it in X-Telegram-Bot-Api-Secret-Token)"
+            )
+        hook_secret = self.secrets.get("telegram_webhook_secret")
+        if hook_secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", hook_secret.get_secret_value()):
+            raise ValueError("secrets.telegram_webhook_secret: Telegram allows 1-256 characters of A-Z a-z 0-9 _ -")
         return self
 
     def resolve_paths(self, root: Path) -> Settings:

@@ -27,6 +27,11 @@ class Attachment:
     name: str | None = None
     size: int | None = None
     mime_type: str | None = None
+    # Why the channel refused the file ("too_large", "not_accepted"); the pipeline explains
+    # that to the customer and notes it on the ticket instead of dropping it silently.
+    refused: str | None = None
+    phone: str | None = None  # a shared contact's number (kind "contact")
+    own: bool = False  # a contact that is the sender's own
 
 
 @dataclass(frozen=True, slots=True)

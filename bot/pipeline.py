@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.exc import IntegrityError
 
 from bot.messages import Incoming, Outgoing
-from handlers import rating
+from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
 from handlers.handoff import acknowledge_queued, reopen_on_return, transition
@@ -174,17 +174,20 @@ class Pipeline:
     async def _dispatch(self, turn: Turn, text: str) -> None:
         customer, state, intent = turn.customer, turn.state, turn.prediction.intent
         if customer.owner != Owner.BOT and customer.handoff_ticket_id is not None:
+            await attachments.explain_refused(turn)
             await self._forward_to_ticket(turn, text)
             return
         if state.awaiting_comment_for is not None and await rating.rating_comment(turn):
+            return
+        if turn.msg.attachments and await attachments.receive(turn, text):
+            return
+        if turn.msg.attachments and not text and not turn.msg.payload:
+            turn.say("attachment_as_text")  # a sticker, a voice message, a location
             return
         if state.form is None and await reopen_on_return(turn) is not None:
             return
         if not text and not turn.msg.payload:
             turn.say("empty_message")
-            return
-        if turn.msg.attachments and not text:
-            turn.say("attachment_as_text")
             return
         if state.form is not None:
             if intent == "cancel":
@@ -212,7 +215,12 @@ class Pipeline:
             turn.customer.owner, turn.customer.handoff_ticket_id = Owner.BOT, None
             return await self._dispatch(turn, text)
         turn.ticket_id = ticket.id
-        await turn.tx.add_event(ticket, "customer", "customer_message", {"text": text[:500]})
+        data: dict[str, object] = {"text": text[:500]}
+        files = [{"kind": a.kind, "file_id": a.file_id, "name": a.name} for a in turn.msg.attachments
+                 if a.file_id and not a.refused]
+        if files:
+            data["attachments"] = files  # agents open them through the channel's file route
+        await turn.tx.add_event(ticket, "customer", "customer_message", data)
         if turn.customer.owner == Owner.QUEUED:
             if turn.prediction.intent == "cancel":
                 await transition(turn.tx, turn.customer, ticket, Owner.BOT, "customer", "customer cancelled")
@@ -261,6 +269,7 @@ class Pipeline:
         if msg.attachments:
             data["attachments"] = [
                 {"kind": a.kind, "file_id": a.file_id, "name": a.name, "size": a.size, "mime_type": a.mime_type}
+                | ({"refused": a.refused} if a.refused else {})
                 for a in msg.attachments
             ]
         if msg.edited:
@@ -327,8 +336,24 @@ class Pipeline:
             text = self.services.responses.text(self.settings.default_language, "error_apology")
             return [Outgoing(msg.channel, msg.chat_id, text)]
 
-    async def delivery_failed(self, message_id: int, error: str) -> None:
-        """Adapters report a reply they could not deliver; it stays visible on the ticket."""
+    async def delivery_failed(self, message_id: int, error: str, *, unreachable: bool = False) -> None:
+        """Adapters report a reply they could not deliver; it stays visible on the ticket.
+
+        ``unreachable`` (the user blocked the bot) marks the customer so agents know why
+        nothing arrives; their next message clears it.
+        """
         async with self.tickets.session() as tx:
             await tx.mark_failed(message_id, error[:1000])
+            message = await tx.get_message(message_id)
+            if message is None:
+                return
+            if unreachable:
+                customer = await tx.get_customer(message.customer_id)
+                if customer is not None:
+                    customer.unreachable = True
+            if message.ticket_id is not None:
+                ticket = await tx.get_ticket(message.ticket_id)
+                if ticket is not None:
+                    data = {"message_id": message_id, "error": error[:500]}
+                    await tx.add_event(ticket, "system", "delivery_failed", data)
 

@@ -181,21 +181,30 @@ class AgentDesk:
             )
             return self._result(ticket)
 
-    async def set_priority(self, number: str, priority: Priority, agent_email: str | None = None) -> DeskResult:
-        """Change the priority; the SLA due times follow the new priority's targets."""
+    async def set_priority(self, number: str, priority: Priority | str, agent_email: str | None = None) -> DeskResult:
+        """Change the priority; SLA due times still ahead follow the new priority's targets.
+
+        Accepts the enum or its name as typed by an agent (``/priority HIGH`` in Telegram);
+        an unchanged priority records nothing.
+        """
+        try:
+            wanted = Priority(str(priority.value if isinstance(priority, Priority) else priority).strip().lower())
+        except ValueError:
+            choices = ", ".join(p.value for p in Priority)
+            raise DeskbotError(f"unknown priority {str(priority)[:20]!r}; choose one of {choices}") from None
         async with self.tickets.session() as tx:
             ticket = await tx.ticket_by_number(number)
             agent = await self._agent(tx, agent_email)
             old = ticket.priority
-            if old == priority:
+            if old == wanted:
                 return self._result(ticket)
-            ticket.priority = priority
-            if self.policy is not None:
-                first_due, resolution_due = sla_due(self.policy, priority, ticket.created_at)
+            ticket.priority = wanted
+            if self.policy is not None and ticket.is_open:
+                first_due, resolution_due = sla_due(self.policy, wanted, ticket.created_at)
                 if ticket.first_response_at is None:
                     ticket.first_response_due = first_due
                 ticket.resolution_due = resolution_due
-            await tx.add_event(ticket, agent.email, "priority_changed", {"from": old.value, "to": priority.value})
+            await tx.add_event(ticket, agent.email, "priority_changed", {"from": old.value, "to": wanted.value})
             return self._result(ticket)
 
     async def set_status(self, number: str, status: TicketStatus, agent_email: str | None = None) -> DeskResult:

@@ -390,6 +390,34 @@ class Order(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class TelegramTicketLink(Base):
+    """Where a ticket lives in the Telegram agents' group, so later changes edit it in place.
+
+    One row per ticket, reserved before anything is posted (the primary key is the ticket),
+    so two workers reacting to the same event cannot post the ticket twice. ``thread_id``
+    is the forum topic (None when the group has no topics); ``card_message_id`` is the
+    pinned card edited on every change; ``ticket_message_id`` is the message agents reply
+    to; ``title`` and ``card_digest`` remember what is shown, so unchanged renders cost no
+    API call.
+    """
+
+    __tablename__ = "telegram_tickets"
+    __table_args__ = (
+        Index("ix_telegram_tickets_thread", "chat_id", "thread_id"),
+        Index("ix_telegram_tickets_message", "chat_id", "ticket_message_id"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[int | None] = mapped_column(Integer)
+    card_message_id: Mapped[int | None] = mapped_column(Integer)
+    ticket_message_id: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str | None] = mapped_column(String(128))
+    card_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
 # -- agents' workspace: sessions, API tokens, login throttling, canned responses ---------
 class AgentSession(Base):
     """A browser login. Only a hash of the cookie's token is stored, so a leaked table

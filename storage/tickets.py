@@ -140,6 +140,8 @@ class TicketSession:
             customer.display_name = display_name
         if customer.last_channel != channel or customer.last_chat_id != chat_id:
             customer.last_channel, customer.last_chat_id = channel, chat_id
+        if customer.unreachable:
+            customer.unreachable = False  # they wrote to us: the block is lifted
         return customer
 
     def _insert_identity_unless_known(self) -> Insert:
@@ -255,6 +257,20 @@ class TicketSession:
             execution_options={"synchronize_session": False},
         )
         return sorted(taken.scalars().all(), key=lambda m: m.id)
+
+    async def queued_customers(self, channel: str, limit: int = 500) -> Sequence[int]:
+        """Customers with replies queued on a push channel (agent replies, rating requests)."""
+        query = (
+            select(Message.customer_id)
+            .where(Message.channel == channel, Message.status == DeliveryStatus.QUEUED)
+            .group_by(Message.customer_id)
+            .order_by(func.min(Message.id))
+            .limit(limit)
+        )
+        return (await self.db.execute(query)).scalars().all()
+
+    async def get_message(self, message_id: int) -> Message | None:
+        return await self.db.get(Message, message_id)
 
     async def mark_failed(self, message_id: int, error: str) -> None:
         await self.db.execute(

@@ -239,6 +239,10 @@ def create_web_app(app: App) -> FastAPI:
     if settings.channels.web.enabled:
         api.include_router(webchat.build_router(app))
         api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    if app.telegram is not None:
+        from bot.channels.telegram.web import build_router as telegram_router
+
+        api.include_router(telegram_router(app, app.telegram))
     # Middleware order, outermost first (add_middleware puts each new one outside).
     api.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
     api.add_middleware(SecurityHeadersMiddleware)
@@ -268,5 +272,11 @@ async def serve(settings: Settings, **build_kwargs: Any) -> None:
         app.tickets, settings.retention, app.services.clock
     ):
         server = uvicorn_server(create_web_app(app), settings)
+        if app.telegram is not None:
+            await app.telegram.start()  # polling or webhook, as configured
         log.info("serving", extra={"host": settings.web.host, "port": settings.web.port})
-        await server.serve()
+        try:
+            await server.serve()
+        finally:
+            if app.telegram is not None:
+                await app.telegram.stop()

@@ -93,7 +93,7 @@ async def test_store_works_on_a_migrated_database(empty_database: str) -> None:
         await store.close()
 
 
-async def test_the_workspace_revision_downgrades_and_upgrades_again(empty_database: str) -> None:
+async def test_the_later_revisions_downgrade_and_upgrade_again(empty_database: str) -> None:
     from alembic import command
     from sqlalchemy import inspect
 
@@ -114,6 +114,6 @@ async def test_the_workspace_revision_downgrades_and_upgrades_again(empty_databa
     finally:
         await engine.dispose()
     assert await current(empty_database) == "0001"
-    assert not tables & {"agent_sessions", "api_tokens", "login_throttle", "canned_responses"}
+    assert not tables & {"agent_sessions", "api_tokens", "login_throttle", "canned_responses", "telegram_tickets"}
     await upgrade(empty_database)
     assert await differences(empty_database) == []

@@ -1,11 +1,10 @@
 """Agents' workspace: sessions, API tokens, login throttling, canned responses, merges, queue.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-23
 
-Issue 5's schema in one revision (``down_revision`` is "0001" while issue 3's "0002" lives
-on another branch; the merge chains it). Written to match storage/models.py exactly, as
+Issue 5's schema in one revision, after issue 3's Telegram links (0002). Written to match storage/models.py exactly, as
 tests/storage/test_migrations.py checks on SQLite and PostgreSQL.
 """
 
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0001"
+down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

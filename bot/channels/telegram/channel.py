@@ -1,0 +1,246 @@
+"""The Telegram customer channel: updates in, the pipeline, replies out — with either library.
+
+``process(raw)`` is the one entry for every update, from the long poll or the webhook:
+let the agents' group handler take what is its own, answer a button tap at once (or the
+user's button spins), parse, hand to the pipeline (which drops a repeated ``update_id``
+through its delivery key) and deliver the replies under the retry policy. A reply that
+cannot be delivered is recorded through ``Pipeline.delivery_failed`` — on the ticket, and
+the customer marked unreachable when they blocked the bot. Nothing here raises to the
+library: a failure is logged and the next update is handled.
+
+Replies agents write (web workspace, CLI, the agents' group) are queued in the database on
+the customer's channel. ``relay_queued`` sends the Telegram ones; it runs when the event
+bus says a reply was queued and, as a safety net, every ``relay_interval_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from bot.channels.telegram.api import CHANNEL, TelegramError
+from bot.channels.telegram.delivery import DeliveryResult, RetryPolicy, Sender, Sleep
+from bot.channels.telegram.intake import TelegramClient
+from bot.channels.telegram.render import ButtonCodec, Chunk, render
+from bot.channels.telegram.updates import MediaPolicy, parse_update
+from bot.messages import Button, Outgoing
+from storage.events import BusEvent
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.channels.telegram.agents_group import AgentsGroup
+    from bot.config import TelegramChannelConfig
+
+log = logging.getLogger("deskbot.telegram")
+
+# An update the agents' group handles itself (True) instead of the customer path.
+AgentsHook = Callable[[dict[str, Any]], Awaitable[bool]]
+# Bus events after which replies may be waiting in the outbox.
+RELAY_EVENTS = frozenset({"agent_reply", "resolved", "owner_changed", "reopened"})
+# Shown on a tap of a button whose long payload this process no longer remembers.
+EXPIRED_BUTTON = {"en": "This button has expired — please type your answer instead.",
+                  "zh": "此按钮已过期，请直接输入您的回答。"}
+COMMANDS = {
+    "en": (("start", "Start over"), ("help", "What I can do"), ("status", "My tickets"),
+           ("human", "Talk to a person"), ("cancel", "Cancel the current request")),
+    "zh": (("start", "重新开始"), ("help", "我能做什么"), ("status", "我的工单"),
+           ("human", "转人工客服"), ("cancel", "取消当前申请")),
+}
+
+
+class TelegramChannel:
+    def __init__(
+        self,
+        app: App,
+        client: TelegramClient,
+        config: TelegramChannelConfig,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.app = app
+        self.client = client
+        self.api = client.api
+        self.config = config
+        self.sender = Sender(client.api, retry, sleep)
+        self.codec = ButtonCodec()
+        self.media = MediaPolicy(tuple(config.accepted_media), config.max_file_mb * 1024 * 1024)
+        self.bot_username: str | None = None
+        self.agents_hook: AgentsHook | None = None
+        self.agents_group: AgentsGroup | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_lock = asyncio.Lock()
+        self._relay_wanted = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self, *, polling: bool | None = None) -> None:
+        """Check the token (getMe), register the commands, start the relay and the intake."""
+        me = await self.sender.call(self.api.get_me, "getMe")
+        self.bot_username = me.username
+        await self._register_commands()
+        await self._start_agents_group()
+        self._relay_task = asyncio.create_task(self._relay_loop(), name="telegram-relay")
+        if polling if polling is not None else self.config.mode == "polling":
+            await self.client.updates.start_polling(self.process)
+        log.info("telegram channel started",
+                 extra={"library": self.client.library, "mode": self.config.mode, "bot": self.bot_username})
+
+    async def _start_agents_group(self) -> None:
+        from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
+
+        group_settings = AgentsGroupSettings.from_config(self.config)
+        if group_settings is None:
+            return
+        self.agents_group = AgentsGroup(self.api, self.app, group_settings)
+        await self.agents_group.start()
+        self.agents_hook = self.agents_group.handle_update
+
+    async def stop(self) -> None:
+        """Stop the intake, the agents' group and the relay; the client is closed by ``close``."""
+        await self.client.updates.stop()
+        if self.agents_group is not None:
+            await self.agents_group.close()
+            self.agents_group, self.agents_hook = None, None
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relay_task
+            self._relay_task = None
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.api.close()
+
+    async def _register_commands(self) -> None:
+        for language in self.app.settings.languages:
+            try:
+                await self.sender.call(
+                    lambda language=language: self.api.set_my_commands(  # type: ignore[misc]
+                        COMMANDS[language], language_code=None if language == "en" else language
+                    ),
+                    "setMyCommands",
+                )
+            except TelegramError as exc:  # a cosmetic failure: the commands still work
+                log.warning("could not register commands", extra={"language": language, "error": str(exc)})
+
+    # -- intake -----------------------------------------------------------------------------
+    async def feed_webhook(self, raw: dict[str, Any]) -> None:
+        """A webhook body: through the configured library's parsing, then ``process``."""
+        await self.client.updates.feed_webhook(raw, self.process)
+
+    async def process(self, raw: dict[str, Any]) -> None:
+        """Handle one update; never raises (the library would only log it and move on)."""
+        try:
+            await self._process(raw)
+        except Exception:
+            log.exception("telegram update failed", extra={"update": raw.get("update_id")})
+
+    async def _process(self, raw: dict[str, Any]) -> None:
+        if self.agents_hook is not None and await self.agents_hook(raw):
+            return  # the agents' group's own (it answers its own button taps)
+        parsed = parse_update(
+            raw,
+            media=self.media,
+            allow_groups=self.config.allow_groups,
+            bot_username=self.bot_username,
+            decode_button=self.codec.decode,
+        )
+        if parsed.callback_query_id:
+            note = None
+            if parsed.ignored == "expired button":
+                language = str((raw.get("callback_query") or {}).get("from", {}).get("language_code") or "")
+                note = EXPIRED_BUTTON["zh" if language.startswith("zh") else "en"]
+            await self._answer_callback(parsed.callback_query_id, note)
+        if parsed.incoming is None:
+            log.info("update ignored", extra={"update": parsed.update_id, "reason": parsed.ignored})
+            return
+        replies = await self.app.pipeline.handle(parsed.incoming)
+        await self.deliver(replies)
+
+    async def _answer_callback(self, query_id: str, text: str | None = None) -> None:
+        try:
+            await self.sender.call(lambda: self.api.answer_callback_query(query_id, text), "answerCallbackQuery")
+        except TelegramError as exc:  # too late (over ~15 s) or a bad id: the turn still runs
+            log.warning("callback not answered", extra={"error": str(exc)})
+
+    # -- output ------------------------------------------------------------------------------
+    def chunks(self, text: str, buttons: Sequence[Button] = ()) -> list[Chunk]:
+        return render(Outgoing(CHANNEL, "", text, tuple(buttons)), self.codec)
+
+    async def deliver(self, replies: Sequence[Outgoing]) -> list[DeliveryResult]:
+        """Send the pipeline's replies in order; record the ones that cannot be delivered."""
+        results = []
+        for reply in replies:
+            result = await self.sender.send(reply.chat_id, self.chunks(reply.text, reply.buttons))
+            results.append(result)
+            if not result.ok:
+                await self._record_failure(reply.message_id, reply.chat_id, result)
+        return results
+
+    async def _record_failure(self, message_id: int | None, chat_id: str, result: DeliveryResult) -> None:
+        error = result.error or "not delivered"
+        log.warning("reply not delivered", extra={"chat": chat_id, "message_id": message_id, "error": error,
+                                                  "blocked": result.forbidden})
+        if message_id is None:
+            return
+        try:
+            await self.app.pipeline.delivery_failed(message_id, error, unreachable=result.forbidden)
+        except Exception:
+            log.exception("could not record a failed delivery", extra={"message_id": message_id})
+
+    # -- relay of queued replies ---------------------------------------------------------------
+    async def relay_queued(self) -> int:
+        """Send every reply queued for a Telegram customer; returns how many were attempted."""
+        async with self._relay_lock:
+            attempted = 0
+            async with self.app.tickets.session() as tx:
+                customers = await tx.queued_customers(CHANNEL)
+            for customer_id in customers:
+                async with self.app.tickets.session() as tx:
+                    messages = list(await tx.take_outbox(customer_id, CHANNEL))
+                for message in messages:
+                    attempted += 1
+                    buttons = [Button(str(t), str(p)) for t, p in (message.payload or {}).get("buttons") or []]
+                    result = await self.sender.send(message.chat_id, self.chunks(message.text, buttons))
+                    if not result.ok:
+                        await self._record_failure(message.id, message.chat_id, result)
+            return attempted
+
+    def wake_relay(self) -> None:
+        self._relay_wanted.set()
+
+    async def _relay_loop(self) -> None:
+        interval = self.config.relay_interval_seconds
+        async with self.app.bus.subscribe() as events:
+            watcher = asyncio.create_task(self._watch(events))
+            try:
+                while True:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._relay_wanted.wait(), interval)
+                    self._relay_wanted.clear()
+                    try:
+                        await self.relay_queued()
+                    except Exception:
+                        log.exception("relay of queued replies failed; retrying later")
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    async def _watch(self, events: Any) -> None:
+        async for event in events:
+            if isinstance(event, BusEvent) and event.kind in RELAY_EVENTS:
+                self._relay_wanted.set()
+
+
+def open_channel(app: App) -> TelegramChannel:
+    """The channel the settings ask for: library, API server, timeouts; no network yet."""
+    from bot.channels.telegram.intake import ClientOptions, open_client
+
+    config = app.settings.channels.telegram
+    token = app.settings.secrets["telegram_token"].get_secret_value()
+    options = ClientOptions(token, config.api_base, config.request_timeout_seconds, config.polling_timeout_seconds)
+    return TelegramChannel(app, open_client(config.library, options), config)

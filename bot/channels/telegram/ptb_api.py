@@ -1,0 +1,277 @@
+"""The Telegram port on python-telegram-bot 22: calls through its ``ExtBot``, intake through ``Application``.
+
+PTB's exceptions become the port's neutral errors here and nowhere else. One
+``TypeHandler(Update)`` hands every update, as Telegram's JSON (``update.to_dict()``), to
+deskbot's sink; PTB's ``Updater`` still runs the long poll (offsets, backoff, the final
+confirming ``getUpdates``) and ``Update.de_json`` parses webhook bodies. Updates are
+processed one at a time (PTB's default), in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
+from telegram import error as ptb
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
+
+from bot.channels.telegram.api import (
+    BadRequest,
+    BotUser,
+    ChatInfo,
+    FileInfo,
+    Forbidden,
+    InlineKeyboard,
+    NetworkError,
+    RetryAfter,
+    SentMessage,
+    TelegramApi,
+    TelegramError,
+)
+from bot.channels.telegram.intake import ALLOWED_UPDATES, ClientOptions, TelegramClient, UpdateSink, UpdateSource
+
+log = logging.getLogger("deskbot.telegram.ptb")
+
+PtbApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+def translate(exc: ptb.TelegramError) -> TelegramError:
+    """PTB's exception → the port's; subclasses first (``BadRequest`` is a ``NetworkError`` in PTB)."""
+    message = exc.message
+    if isinstance(exc, ptb.RetryAfter):
+        # ``retry_after`` as an int is deprecated (a warning) in 22.x; PTB itself reads this.
+        return RetryAfter(exc._retry_after.total_seconds())
+    if isinstance(exc, ptb.Forbidden):
+        return Forbidden(message)
+    if isinstance(exc, ptb.BadRequest | ptb.ChatMigrated | ptb.EndPointNotFound):
+        return BadRequest(message)
+    if isinstance(exc, ptb.NetworkError):  # timeouts, connection errors and 5xx alike
+        return NetworkError(message)
+    if isinstance(exc, ptb.InvalidToken):
+        return TelegramError(f"the bot token was refused: {message}")
+    return TelegramError(message)
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except ptb.TelegramError as exc:
+        raise translate(exc) from exc
+
+
+def _markup(keyboard: InlineKeyboard | None) -> InlineKeyboardMarkup | None:
+    if keyboard is None:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.text, callback_data=b.callback_data) for b in row] for row in keyboard]
+    )
+
+
+class PtbApi(TelegramApi):
+    def __init__(self, application: PtbApplication) -> None:
+        self.application = application
+        self.bot = application.bot
+
+    async def _ready(self) -> None:
+        """PTB wants ``initialize()`` (getMe, HTTP pools) before use; it is idempotent."""
+        async with _translated():
+            await self.application.initialize()
+
+    async def get_me(self) -> BotUser:
+        await self._ready()
+        async with _translated():
+            me = await self.bot.get_me()
+        return BotUser(me.id, me.username)
+
+    async def send_message(
+        self,
+        chat_id: int | str,
+        text: str,
+        *,
+        reply_markup: InlineKeyboard | None = None,
+        message_thread_id: int | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> SentMessage:
+        await self._ready()
+        reply = (
+            ReplyParameters(reply_to_message_id, allow_sending_without_reply=True)
+            if reply_to_message_id is not None
+            else None
+        )
+        async with _translated():
+            sent = await self.bot.send_message(
+                chat_id, text, parse_mode="HTML", reply_markup=_markup(reply_markup),
+                message_thread_id=message_thread_id, reply_parameters=reply,
+            )
+        return SentMessage(sent.chat.id, sent.message_id, sent.message_thread_id)
+
+    async def edit_message_text(
+        self, chat_id: int | str, message_id: int, text: str, *, reply_markup: InlineKeyboard | None = None
+    ) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode="HTML", reply_markup=_markup(reply_markup)
+            )
+
+    async def answer_callback_query(self, callback_query_id: str, text: str | None = None) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.answer_callback_query(callback_query_id, text=text)
+
+    async def send_chat_action(
+        self, chat_id: int | str, action: str = "typing", *, message_thread_id: int | None = None
+    ) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.send_chat_action(chat_id, action, message_thread_id=message_thread_id)
+
+    async def get_chat(self, chat_id: int | str) -> ChatInfo:
+        await self._ready()
+        async with _translated():
+            chat = await self.bot.get_chat(chat_id)
+        return ChatInfo(chat.id, str(chat.type), bool(chat.is_forum))
+
+    async def get_chat_member_status(self, chat_id: int | str, user_id: int) -> str:
+        await self._ready()
+        async with _translated():
+            member = await self.bot.get_chat_member(chat_id, user_id)
+        return str(member.status)
+
+    async def create_forum_topic(self, chat_id: int | str, name: str) -> int:
+        await self._ready()
+        async with _translated():
+            topic = await self.bot.create_forum_topic(chat_id, name)
+        return int(topic.message_thread_id)
+
+    async def edit_forum_topic(self, chat_id: int | str, message_thread_id: int, name: str) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.edit_forum_topic(chat_id, message_thread_id, name=name)
+
+    async def pin_chat_message(self, chat_id: int | str, message_id: int) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.pin_chat_message(chat_id, message_id, disable_notification=True)
+
+    async def get_file(self, file_id: str) -> FileInfo:
+        await self._ready()
+        async with _translated():
+            file = await self.bot.get_file(file_id)
+        path = file.file_path
+        prefix = f"{self.bot.base_file_url}/"
+        if path and path.startswith(prefix):
+            path = path[len(prefix):]  # PTB turns the path into a URL; the port speaks paths
+        return FileInfo(file.file_id, path, file.file_size)
+
+    async def download_file(self, file_path: str) -> bytes:
+        await self._ready()
+        async with _translated():
+            content: bytes = await self.bot.request.retrieve(f"{self.bot.base_file_url}/{file_path}")
+        return content
+
+    async def set_webhook(
+        self, url: str, *, secret_token: str, allowed_updates: Sequence[str] | None = None
+    ) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.set_webhook(
+                url, secret_token=secret_token,
+                allowed_updates=list(allowed_updates) if allowed_updates is not None else None,
+            )
+
+    async def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.delete_webhook(drop_pending_updates=drop_pending_updates)
+
+    async def set_my_commands(
+        self, commands: Sequence[tuple[str, str]], *, language_code: str | None = None
+    ) -> None:
+        await self._ready()
+        async with _translated():
+            await self.bot.set_my_commands(
+                [BotCommand(name, description) for name, description in commands], language_code=language_code
+            )
+
+    async def close(self) -> None:
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+
+class PtbUpdates(UpdateSource):
+    """PTB's ``Updater`` (polling) or ``process_update`` (webhook) feeding the sink."""
+
+    def __init__(self, application: PtbApplication, polling_timeout: int = 10) -> None:
+        self.application = application
+        self.polling_timeout = polling_timeout
+        self._sink: UpdateSink | None = None
+        application.add_handler(TypeHandler(Update, self._to_sink))
+
+    async def _to_sink(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if self._sink is None:
+            log.error("update arrived before a sink was set", extra={"update": update.update_id})
+            return
+        await self._sink(update.to_dict())
+
+    async def start_polling(self, sink: UpdateSink, allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
+        self._sink = sink
+        updater = self.application.updater
+        assert updater is not None
+        async with _translated():
+            await self.application.initialize()
+            await self.application.start()
+            # start_polling deletes a webhook first (its bootstrap), then polls in the background.
+            await updater.start_polling(
+                poll_interval=0.0, timeout=self.polling_timeout, allowed_updates=list(allowed_updates)
+            )
+
+    async def feed_webhook(self, raw: dict[str, Any], sink: UpdateSink) -> None:
+        self._sink = sink
+        async with _translated():
+            await self.application.initialize()
+        try:
+            update = Update.de_json(raw, self.application.bot)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a Telegram update: {exc.__class__.__name__}") from None
+        await self.application.process_update(update)
+
+    async def stop(self) -> None:
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()
+        if self.application.running:
+            await self.application.stop()
+
+
+def open_ptb(options: ClientOptions) -> TelegramClient:
+    # PTB 22 warns on every 429 (its RetryAfter reads the int-valued, deprecated
+    # ``retry_after`` in its own constructor) unless time periods are opted into as
+    # ``timedelta`` — the behaviour of its next major version, which is all we read.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
+    base = options.api_base.rstrip("/")
+    timeout = options.request_timeout
+
+    def request(read_timeout: float) -> HTTPXRequest:
+        return HTTPXRequest(
+            connection_pool_size=16, read_timeout=read_timeout, write_timeout=timeout, connect_timeout=timeout,
+            pool_timeout=timeout, media_write_timeout=timeout,
+        )
+
+    application: PtbApplication = (
+        ApplicationBuilder()
+        .token(options.token)
+        .base_url(f"{base}/bot")  # PTB appends the token to this
+        .base_file_url(f"{base}/file/bot")
+        .request(request(timeout))
+        .get_updates_request(request(timeout))  # getUpdates adds its long-poll time to this
+        .build()
+    )
+    return TelegramClient("python-telegram-bot", PtbApi(application), PtbUpdates(application, options.polling_timeout))

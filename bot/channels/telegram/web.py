@@ -1,0 +1,84 @@
+"""Telegram's routes in deskbot's web app: the webhook, and file downloads for agents.
+
+``POST /telegram/webhook`` accepts an update only with the right
+``X-Telegram-Bot-Api-Secret-Token`` (the ``telegram_webhook_secret`` secret, compared in
+constant time): a forged call gets 401 before anything is read or stored. The update is
+handled before the answer, so a 200 means it is stored and the replies were attempted;
+a 5xx makes Telegram redeliver, and the delivery key drops what was already done.
+
+``GET /telegram/files/{file_id}`` fetches a customer's file (``getFile`` + download) for an
+agent signed in to the workspace (session cookie or an agent's API token as
+``Authorization: Bearer``): customers' files are personal data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import mimetypes
+import re
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from bot.channels.rest import decode_json_object
+from bot.channels.telegram.api import BadRequest, TelegramError
+from bot.web.auth import CurrentAgent
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.channels.telegram.channel import TelegramChannel
+
+log = logging.getLogger("deskbot.telegram.web")
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
+FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+
+
+def build_router(app: App, channel: TelegramChannel) -> APIRouter:
+    settings = app.settings
+    router = APIRouter(prefix="/telegram", tags=["telegram"])
+    hook_secret = settings.secrets.get("telegram_webhook_secret")
+
+    @router.post("/webhook", summary="Telegram Bot API webhook (checks the secret-token header)",
+                 include_in_schema=False)
+    async def webhook(request: Request) -> JSONResponse:
+        given = request.headers.get(SECRET_HEADER, "")
+        if hook_secret is None or not hmac.compare_digest(given.encode(), hook_secret.get_secret_value().encode()):
+            log.warning("webhook call with a wrong secret token", extra={"client": _client(request)})
+            raise HTTPException(401, "wrong or missing X-Telegram-Bot-Api-Secret-Token")
+        raw = decode_json_object(await request.body())
+        if not isinstance(raw.get("update_id"), int):
+            raise HTTPException(422, "not a Telegram update: 'update_id' must be an integer")
+        try:
+            await channel.feed_webhook(raw)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return JSONResponse({"ok": True})
+
+    @router.get("/files/{file_id}", summary="Download a file a customer sent on Telegram")
+    async def download(file_id: str, agent: CurrentAgent) -> Response:
+        if not FILE_ID.match(file_id):
+            raise HTTPException(422, "not a Telegram file id")
+        try:
+            info = await channel.sender.call(lambda: channel.api.get_file(file_id), "getFile")
+            if not info.file_path:
+                raise HTTPException(404, "Telegram has no downloadable copy of this file")
+            path = info.file_path
+            content = await channel.sender.call(lambda: channel.api.download_file(path), "download")
+        except BadRequest as exc:
+            raise HTTPException(404, f"file not available: {exc}") from None
+        except TelegramError as exc:
+            log.warning("file download failed", extra={"error": str(exc), "agent_id": agent.id})
+            raise HTTPException(502, "Telegram did not deliver the file; try again later") from None
+        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        name = re.sub(r"[^\w.-]", "_", path.rsplit("/", 1)[-1])
+        return Response(content, media_type=media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "private"})
+
+    return router
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"

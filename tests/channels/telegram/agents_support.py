@@ -1,0 +1,123 @@
+"""Helpers for the agents' group tests: an app over both backend pairs, Telegram JSON builders."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import App, build_app
+from bot.config import load_settings
+from intents.classifier import BuiltinClassifier
+from storage.models import Base
+from tests.conftest import _delete_keys
+
+ROOT = Path(__file__).resolve().parents[3]
+AGENTS_CHAT = -100777
+_ids = itertools.count(1)
+
+
+@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+async def desk_app(
+    request: pytest.FixtureRequest, tmp_path: Path, trained_classifier: BuiltinClassifier, redis_prefix: str
+) -> AsyncIterator[App]:
+    """The whole app, on SQLite + in-process bus and on PostgreSQL + Redis (state and bus)."""
+    env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "unused.npz")}
+    sqlite = request.param == "sqlite+memory"
+    if sqlite:
+        env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
+    else:
+        env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
+        redis_url = request.getfixturevalue("redis_server")
+        env |= {
+            "DESKBOT_STATE__BACKEND": "redis",
+            "DESKBOT_STATE__REDIS_URL": redis_url,
+            "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
+            "DESKBOT_EVENTS__BACKEND": "redis",
+            "DESKBOT_EVENTS__REDIS_URL": redis_url,
+        }
+    settings = load_settings(ROOT / "config.yaml", environ=env)
+    async with build_app(settings, classifier=trained_classifier, create_schema=sqlite) as deskbot:
+        if not sqlite:
+            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            async with deskbot.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
+                await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+        yield deskbot
+    if not sqlite:
+        await _delete_keys(settings.state.redis_url, redis_prefix)
+
+
+PATIENCE_SECONDS = 20.0  # a generous bound, not a speed requirement: only a hang trips it
+
+
+async def eventually(condition: Callable[[], object], what: str) -> None:
+    """Wait until ``condition()`` holds (events cross the bus asynchronously); fail naming ``what``."""
+    try:
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            while not condition():  # noqa: ASYNC110 - the state belongs to other tasks and a fake
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"never happened: {what}") from None
+
+
+def user(user_id: int, name: str = "Sam") -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": name}
+
+
+def group_message(
+    user_id: int, text: str, *, thread_id: int | None = None, reply_to: dict[str, Any] | None = None,
+    chat_id: int = AGENTS_CHAT,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": 10_000 + next(_ids),
+        "date": 1_700_000_000,
+        "chat": {"id": chat_id, "type": "supergroup", "title": "Agents"},
+        "from": user(user_id),
+        "text": text,
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    if thread_id is not None:
+        message |= {"message_thread_id": thread_id, "is_topic_message": True}
+    if reply_to is not None:
+        message["reply_to_message"] = reply_to
+    return {"update_id": next(_ids), "message": message}
+
+
+def button_press(user_id: int, data: str, message_id: int, chat_id: int = AGENTS_CHAT) -> dict[str, Any]:
+    return {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": f"cb{next(_ids)}",
+            "from": user(user_id),
+            "chat_instance": "agents",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": 1_700_000_000,
+                "chat": {"id": chat_id, "type": "supergroup"},
+                "from": {"id": 999, "is_bot": True, "first_name": "deskbot"},
+                "text": "card",
+            },
+        },
+    }
+
+
+class VirtualTime:
+    """A clock that advances only when slept on: rate limits and retry waits run instantly."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
