@@ -7,14 +7,16 @@ module only declares the shape and defaults, it never reads files or the environ
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from intents.rasa_config import RasaConfig
 
 # Fields that change how a saved model is *used*, not what is learnt. They are left out of
 # the training fingerprint so that moving the model file or tuning the fallback threshold
 # does not force a retrain.
-RUNTIME_ONLY_FIELDS = frozenset({"threshold", "model_path", "data_dir"})
+RUNTIME_ONLY_FIELDS = frozenset({"threshold", "model_path", "data_dir", "backend", "rasa"})
 
 DEFAULT_THRESHOLD = 0.3
 
@@ -62,6 +64,17 @@ class ClassifierConfig(BaseModel):
 
     seed: int = 13
     """Seed for the held-out split used by the evaluation."""
+
+    backend: Literal["builtin", "rasa"] = "builtin"
+    """``rasa`` asks the Rasa server at ``rasa.url`` instead (``threshold`` still applies)."""
+
+    rasa: RasaConfig = RasaConfig()
+
+    @model_validator(mode="after")
+    def _rasa_needs_url(self) -> ClassifierConfig:
+        if self.backend == "rasa" and not self.rasa.url:
+            raise ValueError("rasa.url: required when backend is rasa (the Rasa server, e.g. http://127.0.0.1:5005)")
+        return self
 
     @field_validator("char_ngram_range", "word_ngram_range")
     @classmethod
