@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     nlu.add_argument("--test", help="test data; default: a held-out 20%% of the training data")
     nlu.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("config", help="validate and print the configuration (secrets masked)")
+    actions = sub.add_parser("rasa-actions", help="serve deskbot's ticket operations as a Rasa action server")
+    actions.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    actions.add_argument("--port", type=_port, default=5055, help="port (default 5055, like `rasa run actions`)")
 
     orders = sub.add_parser("orders", help="shop orders").add_subparsers(dest="action", required=True)
     imp = orders.add_parser("import", help="import orders from CSV")
@@ -53,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
             action.add_argument("text")
         action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
     return parser
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number (1-65535)")
+    return int(raw)
 
 
 def _print_json(data: Any) -> None:
@@ -176,6 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             asyncio.run(_serve(settings, serve))
             return 0
+        if args.command == "rasa-actions":
+            return _rasa_actions(settings, args.host, args.port)
         if args.command == "orders":
             return asyncio.run(_import_orders(settings, args.file))
         return asyncio.run(_with_app(settings, args))
@@ -184,6 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _rasa_actions(settings: Settings, host: str, port: int) -> int:
+    try:
+        from bot.rasa_actions.server import serve
+    except ImportError as exc:
+        print(f"deskbot: the Rasa action server needs the rasa extra: pip install 'deskbot[rasa]' ({exc})",
+              file=sys.stderr)
+        return 2
+    asyncio.run(_serve(settings, lambda s: serve(s, host, port)))
+    return 0
 
 
 async def _serve(settings: Settings, serve: Any) -> None:
