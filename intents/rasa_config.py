@@ -39,6 +39,13 @@ class RasaConfig(BaseModel):
     retry_backoff: float = Field(default=0.2, ge=0, le=10)
     """Seconds before the first retry; doubled for each further one."""
 
+    down_cooldown: float = Field(default=10.0, ge=0, le=3600)
+    """After a failed call, answer without asking Rasa for this many seconds (0: always ask).
+
+    While Rasa is down or hanging, each message would otherwise wait for the timeout and
+    the retries before the fallback answers; one probe per cooldown finds it back.
+    """
+
     intent_map: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_INTENT_MAP))
     """Rasa intent name → deskbot intent name; unmapped names pass through unchanged."""
 

@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -45,6 +46,11 @@ class RasaError(DeskbotError):
         super().__init__(message)
         self.status = status
 
+    @property
+    def server_down(self) -> bool:
+        """Unreachable, silent, 5xx or no model loaded (409) — not a problem with one message."""
+        return self.status is None or self.status >= 500 or self.status == 409
+
 
 class RasaHttpClassifier(IntentClassifier):
     """Asks Rasa for intent and entities; receives its HTTP client (see :meth:`from_config`)."""
@@ -58,6 +64,7 @@ class RasaHttpClassifier(IntentClassifier):
         token: str | None = None,
         extractor: EntityExtractor | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.config = config
@@ -65,6 +72,8 @@ class RasaHttpClassifier(IntentClassifier):
         self._token = token
         self._extractor = extractor
         self._sleep = sleep
+        self._clock = clock
+        self._down_until = 0.0
 
     @classmethod
     def from_config(
@@ -93,8 +102,12 @@ class RasaHttpClassifier(IntentClassifier):
     async def predict(self, text: str, language: str | None = None) -> Prediction:
         lang = normalise_language_tag(language) if language else detect_language(text)
         try:
+            if self._clock() < self._down_until:
+                raise RasaError(f"Rasa was down less than {self.config.down_cooldown:g} s ago; not asked")
             data = await self.parse(text)
         except RasaError as exc:
+            if exc.server_down and self._clock() >= self._down_until:
+                self._down_until = self._clock() + self.config.down_cooldown
             if self.config.on_error == "raise":
                 raise
             log.warning("rasa unavailable, message treated as out of scope", extra={"error": str(exc)})

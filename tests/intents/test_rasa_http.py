@@ -254,3 +254,34 @@ def test_rasa_settings_do_not_change_the_builtin_model_fingerprint() -> None:
     plain = ClassifierConfig()
     rasa = ClassifierConfig(backend="rasa", rasa=RasaConfig(url="http://rasa:5005"))
     assert plain.training_fields() == rasa.training_fields()
+
+
+async def test_a_down_rasa_is_not_asked_again_until_the_cooldown_passed(fake: FakeRasa, rasa: RunningServer) -> None:
+    now = [100.0]
+    fake.understand("hello", "greet", 0.95)
+    fake.fault = "500"
+    classifier = RasaHttpClassifier.from_config(RasaConfig(url=rasa.url, down_cooldown=10), threshold=0.3)
+    classifier._clock = lambda: now[0]
+    try:
+        assert (await classifier.predict("hello")).intent == OUT_OF_SCOPE
+        fake.fault = "none"  # Rasa is back, but the cooldown is not over: no call, no wait
+        now[0] = 109.0
+        assert (await classifier.predict("hello")).intent == OUT_OF_SCOPE
+        assert len(fake.requests) == 1
+        now[0] = 110.5
+        assert (await classifier.predict("hello")).intent == "greet"
+        assert len(fake.requests) == 2
+    finally:
+        await classifier.close()
+
+
+async def test_one_bad_message_does_not_stop_the_others(fake: FakeRasa, rasa: RunningServer) -> None:
+    fake.understand("hello", "greet", 0.95)
+    classifier = classifier_for(rasa.url)
+    try:
+        fake.fault = "malformed"
+        assert (await classifier.predict("hello")).intent == OUT_OF_SCOPE
+        fake.fault = "none"
+        assert (await classifier.predict("hello")).intent == "greet"
+    finally:
+        await classifier.close()
