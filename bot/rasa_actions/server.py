@@ -25,7 +25,7 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.endpoint import create_app
@@ -45,6 +45,7 @@ DEFAULT_PORT = 5055
 MAX_SENDER_ID = 200
 MAX_BODY_BYTES = 8 * 1024 * 1024  # Rasa sends the whole tracker and domain with every call
 Operation = Callable[[ActionRequest], Awaitable[ActionOutcome]]
+SanicApp: TypeAlias = "Sanic[Any, Any]"  # typed where sanic is installed, Any where it is not (core mypy run)
 
 
 class DeskbotAction(Action):  # type: ignore[misc]
@@ -119,13 +120,13 @@ def _bad_call(body: Any) -> str | None:
     return None
 
 
-def create_action_app(operations: TicketOperations) -> Sanic:
+def create_action_app(operations: TicketOperations) -> SanicApp:
     """The Rasa SDK's web app with deskbot's actions, plus a check that answers 400 to broken calls."""
     # deskbot's actions read only the tracker's slots, sender and latest message, and return
     # SlotSet + utterances: a stable part of the protocol across Rasa 3.x, so the SDK's
     # "versions might not be compatible" warning on every call is noise here.
     warnings.filterwarnings("ignore", message="Your versions of rasa and rasa_sdk", category=UserWarning)
-    app = create_app(build_executor(operations), cors_origins=[])
+    app: SanicApp = create_app(build_executor(operations), cors_origins=[])
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     # Sanic's "touchup" rewrites its own methods at start-up for speed; under uvicorn a second
     # app in one process (tests, a restart in-process) fails that rewrite. Unneeded in ASGI mode.
@@ -148,7 +149,7 @@ def create_action_app(operations: TicketOperations) -> Sanic:
 
 
 @asynccontextmanager
-async def action_app(settings: Settings, *, create_schema: bool = False) -> AsyncIterator[Sanic]:
+async def action_app(settings: Settings, *, create_schema: bool = False) -> AsyncIterator[SanicApp]:
     """deskbot's stores opened, the action app built; closes both (and frees Sanic's app name)."""
     async with build_app(settings, classifier=RasaOwnsUnderstanding(), create_schema=create_schema) as deskbot:
         app = create_action_app(TicketOperations(deskbot))
