@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import App
-from bot.messages import Incoming
+from bot.messages import Button, Incoming
 from bot.pipeline import clean_text
 from handlers.complaints import complaint
 from handlers.context import Reply, Turn
 from handlers.conversation import ConversationState
+from handlers.handoff import acknowledge_queued
+from handlers.rating import rate
 from handlers.returns import submit_return
 from handlers.status import ticket_status
 from intents.base import Entity, IntentClassifier, Prediction
 from intents.language import detect_language
 from storage.errors import DeskbotError
-from storage.models import Author, DeliveryStatus, Direction, Ticket, parse_ticket_number
+from storage.models import Author, DeliveryStatus, Direction, Message, Owner, Ticket, parse_ticket_number
 from storage.state import StateKey
 
 log = logging.getLogger("deskbot.rasa_actions")
@@ -54,6 +56,8 @@ class ActionRequest:
     text: str = ""
     intent: str | None = None
     language: str | None = None
+    entities: Mapping[str, str] = field(default_factory=dict)
+    """The latest message's entities (a ``/rate{"ticket": "T-1001", "score": 5}`` button gives two)."""
 
 
 @dataclass(slots=True)
@@ -107,6 +111,45 @@ class TicketOperations:
 
         return await self._turn(request, "ticket_status", run)
 
+    async def rate(self, request: ActionRequest) -> ActionOutcome:
+        """The rating buttons deskbot sends after resolving (``/rate{"ticket": ..., "score": ...}``)."""
+
+        async def run(turn: Turn) -> dict[str, Any]:
+            await rate(turn)
+            return {}
+
+        return await self._turn(request, "rate", run)
+
+    async def forward_to_agent(self, request: ActionRequest) -> ActionOutcome:
+        """While a human owns the conversation, the message goes onto the handoff ticket.
+
+        As in deskbot's own pipeline: queued → the customer hears where they stand; agent →
+        silence (the agent answers). Run it from a rule while ``deskbot_owner`` is not ``bot``.
+        """
+
+        async def run(turn: Turn) -> dict[str, Any]:
+            customer = turn.customer
+            ticket = await turn.tx.get_ticket(customer.handoff_ticket_id) if customer.handoff_ticket_id else None
+            if customer.owner == Owner.BOT or ticket is None or not ticket.is_open:
+                customer.owner, customer.handoff_ticket_id = Owner.BOT, None
+                return {}
+            turn.ticket_id = ticket.id
+            if turn.msg.text:
+                await turn.tx.add_event(ticket, "customer", "customer_message", {"text": turn.msg.text[:500]})
+            if customer.owner == Owner.QUEUED:
+                await acknowledge_queued(turn, ticket)
+            return {}
+
+        return await self._turn(request, "forward_to_agent", run)
+
+    async def agent_replies(self, request: ActionRequest) -> ActionOutcome:
+        """Only what agents wrote meanwhile (every action delivers those first anyway)."""
+
+        async def run(turn: Turn) -> dict[str, Any]:
+            return {}
+
+        return await self._turn(request, "agent_replies", run, text="")
+
     # -- one deskbot turn ------------------------------------------------------------
     async def _turn(
         self,
@@ -125,13 +168,17 @@ class TicketOperations:
             state = ConversationState.from_dict(await app.state.get(key), customer.language)
             state.language = _language(request, text, state.language, app.settings.languages)
             customer.language = state.language
-            prediction = Prediction(intent, 1.0, entities=_slot_entities(request.slots), language=state.language)
+            entities = _message_entities(request.entities) + _slot_entities(request.slots)
+            prediction = Prediction(intent, 1.0, entities=entities, language=state.language)
             turn = Turn(msg, customer, state, prediction, tx, app.services)
+            # Agents' replies queued for this customer (channel rasa has no push): older, so first.
+            outbox = [_outbox_reply(m) for m in await tx.take_outbox(customer.id, CHANNEL)]
             outcome.slots = await handler(turn)
             ticket = await tx.get_ticket(turn.ticket_id) if turn.ticket_id is not None else None
             if ticket is not None:
                 outcome.slots |= _ticket_slots(ticket)
-            outcome.replies = list(turn.replies)
+            outcome.slots["deskbot_owner"] = customer.owner.value
+            outcome.replies = outbox + list(turn.replies)
             await tx.insert_messages(_rows(customer.id, request.sender_id, text, turn))
         await app.state.set(key, state.to_dict(), app.settings.state.ttl_seconds)
         log.info(
@@ -158,6 +205,23 @@ def _slot_entities(slots: Mapping[str, Any]) -> tuple[Entity, ...]:
         if value not in (None, "") and isinstance(value, str | int):
             out.append(Entity(etype, str(value).strip(), 0, 0, str(value)))
     return tuple(out)
+
+
+def _outbox_reply(message: Message) -> Reply:
+    buttons = (message.payload or {}).get("buttons") or []
+    return Reply(
+        message.text,
+        tuple(Button(str(title), str(payload)) for title, payload in buttons),
+        message.ticket_id,
+    )
+
+
+def _message_entities(entities: Mapping[str, str]) -> tuple[Entity, ...]:
+    """Entities of the message itself win over older slot values (a button just pressed)."""
+    wanted = {"ticket": "ticket", "ticket_number": "ticket", "score": "score", "order_id": "order_id"}
+    return tuple(
+        Entity(wanted[name], value.strip(), 0, 0, value) for name, value in entities.items() if name in wanted and value
+    )
 
 
 def _ticket_slots(ticket: Ticket) -> dict[str, Any]:

@@ -13,6 +13,14 @@ rules or forms:
   optional ``order_id`` → a prioritised complaint ticket queued for a human.
 - ``action_deskbot_ticket_status`` — slot ``ticket_number`` (only the sender's own) or the
   sender's latest tickets.
+- ``action_deskbot_rate`` — the rating buttons deskbot sends after resolving
+  (``/rate{"ticket": "T-1001", "score": 5}``: entities ``ticket`` and ``score``).
+- ``action_deskbot_forward_to_agent`` — while ``deskbot_owner`` is ``queued``/``agent``: the
+  message goes onto the handoff ticket (queued: the customer hears their place in the queue).
+- ``action_deskbot_agent_replies`` — what agents wrote in deskbot meanwhile (every action
+  delivers those first; this one only that, e.g. after ``trigger_intent`` from outside).
+
+Every action sets ``deskbot_owner`` (``bot``/``queued``/``agent``) for the assistant's rules.
 
 The Rasa SDK's own web app (Sanic) serves ``/webhook``, ``/actions`` and ``/health``; it
 runs under uvicorn in one process, so deskbot's stores open once, in the same event loop.
@@ -79,12 +87,19 @@ class DeskbotAction(Action):  # type: ignore[misc]
         metadata = _object(latest.get("metadata"))
         slots = _object(tracker.slots)
         language = slots.get("language") or metadata.get("language")
+        raw_entities = latest.get("entities")
+        entities = {
+            str(e["entity"]): str(e["value"])
+            for e in (raw_entities if isinstance(raw_entities, list) else [])
+            if isinstance(e, dict) and isinstance(e.get("entity"), str) and isinstance(e.get("value"), str | int)
+        }
         return ActionRequest(
             sender_id=sender,
             slots=slots,
             text=text if isinstance(text, str) else "",
             intent=intent.get("name") if isinstance(intent.get("name"), str) else None,
             language=language if isinstance(language, str) else None,
+            entities=entities,
         )
 
 
@@ -98,6 +113,9 @@ def build_executor(operations: TicketOperations) -> ActionExecutor:
         DeskbotAction("action_deskbot_open_return", operations.open_return),
         DeskbotAction("action_deskbot_escalate_complaint", operations.escalate_complaint),
         DeskbotAction("action_deskbot_ticket_status", operations.ticket_status),
+        DeskbotAction("action_deskbot_rate", operations.rate),
+        DeskbotAction("action_deskbot_forward_to_agent", operations.forward_to_agent),
+        DeskbotAction("action_deskbot_agent_replies", operations.agent_replies),
     ):
         executor.register_action(action)
     return executor

@@ -29,6 +29,7 @@ SLOTS = (
     "ticket_kind",
     "ticket_priority",
     "deskbot_missing_slot",
+    "deskbot_owner",
 )
 
 
@@ -38,11 +39,17 @@ def domain() -> dict[str, Any]:
     return {
         "version": "3.1",
         "session_config": {"session_expiration_time": 60, "carry_over_slots_to_new_session": True},
-        "intents": ["greet", "request_return", "complaint", "ticket_status", "affirm", "deny", "inform"],
-        "entities": ["order_id", "product", "email", "ticket_number"],
+        "intents": ["greet", "request_return", "complaint", "ticket_status", "affirm", "deny", "inform", "rate"],
+        "entities": ["order_id", "product", "email", "ticket_number", "ticket", "score"],
         "slots": {name: dict(text_slot) for name in SLOTS},
         "responses": {"utter_ask_order_id": [{"text": "What is your order number?"}]},
-        "actions": ["action_deskbot_open_return", "action_deskbot_escalate_complaint", "action_deskbot_ticket_status"],
+        "actions": [
+            "action_deskbot_open_return",
+            "action_deskbot_escalate_complaint",
+            "action_deskbot_ticket_status",
+            "action_deskbot_forward_to_agent",
+            "action_deskbot_agent_replies",
+        ],
         "forms": {"return_form": {"required_slots": ["order_id", "item", "reason", "resolution"]}},
         "e2e_actions": [],
     }
@@ -85,10 +92,11 @@ def action_call(
     intent: str = "affirm",
     active_loop: str | None = None,
     include_domain: bool = True,
+    entities: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     now = time.time()
     filled = dict.fromkeys(SLOTS) | {"session_started_metadata": None} | (slots or {})
-    latest = parse_data(text, intent)
+    latest = parse_data(text, intent, 1.0 if text.startswith("/") else 0.98, entities)
     events: list[dict[str, Any]] = [
         {"event": "action", "timestamp": now - 9, "name": "action_session_start", "policy": None, "confidence": 1.0},
         {"event": "session_started", "timestamp": now - 9},

@@ -56,6 +56,7 @@ async def test_open_return_from_the_assistants_form_slots(action_server: Server)
         "ticket_kind": "return",
         "ticket_priority": "normal",
         "deskbot_missing_slot": None,
+        "deskbot_owner": "bot",
     }
     assert answer["responses"][0]["text"].startswith(f"Done! Your return request is ticket {number}")
     assert set(answer["responses"][0]) >= {"text", "buttons", "elements", "custom", "image", "attachment"}
@@ -105,7 +106,7 @@ async def test_order_not_linked_to_the_sender_needs_a_matching_contact(action_se
     server, app = action_server
     await add_orders(app, order("A20001"))
     answer = (await call(server, action_call("action_deskbot_open_return", "stranger", slots=RETURN_SLOTS))).json()
-    assert slots_set(answer) == {"deskbot_missing_slot": "contact"}
+    assert slots_set(answer) == {"deskbot_missing_slot": "contact", "deskbot_owner": "bot"}
     assert "what e-mail address or phone number" in texts(answer)
     wrong = RETURN_SLOTS | {"email": "mallory@example.com"}
     answer = (await call(server, action_call("action_deskbot_open_return", "stranger", slots=wrong))).json()
@@ -131,7 +132,7 @@ async def test_unknown_order_is_cleared_then_escalated_on_the_second_try(action_
     server, app = action_server
     first = (await call(server, action_call("action_deskbot_open_return", "erin", slots=RETURN_SLOTS | {"order_id": "A99999"}))).json()
     assert "couldn't find order A99999" in texts(first)
-    assert slots_set(first) == {"deskbot_missing_slot": "order_id", "order_id": None}
+    assert slots_set(first) == {"deskbot_missing_slot": "order_id", "order_id": None, "deskbot_owner": "bot"}
     second = (await call(server, action_call("action_deskbot_open_return", "erin", slots=RETURN_SLOTS | {"order_id": "A99998"}))).json()
     assert "passed it to a colleague" in texts(second)
     _, [ticket] = await tickets_of(app, "erin")
@@ -143,7 +144,7 @@ async def test_item_not_in_the_order_is_asked_again_with_buttons(action_server: 
     await add_orders(app, order("A20001"))
     slots = RETURN_SLOTS | {"item": "toaster", "email": "alice@example.com"}
     answer = (await call(server, action_call("action_deskbot_open_return", "u-3", slots=slots))).json()
-    assert slots_set(answer) == {"deskbot_missing_slot": "item", "item": None}
+    assert slots_set(answer) == {"deskbot_missing_slot": "item", "item": None, "deskbot_owner": "bot"}
     buttons = [b for r in answer["responses"] for b in r["buttons"]]
     assert buttons == [{"title": "Everyday Hoodie (M)", "payload": '/choose{"item": "HD-001"}'}]
     _, tickets = await tickets_of(app, "u-3")
@@ -167,6 +168,68 @@ async def test_complaint_is_prioritised_and_queued_for_a_human(action_server: Se
     assert customer.owner == Owner.QUEUED and customer.handoff_ticket_id == ticket.id
 
 
+async def test_handoff_loop_messages_reach_the_ticket_and_agent_replies_reach_rasa(action_server: Server) -> None:
+    server, app = action_server
+    escalated = (
+        await call(server, action_call("action_deskbot_escalate_complaint", "hana", text="my parcel never arrived", intent="complaint"))
+    ).json()
+    number = slots_set(escalated)["ticket_number"]
+    assert slots_set(escalated)["deskbot_owner"] == "queued"
+
+    waiting = (await call(server, action_call("action_deskbot_forward_to_agent", "hana", text="any news?"))).json()
+    assert f"in the queue for ticket {number}" in texts(waiting)
+    assert slots_set(waiting)["deskbot_owner"] == "queued"
+
+    await app.desk.reply(number, "Sorry Hana, a new parcel ships today.")
+    replies = (await call(server, action_call("action_deskbot_agent_replies", "hana"))).json()
+    assert texts(replies) == "Sorry Hana, a new parcel ships today."
+    assert slots_set(replies)["deskbot_owner"] == "agent"
+    again = (await call(server, action_call("action_deskbot_agent_replies", "hana"))).json()
+    assert again["responses"] == []  # delivered once
+
+    quiet = (await call(server, action_call("action_deskbot_forward_to_agent", "hana", text="thank you!"))).json()
+    assert quiet["responses"] == []  # the agent answers, not the bot
+    await app.desk.resolve(number)
+    rating = (await call(server, action_call("action_deskbot_ticket_status", "hana", slots={"ticket_number": number}))).json()
+    assert "/rate" in str(rating["responses"][0]["buttons"])  # the rating request, with its buttons, comes first
+    assert slots_set(rating)["deskbot_owner"] == "bot" and slots_set(rating)["ticket_status"] == "resolved"
+    # The customer presses "5 ★★★★★": Rasa parses the payload into intent rate + two entities.
+    payload = f'/rate{{"ticket": "{number}", "score": 5}}'
+    pressed = [
+        {"entity": "ticket", "start": 5, "end": len(payload), "value": number},
+        {"entity": "score", "start": 5, "end": len(payload), "value": 5},
+    ]
+    thanks = (await call(server, action_call("action_deskbot_rate", "hana", text=payload, intent="rate", entities=pressed))).json()
+    assert "5" in texts(thanks) and "thank" in texts(thanks).lower()
+    async with app.tickets.session() as tx:
+        ticket = await tx.ticket_by_number(number)
+        events = [(e.kind, e.data.get("text")) for e in await tx.ticket_events(ticket.id)]
+        customer_lines = [m.text for m in await tx.ticket_messages(ticket.id) if m.author.value == "customer"]
+    assert ("customer_message", "any news?") in events and ("customer_message", "thank you!") in events
+    assert customer_lines == ["my parcel never arrived", "any news?", "thank you!", payload]
+    assert ticket.rating == 5 and ("rated", None) in events
+
+
+async def test_a_rating_for_someone_elses_ticket_is_refused(action_server: Server) -> None:
+    server, app = action_server
+    escalated = (await call(server, action_call("action_deskbot_escalate_complaint", "owner2", text="broken zip"))).json()
+    number = slots_set(escalated)["ticket_number"]
+    await app.desk.resolve(number)
+    pressed = [{"entity": "ticket", "value": number}, {"entity": "score", "value": 1}]
+    answer = (await call(server, action_call("action_deskbot_rate", "troll", intent="rate", entities=pressed))).json()
+    assert texts(answer) == "Sorry, I couldn't record that rating." and "ticket_number" not in slots_set(answer)
+    async with app.tickets.session() as tx:
+        assert (await tx.ticket_by_number(number)).rating is None
+
+
+async def test_forwarding_without_a_handoff_changes_nothing(action_server: Server) -> None:
+    server, app = action_server
+    answer = (await call(server, action_call("action_deskbot_forward_to_agent", "idle", text="hello"))).json()
+    assert answer["responses"] == [] and slots_set(answer) == {"deskbot_owner": "bot"}
+    _, tickets = await tickets_of(app, "idle")
+    assert tickets == []
+
+
 async def test_chinese_customer_gets_chinese_answers(action_server: Server) -> None:
     server, _ = action_server
     answer = (await call(server, action_call("action_deskbot_ticket_status", "zh-user", text="我的工单怎么样了"))).json()
@@ -188,7 +251,14 @@ async def test_actions_and_health_are_listed(action_server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.url) as client:
         assert (await client.get("/health")).json() == {"status": "ok"}
         names = {a["name"] for a in (await client.get("/actions")).json()}
-    assert names == {"action_deskbot_open_return", "action_deskbot_escalate_complaint", "action_deskbot_ticket_status"}
+    assert names == {
+        "action_deskbot_open_return",
+        "action_deskbot_escalate_complaint",
+        "action_deskbot_ticket_status",
+        "action_deskbot_rate",
+        "action_deskbot_forward_to_agent",
+        "action_deskbot_agent_replies",
+    }
 
 
 @pytest.mark.parametrize(
