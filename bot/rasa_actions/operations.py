@@ -150,6 +150,11 @@ class TicketOperations:
 
         return await self._turn(request, "agent_replies", run, text="")
 
+    def apology(self, request: ActionRequest) -> str:
+        """What the customer hears when an operation failed (nothing of it was stored)."""
+        language = _language(request, request.text, self.app.settings.default_language, self.app.settings.languages)
+        return self.app.services.responses.text(language, "error_apology")
+
     # -- one deskbot turn ------------------------------------------------------------
     async def _turn(
         self,

@@ -59,8 +59,9 @@ SanicApp: TypeAlias = "Sanic[Any, Any]"  # typed where sanic is installed, Any w
 class DeskbotAction(Action):  # type: ignore[misc]
     """One deskbot operation as a Rasa custom action."""
 
-    def __init__(self, action_name: str, operation: Operation) -> None:
+    def __init__(self, action_name: str, operations: TicketOperations, operation: Operation) -> None:
         self._name = action_name
+        self._operations = operations
         self._operation = operation
 
     def name(self) -> str:
@@ -69,7 +70,15 @@ class DeskbotAction(Action):  # type: ignore[misc]
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
-        outcome = await self._operation(self._request(tracker))
+        request = self._request(tracker)
+        try:
+            outcome = await self._operation(request)
+        except Exception:
+            # The turn's transaction rolled back; the customer hears an apology instead of
+            # Rasa logging a 500 and going silent (and the SDK echoing the call in its answer).
+            log.exception("rasa action failed", extra={"action": self._name})
+            dispatcher.utter_message(text=self._operations.apology(request))
+            return []
         for reply in outcome.replies:
             buttons = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
             dispatcher.utter_message(text=reply.text, buttons=buttons)
@@ -109,15 +118,16 @@ def _object(value: Any) -> dict[str, Any]:
 
 def build_executor(operations: TicketOperations) -> ActionExecutor:
     executor = ActionExecutor()
-    for action in (
-        DeskbotAction("action_deskbot_open_return", operations.open_return),
-        DeskbotAction("action_deskbot_escalate_complaint", operations.escalate_complaint),
-        DeskbotAction("action_deskbot_ticket_status", operations.ticket_status),
-        DeskbotAction("action_deskbot_rate", operations.rate),
-        DeskbotAction("action_deskbot_forward_to_agent", operations.forward_to_agent),
-        DeskbotAction("action_deskbot_agent_replies", operations.agent_replies),
-    ):
-        executor.register_action(action)
+    actions: tuple[tuple[str, Operation], ...] = (
+        ("action_deskbot_open_return", operations.open_return),
+        ("action_deskbot_escalate_complaint", operations.escalate_complaint),
+        ("action_deskbot_ticket_status", operations.ticket_status),
+        ("action_deskbot_rate", operations.rate),
+        ("action_deskbot_forward_to_agent", operations.forward_to_agent),
+        ("action_deskbot_agent_replies", operations.agent_replies),
+    )
+    for name, operation in actions:
+        executor.register_action(DeskbotAction(name, operations, operation))
     return executor
 
 

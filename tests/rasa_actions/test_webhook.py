@@ -292,3 +292,23 @@ async def test_unknown_action_missing_domain_and_bad_sender_use_the_sdks_answers
     assert too_long.status_code == 400 and "sender_id" in too_long.json()["error"]
     async with app.tickets.session() as tx:
         assert await tx.find_customer("rasa", "u-5") is None
+
+
+async def test_a_failing_operation_apologises_and_stores_nothing(
+    action_server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    server, app = action_server
+    import bot.rasa_actions.operations as operations
+
+    async def broken(turn: Any) -> None:
+        turn.say("no_tickets")
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(operations, "ticket_status", broken)
+    answer = await call(server, action_call("action_deskbot_ticket_status", "unlucky", text="where is my ticket"))
+    assert answer.status_code == 200
+    assert [r["text"] for r in answer.json()["responses"]] == [app.services.responses.text("en", "error_apology")]
+    assert answer.json()["events"] == []
+    assert "rasa action failed" in caplog.text and "where is my ticket" not in caplog.text
+    async with app.tickets.session() as tx:
+        assert await tx.find_customer("rasa", "unlucky") is None  # the turn rolled back
