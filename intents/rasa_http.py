@@ -172,7 +172,11 @@ class RasaHttpClassifier(IntentClassifier):
         intent = data.get("intent") or {}
         rasa_name = intent.get("name")
         confidence = _confidence(intent.get("confidence"))
-        name = self._intent(rasa_name) if rasa_name else OUT_OF_SCOPE
+        retrieval = _retrieval_intent(data, rasa_name)
+        if retrieval and retrieval in self.config.intent_map:
+            name = self.config.intent_map[retrieval]  # e.g. faq/ask_payment → ask_payment
+        else:
+            name = self._intent(rasa_name) if rasa_name else OUT_OF_SCOPE
         ranking: dict[str, float] = {}
         for item in data.get("intent_ranking") or [{"name": rasa_name, "confidence": confidence}]:
             if isinstance(item, Mapping) and item.get("name"):
@@ -226,6 +230,19 @@ class RasaHttpClassifier(IntentClassifier):
             if e.type not in found and not any(e.start < end and start < e.end for start, end in spans)
         ]
         return tuple(sorted(entities + extra, key=lambda e: (e.start, e.end)))
+
+
+def _retrieval_intent(data: Mapping[str, Any], rasa_name: str | None) -> str | None:
+    """The full retrieval intent (``faq/ask_location``) Rasa's ResponseSelector chose, if any."""
+    selectors = data.get("response_selector")
+    if not rasa_name or not isinstance(selectors, Mapping):
+        return None
+    selector = selectors.get(rasa_name)
+    if selector is None and rasa_name in (selectors.get("all_retrieval_intents") or []):
+        selector = selectors.get("default")
+    response = selector.get("response") if isinstance(selector, Mapping) else None
+    key = response.get("intent_response_key") if isinstance(response, Mapping) else None
+    return key if isinstance(key, str) and key else None
 
 
 def _confidence(raw: Any) -> float:

@@ -60,6 +60,7 @@ class FakeRasa:
     fallback_threshold: float | None = 0.3  # None: no FallbackClassifier in the pipeline
     token: str | None = None
     fault: Fault = "none"
+    retrieval: dict[str, str] = field(default_factory=dict)  # text -> "faq/ask_x" (ResponseSelector)
     requests: list[dict[str, Any]] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -89,6 +90,21 @@ class FakeRasa:
                 },
             },
         }
+        if text in self.retrieval:
+            key = self.retrieval[text]
+            base = key.split("/")[0]
+            result["response_selector"] = {
+                "all_retrieval_intents": [base],
+                "default": {
+                    "response": {
+                        "responses": [{"text": f"(the answer to {key})"}],
+                        "confidence": 0.97,
+                        "intent_response_key": key,
+                        "utter_action": f"utter_{key}",
+                    },
+                    "ranking": [{"confidence": 0.97, "intent_response_key": key}],
+                },
+            }
         if self.fallback_threshold is not None and known.confidence < self.fallback_threshold:
             fallback = {"name": "nlu_fallback", "confidence": self.fallback_threshold}
             result["intent"] = dict(fallback)

@@ -285,3 +285,18 @@ async def test_one_bad_message_does_not_stop_the_others(fake: FakeRasa, rasa: Ru
         assert (await classifier.predict("hello")).intent == "greet"
     finally:
         await classifier.close()
+
+
+async def test_retrieval_intents_map_by_their_full_name(fake: FakeRasa, rasa: RunningServer) -> None:
+    """Rasa's ResponseSelector: intent ``faq``, the answer key ``faq/ask_payment`` in response_selector."""
+    fake.intents.append("faq")
+    fake.understand("can I pay with paypal", "faq", 0.93)
+    fake.retrieval["can I pay with paypal"] = "faq/ask_payment"
+    mapped = classifier_for(rasa.url, intent_map={"faq/ask_payment": "ask_payment"})
+    unmapped = classifier_for(rasa.url)
+    try:
+        assert (await mapped.predict("can I pay with paypal")).intent == "ask_payment"
+        assert (await unmapped.predict("can I pay with paypal")).intent == "faq"
+    finally:
+        await mapped.close()
+        await unmapped.close()
