@@ -34,6 +34,7 @@ log = logging.getLogger("deskbot.rasa_actions")
 
 CHANNEL = "rasa"
 MAX_TEXT = 4000
+MAX_IDENTIFIER = 64  # the order id column's width; ticket numbers are far shorter
 
 
 class RasaOwnsUnderstanding(IntentClassifier):
@@ -202,12 +203,16 @@ def _language(request: ActionRequest, text: str, current: str, enabled: Sequence
 
 
 def _slot_entities(slots: Mapping[str, Any]) -> tuple[Entity, ...]:
-    """Rasa slots as deskbot entities (what the handlers read), ``ticket_number`` as ``ticket``."""
+    """Rasa slots as deskbot entities (what the handlers read), ``ticket_number`` as ``ticket``.
+
+    Slots hold whatever the customer typed: an identifier longer than any order or ticket
+    number is dropped here rather than failing the database write later.
+    """
     names = {"order_id": "order_id", "ticket_number": "ticket", "ticket": "ticket"}
     out = []
     for slot, etype in names.items():
         value = slots.get(slot)
-        if value not in (None, "") and isinstance(value, str | int):
+        if isinstance(value, str | int) and 0 < len(str(value).strip()) <= MAX_IDENTIFIER:
             out.append(Entity(etype, str(value).strip(), 0, 0, str(value)))
     return tuple(out)
 
@@ -225,7 +230,9 @@ def _message_entities(entities: Mapping[str, str]) -> tuple[Entity, ...]:
     """Entities of the message itself win over older slot values (a button just pressed)."""
     wanted = {"ticket": "ticket", "ticket_number": "ticket", "score": "score", "order_id": "order_id"}
     return tuple(
-        Entity(wanted[name], value.strip(), 0, 0, value) for name, value in entities.items() if name in wanted and value
+        Entity(wanted[name], value.strip(), 0, 0, value)
+        for name, value in entities.items()
+        if name in wanted and 0 < len(value.strip()) <= MAX_IDENTIFIER
     )
 
 

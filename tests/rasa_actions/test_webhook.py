@@ -312,3 +312,17 @@ async def test_a_failing_operation_apologises_and_stores_nothing(
     assert "rasa action failed" in caplog.text and "where is my ticket" not in caplog.text
     async with app.tickets.session() as tx:
         assert await tx.find_customer("rasa", "unlucky") is None  # the turn rolled back
+
+
+async def test_absurd_slot_values_are_handled_not_crashed_on(action_server: Server) -> None:
+    server, app = action_server
+    huge = "A" * 300
+    complaint = action_call("action_deskbot_escalate_complaint", "fuzz", slots={"order_id": huge}, text="bad \x00 service " * 500)
+    answer = await call(server, complaint)
+    assert answer.status_code == 200 and "complaint" in texts(answer.json())
+    _, [ticket] = await tickets_of(app, "fuzz")
+    assert ticket.order_id is None and "\x00" not in ticket.fields["complaint"]
+    returned = (await call(server, action_call("action_deskbot_open_return", "fuzz", slots=RETURN_SLOTS | {"order_id": huge}))).json()
+    assert slots_set(returned)["deskbot_missing_slot"] == "order_id"
+    status = (await call(server, action_call("action_deskbot_ticket_status", "fuzz", slots={"ticket_number": "T-" + "9" * 40}))).json()
+    assert texts(status) == f"I couldn't find ticket T-{'9' * 40} among your tickets."
