@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     nlu = sub.add_parser("test-nlu", help="evaluate the classifier")
     nlu.add_argument("--train", help="training data (Rasa YAML file/folder or CSV text,intent)")
     nlu.add_argument("--test", help="test data; default: a held-out 20%% of the training data")
-    nlu.add_argument("--json", action="store_true", help="print JSON")
+    nlu.add_argument("--val", help="validation data: the out-of-scope threshold is tuned on it")
+    nlu.add_argument("--model", choices=["fast", "accurate"], help="override classifier.model")
+    nlu.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     sub.add_parser("config", help="validate and print the configuration (secrets masked)")
     actions = sub.add_parser("rasa-actions", help="serve deskbot's ticket operations as a Rasa action server")
     actions.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -173,12 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return _train(settings, args.if_changed)
         if args.command == "test-nlu":
-            from intents.evaluate import run_test_nlu
+            from intents.evaluate import test_nlu_command
 
-            train = args.train or settings.classifier.data_dir
-            report = run_test_nlu(train, args.test, settings.classifier, as_json=args.json)
-            # --json: one object on the last line, for scripts (bench/nlu.py reads it).
-            print(json.dumps(json.loads(report), ensure_ascii=False) if args.json else report)
+            print(test_nlu_command(settings.classifier, args.train, args.test, args.val, args.model, args.json))
             return 0
         if args.command == "serve":
             from bot.web.app import serve
