@@ -79,6 +79,9 @@ class EvaluationReport:
     """In-scope accuracy vs out-of-scope recall on the test set at a range of thresholds
     (reported, never used to choose), when the test set has ``out_of_scope`` rows."""
     model: str = "fast"
+    top1_macro_f1: float | None = None
+    """Macro-F1 of the top-ranked intent, threshold ignored (comparable with tools that
+    report their classifier before any fallback)."""
     train_cpu_seconds: float | None = None
     """CPU time of this process while training: on a machine shared with other jobs the
     wall-clock ``train_seconds`` overstates the cost."""
@@ -99,7 +102,9 @@ class EvaluationReport:
             f" ({self.train_cpu_seconds or 0.0:.2f} s CPU), tested on {self.n_test}",
             f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}"
             f"   threshold {self.threshold:.2f} ({self.threshold_source})",
-            f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}   predicted out_of_scope {self.rejected:.3f}",
+            f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}"
+            f"   top-1 macro-F1 {self.top1_macro_f1 or 0.0:.3f}"
+            f"   predicted out_of_scope {self.rejected:.3f}",
             f"predict latency p50 {self.p50_ms:.3f} ms   p99 {self.p99_ms:.3f} ms",
         ]
         if self.oos_recall is not None:
@@ -296,6 +301,10 @@ def evaluate(
         if in_scope:
             curve = tuple(tradeoff_curve(truth, top1, confidences, _CURVE_POINTS))
 
+    in_scope_rows = [i for i, t in enumerate(truth) if t != OUT_OF_SCOPE]
+    in_scope_truth = [truth[i] for i in in_scope_rows]
+    in_scope_top1 = [top1[i] for i in in_scope_rows]
+
     by_language: dict[str, GroupScores] = {}
     languages = [_language(ex) for ex in test_examples]
     for language in sorted(set(languages)):
@@ -315,6 +324,7 @@ def evaluate(
         accuracy=accuracy,
         macro_f1=macro_f1,
         top1_accuracy=_top1(truth, top1),
+        top1_macro_f1=_scores(in_scope_truth, in_scope_top1)[1],
         rejected=sum(p == OUT_OF_SCOPE for p in predicted) / n,
         per_intent=tuple(per_intent),
         confusions=tuple((t, p, n) for (t, p), n in confusions.most_common(_TOP_CONFUSIONS)),
