@@ -308,8 +308,15 @@ def _fit_sklearn(
     report("n-gram features", 0, len(examples))
     texts = training_texts(examples, config, extractor)
     vectorizers = [
-        TfidfVectorizer(analyzer=analyze, sublinear_tf=config.sublinear_tf, dtype=np.float64)
-        for _, _, analyze in _analyzers(config)
+        TfidfVectorizer(
+            analyzer=analyze,
+            sublinear_tf=config.sublinear_tf,
+            dtype=np.float64,
+            # A word seen once can still name an intent (a rare product); a character n-gram
+            # or a word pair seen in one example only is mostly noise, and costs training time.
+            min_df=1 if kind == "word" or len(examples) < config.min_df_from else config.min_df,
+        )
+        for kind, _, analyze in _analyzers(config)
     ]
     matrix = hstack([vec.fit_transform(texts) for vec in vectorizers]).tocsr()
     report("n-gram features", len(examples), len(examples))

@@ -72,7 +72,7 @@ class EvaluationReport:
     """Only when the test set has ``out_of_scope`` rows: share of them rejected."""
     by_language: dict[str, GroupScores] = field(default_factory=dict)
     threshold_source: str = "config"
-    """Where the threshold came from: ``config``, ``val`` (tuned on --val) or ``train split``."""
+    """Where the threshold came from: ``config`` or ``val`` (tuned on --val)."""
     tuning_point: OperatingPoint | None = None
     """The operating point on the tuning rows when the threshold was tuned."""
     oos_curve: tuple[OperatingPoint, ...] = ()
@@ -98,8 +98,8 @@ class EvaluationReport:
 
     def to_text(self) -> str:
         lines = [
-            f"{self.model} model trained on {self.n_train} examples in {self.train_seconds:.2f} s,"
-            f" ({self.train_cpu_seconds or 0.0:.2f} s CPU), tested on {self.n_test}",
+            f"{self.model} model trained on {self.n_train} examples in {self.train_seconds:.2f} s"
+            f" ({self.train_cpu_seconds or 0.0:.2f} s CPU); tested on {self.n_test}",
             f"accuracy {self.accuracy:.3f}   macro-F1 {self.macro_f1:.3f}"
             f"   threshold {self.threshold:.2f} ({self.threshold_source})",
             f"top-1 accuracy (threshold ignored) {self.top1_accuracy:.3f}"
@@ -251,10 +251,9 @@ def evaluate(
 ) -> EvaluationReport:
     """Train on ``train_examples``, predict ``test_examples``, and score the predictions.
 
-    The out-of-scope threshold is tuned, never on the test set: on ``val_examples`` when
-    they hold ``out_of_scope`` rows; else, when the training data holds some, on a
-    stratified 20% of it (a first model is trained on the other 80% for that, then the
-    reported one on all of it); else ``config.threshold`` is used as configured.
+    The out-of-scope threshold is tuned on ``val_examples`` when they hold ``out_of_scope``
+    rows, never on the test set; otherwise ``config.threshold`` is used as configured (the
+    deployed bot's threshold, so the figures are what customers get).
     ``train_data`` supplies the regex/lookup/synonym entries for entities; intent scores
     do not depend on it.
     """
@@ -264,10 +263,6 @@ def evaluate(
     threshold_source = "config"
     tuning_point: OperatingPoint | None = None
     notes: list[str] = []
-    if val_examples is None and has_out_of_scope([ex.intent for ex in train_examples]):
-        fit_part, tune_part = stratified_split(train_examples, 0.2, seed=config.seed)
-        tuning_point = _tune(_train(fit_part, base, config, progress), tune_part)
-        threshold, threshold_source = tuning_point.threshold, "train split"
 
     started, started_cpu = time.perf_counter(), time.process_time()
     classifier = _train(train_examples, base, config, progress)

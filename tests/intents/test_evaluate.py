@@ -198,12 +198,11 @@ def test_val_without_out_of_scope_rows_keeps_the_configured_threshold() -> None:
     assert "no out_of_scope rows" in " ".join(report.notes)
 
 
-def test_out_of_scope_rows_in_training_tune_on_a_split_of_train() -> None:
+def test_without_val_the_configured_threshold_applies_even_with_out_of_scope_training_rows() -> None:
     data = load_nlu_data(MINI)
     tune_oos, test_oos = _off_topic()
-    report = evaluate(list(data.examples) + tune_oos, _in_scope_test() + test_oos, train_data=data)
-    assert report.threshold_source == "train split"
-    assert report.tuning_point is not None
+    report = evaluate(list(data.examples) + tune_oos, _in_scope_test() + test_oos, ClassifierConfig(threshold=0.2))
+    assert (report.threshold, report.threshold_source, report.tuning_point) == (0.2, "config", None)
 
 
 def test_json_is_one_line_with_the_machine_fields(tmp_path: Path) -> None:
