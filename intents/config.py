@@ -63,8 +63,9 @@ class ClassifierConfig(BaseModel):
     """Add unordered pairs of a message's words as features (see ``intents.classifier.word_pairs``)."""
     sublinear_tf: bool = True
     min_df: int = Field(default=2, ge=1)
-    """Character n-grams and word pairs must occur in this many training examples to become
-    features: halves the feature count (and training time) at no loss in accuracy."""
+    """Latin character n-grams and word pairs must occur in this many training examples to
+    become features (Chinese ones always stay): halves the feature count and training time,
+    and gains a little accuracy on BANKING77."""
     min_df_from: int = Field(default=500, ge=0)
     """Only training sets of at least this many examples prune rare features; a tiny one
     keeps them all."""
