@@ -108,6 +108,10 @@ def report_from_dict(data: dict[str, Any]) -> EvaluationReport:
     return EvaluationReport(**fields)
 
 
+def _titles() -> dict[str, str]:
+    return {b.key: b.title for b in SETS} | {"own-zh": "deskbot's own zh data (20% held out)"}
+
+
 def _f(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -147,7 +151,7 @@ def curve(results: dict[tuple[str, str], EvaluationReport]) -> list[str]:
     for (key, model), report in results.items():
         if not report.oos_curve:
             continue
-        title = next(b.title for b in SETS if b.key == key)
+        title = _titles()[key]
         chosen = f"{report.threshold:.2f}, tuned on {report.threshold_source}"
         lines += [
             "",
@@ -166,8 +170,7 @@ def chinese(results: dict[tuple[str, str], EvaluationReport]) -> list[str]:
     lines.append("|---|---|---|---|---|---|")
     for (key, model), r in results.items():
         if key == "own-zh" or next((b.language for b in SETS if b.key == key), "") == "zh":
-            titles = {b.key: b.title for b in SETS} | {"own-zh": "deskbot's own zh data (20% held out)"}
-            title = titles[key]
+            title = _titles()[key]
             lines.append(
                 f"| {title} | {model} | {r.accuracy:.3f} | {r.macro_f1:.3f} | {r.top1_accuracy:.3f} "
                 f"| {r.p50_ms:.2f} / {r.p99_ms:.2f} | {_f(r.p50_cpu_ms, 2)} / {_f(r.p99_cpu_ms, 2)} |"
