@@ -166,8 +166,8 @@ def curve(results: dict[tuple[str, str], EvaluationReport]) -> list[str]:
 
 
 def chinese(results: dict[tuple[str, str], EvaluationReport]) -> list[str]:
-    lines = ["", "**Chinese**", "", "| set | model | accuracy | macro-F1 | top-1 | p50 / p99 ms |"]
-    lines.append("|---|---|---|---|---|---|")
+    lines = ["", "**Chinese**", "", "| set | model | accuracy | macro-F1 | top-1 | p50 / p99 ms | CPU p50 / p99 ms |"]
+    lines.append("|---|---|---|---|---|---|---|")
     for (key, model), r in results.items():
         if key == "own-zh" or next((b.language for b in SETS if b.key == key), "") == "zh":
             title = _titles()[key]
