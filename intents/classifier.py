@@ -476,6 +476,9 @@ class BuiltinClassifier(IntentClassifier):
         return cls(linear, extractor, threshold=config.threshold, fingerprint=fingerprint, train_seconds=seconds)
 
     async def predict(self, text: str, language: str | None = None) -> Prediction:
+        if self.model.embedding is not None:
+            # ~10 ms of numpy (which releases the GIL): keep the event loop serving others.
+            return await asyncio.to_thread(self.predict_sync, text, language)
         return self.predict_sync(text, language)
 
     def predict_sync(

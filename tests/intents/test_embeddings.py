@@ -6,6 +6,7 @@ installs; without them these tests are skipped with the reason shown.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from pydantic import ValidationError
 
 from intents import classifier as classifier_module
+from intents.base import Prediction
 from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
 from intents.embeddings import EmbeddingsUnavailable, MiniLMEncoder, english_share
@@ -119,3 +121,19 @@ def test_model_switch_is_validated() -> None:
     with pytest.raises(ValidationError, match="model"):
         ClassifierConfig(model="huge")  # type: ignore[arg-type]
     assert ClassifierConfig().model == "fast"
+
+
+async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
+    accurate: BuiltinClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    original = accurate.predict_sync
+
+    def recording(text: str, language: str | None = None) -> Prediction:
+        threads.append(threading.get_ident())
+        return original(text, language)
+
+    monkeypatch.setattr(accurate, "predict_sync", recording)
+    prediction = await accurate.predict("where is my order A12345")
+    assert prediction.intent == "order_status"
+    assert threads and threads[0] != threading.get_ident()
