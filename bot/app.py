@@ -6,6 +6,7 @@ and the classifier, and closes whatever it opened if any step fails.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -76,10 +77,39 @@ def product_lookups(catalog: Catalog) -> dict[str, dict[str, str]]:
 
 
 async def build_classifier(settings: Settings, catalog: Catalog) -> IntentClassifier:
+    if settings.classifier.backend == "rasa":
+        return await build_rasa_classifier(settings, catalog)
     classifier, retrained = await load_or_train_async(
         settings.classifier.data_dir, settings.classifier.model_path, settings.classifier, product_lookups(catalog)
     )
     log.info("classifier ready", extra={"retrained": retrained, "model": str(settings.classifier.model_path)})
+    return classifier
+
+
+async def build_rasa_classifier(settings: Settings, catalog: Catalog) -> IntentClassifier:
+    """Rasa answers intents; deskbot's own extractors (from its NLU data and the catalog) add entities."""
+    from intents.entities import EntityExtractor
+    from intents.nlu_data import load_nlu_data
+    from intents.rasa_http import RasaError, RasaHttpClassifier
+
+    config = settings.classifier
+    extractor = None
+    if config.rasa.builtin_entities:
+        data = await asyncio.to_thread(load_nlu_data, config.data_dir)
+        extractor = EntityExtractor.from_nlu(data, extra_lookups=product_lookups(catalog), max_chars=config.max_chars)
+    token = settings.secrets.get("rasa_token")
+    classifier = RasaHttpClassifier.from_config(
+        config.rasa,
+        threshold=config.threshold,
+        token=token.get_secret_value() if token else None,
+        extractor=extractor,
+    )
+    try:
+        version = await classifier.version()
+        log.info("rasa classifier ready", extra={"url": config.rasa.url, "rasa_version": version})
+    except RasaError as exc:
+        # Rasa may start after deskbot; until it answers, messages degrade as configured (on_error).
+        log.warning("rasa not reachable at start-up", extra={"url": config.rasa.url, "error": str(exc)})
     return classifier
 
 

@@ -29,8 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     nlu = sub.add_parser("test-nlu", help="evaluate the classifier")
     nlu.add_argument("--train", help="training data (Rasa YAML file/folder or CSV text,intent)")
     nlu.add_argument("--test", help="test data; default: a held-out 20%% of the training data")
-    nlu.add_argument("--json", action="store_true", help="print JSON")
+    nlu.add_argument("--val", help="validation data: the out-of-scope threshold is tuned on it")
+    nlu.add_argument("--model", choices=["fast", "accurate"], help="override classifier.model")
+    nlu.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     sub.add_parser("config", help="validate and print the configuration (secrets masked)")
+    actions = sub.add_parser("rasa-actions", help="serve deskbot's ticket operations as a Rasa action server")
+    actions.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    actions.add_argument("--port", type=_port, default=5055, help="port (default 5055, like `rasa run actions`)")
 
     orders = sub.add_parser("orders", help="shop orders").add_subparsers(dest="action", required=True)
     imp = orders.add_parser("import", help="import orders from CSV")
@@ -59,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
 
     add_telegram_commands(sub)
     return parser
+
+
+def _port(raw: str) -> int:
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number (1-65535)")
+    return int(raw)
 
 
 def _print_json(data: Any) -> None:
@@ -170,18 +181,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return _train(settings, args.if_changed)
         if args.command == "test-nlu":
-            from intents.evaluate import run_test_nlu
+            from intents.evaluate import test_nlu_command
 
-            train = args.train or settings.classifier.data_dir
-            report = run_test_nlu(train, args.test, settings.classifier, as_json=args.json)
-            # --json: one object on the last line, for scripts (bench/nlu.py reads it).
-            print(json.dumps(json.loads(report), ensure_ascii=False) if args.json else report)
+            print(test_nlu_command(settings.classifier, args.train, args.test, args.val, args.model, args.json))
             return 0
         if args.command == "serve":
             from bot.web.app import serve
 
             asyncio.run(_serve(settings, serve))
             return 0
+        if args.command == "rasa-actions":
+            return _rasa_actions(settings, args.host, args.port)
         if args.command == "orders":
             return asyncio.run(_import_orders(settings, args.file))
         if args.command == "agents":
@@ -200,6 +210,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _rasa_actions(settings: Settings, host: str, port: int) -> int:
+    try:
+        from bot.rasa_actions.server import serve
+    except ImportError as exc:
+        print(f"deskbot: the Rasa action server needs the rasa extra: pip install 'deskbot[rasa]' ({exc})",
+              file=sys.stderr)
+        return 2
+    asyncio.run(_serve(settings, lambda s: serve(s, host, port)))
+    return 0
 
 
 async def _serve(settings: Settings, serve: Any) -> None:

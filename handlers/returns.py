@@ -310,6 +310,46 @@ class ReturnsForm:
         turn.say("return_escalated", number=ticket.number, reason=turn.t(why, **params))
 
 
+async def submit_return(turn: Turn, filled: dict[str, Any]) -> str | None:
+    """Open the return/exchange from slots another dialogue engine collected (a Rasa form).
+
+    The same rules as this form: the order must exist, be the customer's (or match the
+    contact given), be delivered and inside the return window, and hold the item; a
+    policy failure escalates with the reason. There is no confirmation step — the caller
+    confirmed. Returns the slot still missing or rejected (its question or the reason is
+    in ``turn.replies``), or None when a ticket was opened or the request escalated.
+    """
+    # Unknown order numbers count across calls, as in the form: the second one escalates.
+    failures = turn.state.form_failures if turn.state.form == FORM else 0
+    turn.state.end_form()
+    turn.state.form, turn.state.form_failures = FORM, failures
+    form = ReturnsForm(turn)
+    for slot in ("order_id", "contact", "item", "reason", "wanted"):
+        value = filled.get(slot)
+        if value not in (None, ""):
+            form.slots[slot] = str(value)[: FREE_TEXT_SLOTS.get(slot, 200)]
+    resolution = str(filled.get("resolution") or "")
+    if resolution:
+        form.slots["resolution"] = resolution if resolution in ("refund", "exchange") else (
+            _resolution_from_text(resolution) or "refund"
+        )
+    if "order_id" in form.slots:
+        problem = await form._validate_order()
+        if problem is not None and problem[0] == "re-ask":
+            turn.state.requested_slot = "order_id"
+            return "order_id"
+        if problem is not None:
+            await form._escalate(*problem)
+            return None
+        form._validate_item()
+    missing = form._next_slot()
+    if missing is not None and missing != "confirm":
+        form._ask(missing)
+        return missing
+    await form._open_ticket()
+    return None
+
+
 async def start_return(turn: Turn) -> None:
     turn.state.end_form()
     turn.state.form = FORM

@@ -21,6 +21,12 @@ class Entity:
     start: int
     end: int
     text: str
+    confidence: float | None = None
+    extractor: str | None = None
+    """Who found it (``DIETClassifier``, ``RegexEntityExtractor``… for Rasa; None for built-in)."""
+    role: str | None = None
+    group: str | None = None
+    """Rasa's entity roles and groups (``city`` with role ``departure``), kept for handlers that care."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,13 +319,17 @@ def format_ticket_number(ticket_id: int) -> str:
     return f"T-{ticket_id + TICKET_NUMBER_OFFSET}"
 
 
+MAX_TICKET_ID = 2**31 - 1
+
+
 def parse_ticket_number(number: str) -> int | None:
     """``"T-1042"`` (any case, with or without ``T-``) → 42; None when it is not a number."""
     raw = number.strip().upper().removeprefix("T-").removeprefix("T")
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 10:
         return None
     ticket_id = int(raw) - TICKET_NUMBER_OFFSET
-    return ticket_id if ticket_id > 0 else None
+    # Ids are 32-bit INTEGER columns: a longer number is no ticket, not a database error.
+    return ticket_id if 0 < ticket_id <= MAX_TICKET_ID else None
 
 
 class Message(Base):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from intents.config import ClassifierConfig
 from intents.evaluate import EvaluationReport, _scores, evaluate, run_test_nlu, stratified_split
 from intents.nlu_data import TrainingExample, load_nlu_data, load_test_csv
+from intents.progress import ProgressBar
 
 DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
@@ -122,7 +124,7 @@ def test_run_test_nlu_with_a_test_file() -> None:
 
 def test_run_test_nlu_holds_out_a_fifth_by_default() -> None:
     out = run_test_nlu(None, None, ClassifierConfig(data_dir=MINI), as_json=False)
-    assert out.startswith("trained on 60 examples")  # round(8 × 0.2) = 2 of each intent × language
+    assert out.startswith("fast model trained on 60 examples")  # round(8 × 0.2) = 2 of each intent × language
     assert "tested on 20" in out
 
 
@@ -153,3 +155,130 @@ def test_project_model_rejects_off_topic_messages() -> None:
     assert report["n_test"] == 60
     assert report["oos_recall"] >= OUT_OF_SCOPE_RECALL_FLOOR
     assert report["in_scope_accuracy"] is None  # no in-scope rows in this file
+
+
+# -- threshold tuning, --val, --json, progress -----------------------------------------------
+def _off_topic() -> tuple[list[TrainingExample], list[TrainingExample]]:
+    """The off-topic rows, split in two disjoint halves: one to tune on, one to test on."""
+    rows = load_test_csv(DATA / "out_of_scope.csv")
+    return rows[::2], rows[1::2]
+
+
+def _in_scope_test() -> list[TrainingExample]:
+    return [ex for ex in load_test_csv(DATA / "mini_test.csv") if ex.intent != "out_of_scope"]
+
+
+def test_threshold_is_tuned_on_val_never_on_test() -> None:
+    data = load_nlu_data(MINI)
+    tune_oos, test_oos = _off_topic()
+    in_scope = _in_scope_test()
+    val = in_scope[::2] + tune_oos
+    test = in_scope[1::2] + test_oos
+
+    report = evaluate(data.examples, test, ClassifierConfig(threshold=0.99), train_data=data, val_examples=val)
+    again = evaluate(
+        data.examples, test[:3] + test_oos[:2], ClassifierConfig(threshold=0.99), train_data=data, val_examples=val
+    )
+
+    assert report.threshold_source == "val"
+    assert report.threshold != 0.99  # the configured value is replaced by the tuned one
+    assert again.threshold == report.threshold  # the test rows play no part in the choice
+    assert report.tuning_point is not None and report.tuning_point.threshold == report.threshold
+    assert report.tuning_point.balanced >= 0.5
+    assert report.oos_recall is not None and report.in_scope_accuracy is not None
+    curve = {p.threshold: p for p in report.oos_curve}
+    assert curve[0.0].in_scope_accuracy == pytest.approx(report.top1_accuracy)
+    assert "not used for tuning" in report.to_text()
+
+
+def test_val_without_out_of_scope_rows_keeps_the_configured_threshold() -> None:
+    data = load_nlu_data(MINI)
+    report = evaluate(data.examples, _in_scope_test(), ClassifierConfig(threshold=0.25), val_examples=_in_scope_test())
+    assert (report.threshold, report.threshold_source) == (0.25, "config")
+    assert "no out_of_scope rows" in " ".join(report.notes)
+
+
+def test_without_val_the_configured_threshold_applies_even_with_out_of_scope_training_rows() -> None:
+    data = load_nlu_data(MINI)
+    tune_oos, test_oos = _off_topic()
+    report = evaluate(list(data.examples) + tune_oos, _in_scope_test() + test_oos, ClassifierConfig(threshold=0.2))
+    assert (report.threshold, report.threshold_source, report.tuning_point) == (0.2, "config", None)
+
+
+def test_json_is_one_line_with_the_machine_fields(tmp_path: Path) -> None:
+    tune_oos, test_oos = _off_topic()
+    val = tmp_path / "val.csv"
+    val.write_text("text,intent\n" + "".join(f"{ex.text},{ex.intent}\n" for ex in _in_scope_test()[::2] + tune_oos))
+    test = tmp_path / "test.csv"
+    test.write_text("text,intent\n" + "".join(f"{ex.text},{ex.intent}\n" for ex in _in_scope_test() + test_oos))
+
+    out = run_test_nlu(MINI, test, ClassifierConfig(), as_json=True, val_path=val)
+
+    assert "\n" not in out
+    report = json.loads(out)
+    for key in ("accuracy", "macro_f1", "train_seconds", "p50_ms", "p99_ms", "in_scope_accuracy", "oos_recall"):
+        assert isinstance(report[key], float), key
+    assert report["threshold_source"] == "val"
+    assert report["oos_curve"][0].keys() == {"threshold", "in_scope_accuracy", "oos_recall"}
+
+
+def test_cli_test_nlu_prints_json_on_the_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    tune_oos, test_oos = _off_topic()
+    val = tmp_path / "val.csv"
+    val.write_text("text,intent\n" + "".join(f"{ex.text},{ex.intent}\n" for ex in _in_scope_test()[::2] + tune_oos))
+    code = main(
+        ["test-nlu", "--train", str(MINI), "--test", str(DATA / "mini_test.csv"), "--val", str(val), "--json"]
+    )
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    report = json.loads(last)
+    assert report["model"] == "fast" and report["threshold_source"] == "val"
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_bar_in_a_log_writes_a_line_per_stage_boundary() -> None:
+    stream = _Stream(tty=False)
+    bar = ProgressBar(stream)
+    for done in (0, 50, 100):
+        bar("MiniLM embeddings", done, 100)
+    bar("fit", 0, 1)
+    bar("fit", 1, 1)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "MiniLM embeddings …" and lines[1].startswith("MiniLM embeddings done in")
+    assert lines[2] == "fit …" and lines[3].startswith("fit done in") and len(lines) == 4
+
+
+def test_progress_bar_on_a_terminal_redraws_one_line() -> None:
+    stream = _Stream(tty=True)
+    bar = ProgressBar(stream, width=10)
+    bar("n-gram features", 0, 4)
+    bar("n-gram features", 2, 4)
+    bar("n-gram features", 4, 4)
+    text = stream.getvalue()
+    assert text.count("\r") == 3 and text.endswith("\n")
+    assert "█████·····" in text and "2/4" in text and "4/4" in text
+
+
+def test_large_training_data_draws_a_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from intents import evaluate as evaluation
+
+    train = tmp_path / "train.csv"
+    rows = [f"where is my order number {i},order_status" for i in range(30)] + [
+        f"hello there friend {i},greet" for i in range(30)
+    ]
+    train.write_text("text,intent\n" + "\n".join(rows) + "\n")
+    monkeypatch.setattr(evaluation, "LARGE_TRAINING_SET", 50)
+    evaluation.test_nlu_command(ClassifierConfig(), str(train), str(DATA / "mini_test.csv"), None, None, True)
+    assert "fit n-gram model done" in capsys.readouterr().err

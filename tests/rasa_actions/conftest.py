@@ -1,0 +1,65 @@
+"""The Rasa action server's tests need rasa-sdk: `make test` runs them in .venv-rasa.
+
+In the core venv (no rasa-sdk) they are not collected, so the core suite stays free of
+rasa-sdk's pins; `make test-rasa` (part of `make test`, hence of CI) runs them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+if importlib.util.find_spec("rasa_sdk") is None:
+    if os.environ.get("DESKBOT_REQUIRE_RASA") == "1":
+        raise RuntimeError("DESKBOT_REQUIRE_RASA=1 but rasa-sdk is not installed (make test-rasa installs it)")
+    collect_ignore_glob = ["test_*.py"]
+else:
+    from sanic import Sanic
+
+    from bot.app import App
+    from bot.config import load_settings
+    from bot.rasa_actions.server import action_app
+    from storage.models import Base
+    from tests.conftest import _delete_keys
+    from tests.fakes.rasa_nlu import RunningServer
+
+    ROOT = Path(__file__).resolve().parents[2]
+
+    @pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+    async def action_server(
+        request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+    ) -> AsyncIterator[tuple[RunningServer, App]]:
+        """`deskbot rasa-actions` on a random port, over both storage/state pairs."""
+        env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "never-trained.npz")}
+        sqlite = request.param == "sqlite+memory"
+        if sqlite:
+            env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
+        else:
+            env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
+            redis_url = request.getfixturevalue("redis_server")
+            env |= {
+                "DESKBOT_STATE__BACKEND": "redis",
+                "DESKBOT_STATE__REDIS_URL": redis_url,
+                "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
+            }
+        settings = load_settings(ROOT / "config.yaml", environ=env)
+        async with action_app(settings, create_schema=sqlite) as app:
+            assert isinstance(app, Sanic)
+            deskbot: App = app.ctx.deskbot
+            if not sqlite:
+                tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+                async with deskbot.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
+                    await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+            server = RunningServer(app)
+            await server.start()
+            try:
+                yield server, deskbot
+            finally:
+                await server.stop()
+        if not sqlite:
+            await _delete_keys(settings.state.redis_url, redis_prefix)
+        assert not (tmp_path / "never-trained.npz").exists()
