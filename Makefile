@@ -59,7 +59,7 @@ test: $(VENV)/.installed-dev browser
 # (mypy again there: sanic is typed, so the action server is checked against the real SDK too.)
 test-rasa: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/mypy --follow-imports=silent bot/rasa_actions
-	DESKBOT_REQUIRE_RASA=1 $(RASA_PY) -m pytest tests/rasa_actions
+	DESKBOT_TEST_REQUIRE_RASA=1 $(RASA_PY) -m pytest tests/rasa_actions
 
 # `deskbot rasa-actions` for a Rasa assistant's endpoints.yml (action_endpoint: http://localhost:5055/webhook)
 rasa-actions: $(RASA_VENV)/.installed

@@ -22,6 +22,8 @@ from intents.config import ClassifierConfig
 from storage.errors import ConfigError
 
 ENV_PREFIX = "DESKBOT_"
+# The test suite's own switches (servers and browser required, test server URLs): never config.
+TEST_ENV_PREFIX = "DESKBOT_TEST_"
 SECRET_KEYS = {"token", "secret", "password", "webhook_secret", "session_secret"}
 
 
@@ -286,7 +288,7 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
 def _env_overrides(environ: dict[str, str]) -> list[tuple[list[str], Any]]:
     out = []
     for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name.startswith(TEST_ENV_PREFIX):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX):].split("__") if p]
         if not path:

@@ -16,7 +16,7 @@ To run a test on some implementations only, parametrize the fixture indirectly::
 Servers: ``DESKBOT_TEST_POSTGRES_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``,
 used only to create and drop throwaway ``deskbot_test_*`` databases) and
 ``DESKBOT_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``). An unreachable server
-skips its variants with the reason in the summary; ``DESKBOT_REQUIRE_SERVERS=1`` (CI)
+skips its variants with the reason in the summary; ``DESKBOT_TEST_REQUIRE_SERVERS=1`` (CI)
 turns that skip into a failure. Nothing here touches data outside its own database/prefix,
 so several runs can share the servers.
 """
@@ -47,7 +47,7 @@ from storage.tickets import SqlTicketStore
 
 POSTGRES_URL = os.environ.get("DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DESKBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-REQUIRE_SERVERS = os.environ.get("DESKBOT_REQUIRE_SERVERS", "") == "1"
+REQUIRE_SERVERS = os.environ.get("DESKBOT_TEST_REQUIRE_SERVERS", "") == "1"
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ def _server_unavailable(what: str, url: str, exc: BaseException) -> NoReturn:
     shown = make_url(url).render_as_string(hide_password=True)
     reason = f"{what} unreachable at {shown} ({exc.__class__.__name__}: {exc})"
     if REQUIRE_SERVERS:
-        pytest.fail(f"{reason}; DESKBOT_REQUIRE_SERVERS=1 requires it", pytrace=False)
+        pytest.fail(f"{reason}; DESKBOT_TEST_REQUIRE_SERVERS=1 requires it", pytrace=False)
     pytest.skip(f"{reason}; start it or set the URL to run these tests")
 
 
@@ -179,6 +179,30 @@ async def _delete_keys(url: str, prefix: str) -> None:
 
 
 # -- ports -----------------------------------------------------------------------------
+def storage_environ(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str, *, server: bool) -> dict[str, str]:
+    """``DESKBOT_*`` overrides for the embedded pair (SQLite + in-memory state and bus) or the
+    production pair (this session's PostgreSQL database + Redis state and bus under the
+    test's own key prefix), so every app-level fixture runs the same two ways."""
+    if not server:
+        return {"DESKBOT_STORAGE__URL": f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"}
+    redis_url = request.getfixturevalue("redis_server")
+    return {
+        "DESKBOT_STORAGE__URL": request.getfixturevalue("postgres_database"),
+        "DESKBOT_STATE__BACKEND": "redis",
+        "DESKBOT_STATE__REDIS_URL": redis_url,
+        "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
+        "DESKBOT_EVENTS__BACKEND": "redis",
+        "DESKBOT_EVENTS__REDIS_URL": redis_url,
+    }
+
+
+async def empty_tables(engine: AsyncEngine) -> None:
+    """Empties the session's PostgreSQL tables: much faster than creating a database per test."""
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def ticket_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlTicketStore]:
     """An empty ticket store (ticket ids start at 1, i.e. T-1001) with an in-process bus."""
@@ -186,11 +210,8 @@ async def ticket_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         store = SqlTicketStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'tickets.db'}", bus=InProcessEventBus())
         await store.create_schema()
     else:
-        # Tables are created once per session; emptying them is much faster than that.
         store = SqlTicketStore.from_url(request.getfixturevalue("postgres_database"), bus=InProcessEventBus())
-        tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
-        async with store.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+        await empty_tables(store.engine)
     try:
         yield store
     finally:

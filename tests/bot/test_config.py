@@ -43,6 +43,14 @@ def test_a_bad_value_names_its_key(env: dict[str, str], named: str) -> None:
     assert named in str(error.value)
 
 
+def test_the_test_suites_switches_are_not_configuration() -> None:
+    """CI exports DESKBOT_TEST_REQUIRE_SERVERS=1; a deskbot started beside it must still run."""
+    env = {"DESKBOT_TEST_REQUIRE_SERVERS": "1", "DESKBOT_TEST_POSTGRES_URL": "postgresql+asyncpg://x/y"}
+    assert load_settings(ROOT / "config.yaml", environ=env) == load_settings(ROOT / "config.yaml", environ={})
+    with pytest.raises(ConfigError, match="require_servers: unknown key"):
+        load_settings(ROOT / "config.yaml", environ={"DESKBOT_REQUIRE_SERVERS": "1"})
+
+
 def test_secrets_are_refused_in_the_file(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("secrets:\n  rest_token: hunter2\n", encoding="utf-8")

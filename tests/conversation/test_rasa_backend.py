@@ -15,8 +15,8 @@ import pytest
 from bot.app import App, build_app
 from bot.config import load_settings
 from intents.rasa_http import RasaHttpClassifier
-from storage.models import Base, Owner, TicketKind
-from tests.conftest import _delete_keys
+from storage.models import Owner, TicketKind
+from tests.conftest import _delete_keys, empty_tables, storage_environ
 from tests.factories import Chat, add_orders, order
 from tests.fakes.rasa_nlu import FakeEntity, FakeRasa, RunningServer, create_fake_rasa_app
 
@@ -49,22 +49,11 @@ async def rasa_app(
         "DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "never-trained.npz"),
     }
     sqlite = request.param == "sqlite+memory"
-    if sqlite:
-        env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
-    else:
-        env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
-        redis_url = request.getfixturevalue("redis_server")
-        env |= {
-            "DESKBOT_STATE__BACKEND": "redis",
-            "DESKBOT_STATE__REDIS_URL": redis_url,
-            "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
-        }
+    env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
     settings = load_settings(ROOT / "config.yaml", environ=env)
     async with build_app(settings, create_schema=sqlite) as deskbot:
         if not sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with deskbot.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
-                await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+            await empty_tables(deskbot.tickets.engine)  # type: ignore[attr-defined]
         yield deskbot
     if not sqlite:
         await _delete_keys(settings.state.redis_url, redis_prefix)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 if importlib.util.find_spec("rasa_sdk") is None:
-    if os.environ.get("DESKBOT_REQUIRE_RASA") == "1":
-        raise RuntimeError("DESKBOT_REQUIRE_RASA=1 but rasa-sdk is not installed (make test-rasa installs it)")
+    if os.environ.get("DESKBOT_TEST_REQUIRE_RASA") == "1":
+        raise RuntimeError("DESKBOT_TEST_REQUIRE_RASA=1 but rasa-sdk is not installed (make test-rasa installs it)")
     collect_ignore_glob = ["test_*.py"]
 else:
     from sanic import Sanic
@@ -23,8 +23,7 @@ else:
     from bot.app import App
     from bot.config import load_settings
     from bot.rasa_actions.server import action_app
-    from storage.models import Base
-    from tests.conftest import _delete_keys
+    from tests.conftest import _delete_keys, empty_tables, storage_environ
     from tests.fakes.rasa_nlu import RunningServer
 
     ROOT = Path(__file__).resolve().parents[2]
@@ -36,24 +35,13 @@ else:
         """`deskbot rasa-actions` on a random port, over both storage/state pairs."""
         env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "never-trained.npz")}
         sqlite = request.param == "sqlite+memory"
-        if sqlite:
-            env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
-        else:
-            env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
-            redis_url = request.getfixturevalue("redis_server")
-            env |= {
-                "DESKBOT_STATE__BACKEND": "redis",
-                "DESKBOT_STATE__REDIS_URL": redis_url,
-                "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
-            }
+        env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
         settings = load_settings(ROOT / "config.yaml", environ=env)
         async with action_app(settings, create_schema=sqlite) as app:
             assert isinstance(app, Sanic)
             deskbot: App = app.ctx.deskbot
             if not sqlite:
-                tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-                async with deskbot.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
-                    await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+                await empty_tables(deskbot.tickets.engine)  # type: ignore[attr-defined]
             server = RunningServer(app)
             await server.start()
             try:

@@ -2,7 +2,7 @@
 
 Needs ``pip install playwright`` (its driver comes with the package — never run
 ``playwright install``) and ``/usr/bin/chromium`` (``apt-get install chromium``). Without
-them the tests skip with the reason; ``DESKBOT_REQUIRE_BROWSER=1`` (CI) makes that a failure.
+them the tests skip with the reason; ``DESKBOT_TEST_REQUIRE_BROWSER=1`` (CI) makes that a failure.
 
 The server is the real one (``live_server``: ``serve()`` under uvicorn in a subprocess).
 A screenshot of the chat goes to ``docs/screenshots/webchat.png``.
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path(os.environ.get("DESKBOT_CHROMIUM", "/usr/bin/chromium"))
-REQUIRE_BROWSER = os.environ.get("DESKBOT_REQUIRE_BROWSER", "") == "1"
+REQUIRE_BROWSER = os.environ.get("DESKBOT_TEST_REQUIRE_BROWSER", "") == "1"
 SCREENSHOT = REPO / "docs" / "screenshots" / "webchat.png"
 CHROMIUM_ARGS = [
     "--headless",
@@ -46,7 +46,7 @@ TIMEOUT_MS = 20_000
 
 def _unavailable(reason: str) -> None:
     if REQUIRE_BROWSER:
-        pytest.fail(f"{reason}; DESKBOT_REQUIRE_BROWSER=1 requires it", pytrace=False)
+        pytest.fail(f"{reason}; DESKBOT_TEST_REQUIRE_BROWSER=1 requires it", pytrace=False)
     pytest.skip(reason)
 
 

@@ -13,8 +13,7 @@ import pytest
 from bot.app import App, build_app
 from bot.config import load_settings
 from intents.classifier import BuiltinClassifier
-from storage.models import Base
-from tests.conftest import _delete_keys
+from tests.conftest import _delete_keys, empty_tables, storage_environ
 
 ROOT = Path(__file__).resolve().parents[3]
 AGENTS_CHAT = -100777
@@ -28,24 +27,11 @@ async def desk_app(
     """The whole app, on SQLite + in-process bus and on PostgreSQL + Redis (state and bus)."""
     env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "unused.npz")}
     sqlite = request.param == "sqlite+memory"
-    if sqlite:
-        env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
-    else:
-        env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
-        redis_url = request.getfixturevalue("redis_server")
-        env |= {
-            "DESKBOT_STATE__BACKEND": "redis",
-            "DESKBOT_STATE__REDIS_URL": redis_url,
-            "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
-            "DESKBOT_EVENTS__BACKEND": "redis",
-            "DESKBOT_EVENTS__REDIS_URL": redis_url,
-        }
+    env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
     settings = load_settings(ROOT / "config.yaml", environ=env)
     async with build_app(settings, classifier=trained_classifier, create_schema=sqlite) as deskbot:
         if not sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with deskbot.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
-                await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+            await empty_tables(deskbot.tickets.engine)  # type: ignore[attr-defined]
         yield deskbot
     if not sqlite:
         await _delete_keys(settings.state.redis_url, redis_prefix)

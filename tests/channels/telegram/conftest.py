@@ -33,8 +33,7 @@ from bot.channels.telegram.delivery import RetryPolicy, Sender
 from bot.config import load_settings
 from bot.web.app import create_web_app
 from intents.classifier import BuiltinClassifier
-from storage.models import Base
-from tests.conftest import _delete_keys
+from tests.conftest import _delete_keys, empty_tables, storage_environ
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -146,25 +145,12 @@ async def telegram_bot(
         "DESKBOT_SECRETS__TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     sqlite = backend == "sqlite"
-    if sqlite:
-        env["DESKBOT_STORAGE__URL"] = f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}"
-    else:
-        env["DESKBOT_STORAGE__URL"] = request.getfixturevalue("postgres_database")
-        redis_url = request.getfixturevalue("redis_server")
-        env |= {
-            "DESKBOT_STATE__BACKEND": "redis",
-            "DESKBOT_STATE__REDIS_URL": redis_url,
-            "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
-            "DESKBOT_EVENTS__BACKEND": "redis",
-            "DESKBOT_EVENTS__REDIS_URL": redis_url,
-        }
+    env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
     env |= telegram_env
     settings = load_settings(ROOT / "config.yaml", environ=env)
     async with build_app(settings, classifier=trained_classifier, create_schema=sqlite) as app:
         if not sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with app.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
-                await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+            await empty_tables(app.tickets.engine)  # type: ignore[attr-defined]
         channel = app.telegram
         assert channel is not None
         bot = TelegramBot(app, channel, fake_telegram, library, mode)

@@ -130,7 +130,7 @@ async def test_notes_priority_hand_back_and_resolve_from_the_topic(
     await eventually(lambda: any("she complained last month" in t for t in api.in_thread(thread)), "note line")
     assert await chat.inbox() == []  # a note is never sent
     _, events, messages = await _ticket(desk_app, number)
-    assert [e.data for e in events if e.kind == "note"] == [{"text": "she complained last month too"}]
+    assert [e.data["text"] for e in events if e.kind == "note"] == ["she complained last month too"]
     assert not any("complained last month" in m.text for m in messages)
 
     await group.handle_update(group_message(SAM, "/priority@deskbot_test_bot low", thread_id=thread))

@@ -20,8 +20,8 @@ from bot.config import load_settings
 from bot.messages import Incoming
 from bot.web.app import create_web_app
 from intents.base import IntentClassifier
-from storage.models import Base, format_ticket_number
-from tests.conftest import _delete_keys
+from storage.models import format_ticket_number
+from tests.conftest import _delete_keys, empty_tables, storage_environ
 from tests.web.conftest import deskbot_environ
 
 PASSWORD = "correct horse battery"
@@ -99,21 +99,11 @@ async def desk(
     env = deskbot_environ(tmp_path / "deskbot.db", web_model_path, DESKBOT_WEB__LOGIN_FAILURE_DELAY_SECONDS="0")
     sqlite = request.param == "sqlite+memory"
     if not sqlite:
-        redis_url = request.getfixturevalue("redis_server")
-        env |= {
-            "DESKBOT_STORAGE__URL": request.getfixturevalue("postgres_database"),
-            "DESKBOT_STATE__BACKEND": "redis",
-            "DESKBOT_STATE__REDIS_URL": redis_url,
-            "DESKBOT_STATE__KEY_PREFIX": redis_prefix,
-            "DESKBOT_EVENTS__BACKEND": "redis",
-            "DESKBOT_EVENTS__REDIS_URL": redis_url,
-        }
+        env |= storage_environ(request, tmp_path, redis_prefix, server=True)
     settings = load_settings(path=None, environ=env)
     async with build_app(settings, classifier=web_classifier, create_schema=sqlite) as app:
         if not sqlite:
-            tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-            async with app.tickets.engine.begin() as conn:  # type: ignore[attr-defined]
-                await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+            await empty_tables(app.tickets.engine)  # type: ignore[attr-defined]
         desk = Desk(app)
         try:
             yield desk
