@@ -33,7 +33,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# The script's own directory comes first on sys.path, where bench/queue.py would shadow the
+# standard library's queue (which multiprocessing imports): import from the project root only.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from intents.calibration import OperatingPoint  # noqa: E402
 from intents.config import ClassifierConfig  # noqa: E402

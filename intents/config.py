@@ -41,7 +41,7 @@ class ClassifierConfig(BaseModel):
     model: Literal["fast", "accurate"] = "fast"
     """``fast``: n-gram logistic regression, trains in seconds, answers in ~0.1 ms.
     ``accurate``: adds a vote from MiniLM sentence embeddings (English), +3–6 points on the
-    English public benchmarks for ~7 ms (p50) / ~15 ms (p99) of CPU a message and ~100 MB
+    English public benchmarks for ~6 ms (p50) / 8.5–14 ms (p99) of CPU a message and ~100 MB
     more memory; needs the ``deskbot[accurate]`` extra (see ``intents/embeddings.py``)."""
 
     embedding_weight: float = Field(default=0.5, ge=0.0, le=1.0)

@@ -137,3 +137,49 @@ async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
     prediction = await accurate.predict("where is my order A12345")
     assert prediction.intent == "order_status"
     assert threads and threads[0] != threading.get_ident()
+
+
+def _reference_embedding(model_dir: Path, encoder: MiniLMEncoder, text: str) -> np.ndarray:
+    """BERT as written in the paper, one head at a time, from the raw checkpoint: what the
+    encoder's fused, pre-transposed, in-place forward pass must reproduce."""
+    from safetensors.numpy import load_file
+
+    weights = {k: v.astype(np.float64) for k, v in load_file(str(model_dir / "model.safetensors")).items()}
+
+    def norm(x: np.ndarray, prefix: str) -> np.ndarray:
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-12) * weights[prefix + ".weight"] + weights[prefix + ".bias"]
+
+    def dense(x: np.ndarray, prefix: str) -> np.ndarray:
+        return x @ weights[prefix + ".weight"].T + weights[prefix + ".bias"]
+
+    ids = encoder._tokenizer.encode(text).ids
+    x = weights["embeddings.word_embeddings.weight"][ids] + weights["embeddings.position_embeddings.weight"][: len(ids)]
+    x = norm(x + weights["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    for i in range(6):
+        p = f"encoder.layer.{i}."
+        q, k, v = (dense(x, p + f"attention.self.{n}") for n in ("query", "key", "value"))
+        heads = []
+        for h in range(12):
+            cols = slice(32 * h, 32 * (h + 1))
+            scores = q[:, cols] @ k[:, cols].T / np.sqrt(32.0)
+            attention = np.exp(scores - scores.max(-1, keepdims=True))
+            heads.append(attention / attention.sum(-1, keepdims=True) @ v[:, cols])
+        x = norm(dense(np.concatenate(heads, axis=1), p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+        up = dense(x, p + "intermediate.dense")
+        up = 0.5 * up * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (up + 0.044715 * up**3)))
+        x = norm(dense(up, p + "output.dense") + x, p + "output.LayerNorm")
+    pooled = x.mean(axis=0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_fast_forward_pass_matches_a_plain_reference(encoder: MiniLMEncoder) -> None:
+    from intents.embeddings import bundled_model_dir
+
+    texts = ["hi", "I was charged twice for the same card payment, can you refund one of them please?"]
+    batch = encoder.encode(texts)
+    for i, text in enumerate(texts):
+        reference = _reference_embedding(bundled_model_dir(), encoder, text)
+        assert np.allclose(encoder.encode_one(text), reference, atol=1e-5)
+        assert np.allclose(batch[i], reference, atol=1e-5)
