@@ -42,6 +42,16 @@ MAX_NOTE_CHARS = 10_000
 MAX_REPLY_CHARS = 10_000
 
 
+def _checked_text(text: str, what: str, limit: int) -> str:
+    """An agent's text without surrounding blanks; empty or over ``limit`` is refused by name."""
+    text = text.strip()
+    if not text:
+        raise DeskbotError(f"{what} needs some text")
+    if len(text) > limit:
+        raise DeskbotError(f"{what} is at most {limit} characters")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class DeskResult:
     ticket_number: str
@@ -93,11 +103,7 @@ class AgentDesk:
     # -- talking to the customer ----------------------------------------------------------
     async def reply(self, number: str, text: str, agent_email: str | None = None) -> DeskResult:
         """Send an agent's words to the customer; the first reply claims a queued conversation."""
-        text = text.strip()
-        if not text:
-            raise DeskbotError("a reply needs some text")
-        if len(text) > MAX_REPLY_CHARS:
-            raise DeskbotError(f"a reply is at most {MAX_REPLY_CHARS} characters")
+        text = _checked_text(text, "a reply", MAX_REPLY_CHARS)
         async with self.tickets.session() as tx:
             ticket = await tx.ticket_by_number(number)
             agent = await self._agent(tx, agent_email)
@@ -142,11 +148,7 @@ class AgentDesk:
     # -- internal work ------------------------------------------------------------------
     async def add_note(self, number: str, text: str, agent_email: str | None = None) -> int:
         """An internal note: an audit event agents see, never a message to the customer."""
-        text = text.strip()
-        if not text:
-            raise DeskbotError("a note needs some text")
-        if len(text) > MAX_NOTE_CHARS:
-            raise DeskbotError(f"a note is at most {MAX_NOTE_CHARS} characters")
+        text = _checked_text(text, "a note", MAX_NOTE_CHARS)
         async with self.tickets.session() as tx:
             ticket = await tx.ticket_by_number(number)
             agent = await self._agent(tx, agent_email)
