@@ -7,6 +7,8 @@ Port fixtures run a test once per implementation (aiogram-style contract tests):
 - ``state_store``   params ``memory``, ``redis``    — a ``StateStore`` with a key prefix of
   its own; its Redis keys are deleted afterwards.
 - ``event_bus``     params ``memory``, ``redis``    — an ``EventBus`` on a channel of its own.
+- ``app``           params ``sqlite+memory``, ``postgres+redis`` — the whole deskbot (``build_app``)
+  with the session's trained classifier, on empty stores.
 
 To run a test on some implementations only, parametrize the fixture indirectly::
 
@@ -29,7 +31,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import pytest
 from redis import Redis as SyncRedis
@@ -44,6 +46,9 @@ from storage.redis_events import RedisEventBus
 from storage.redis_state import RedisStateStore
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
 from storage.tickets import SqlTicketStore
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 POSTGRES_URL = os.environ.get("DESKBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DESKBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -280,3 +285,23 @@ def trained_classifier(trained_model_path: Path) -> BuiltinClassifier:
         threshold=settings.classifier.threshold,
         extra_lookups=product_lookups(load_catalog(settings.shop.catalog)),
     )
+
+
+# -- the whole app -----------------------------------------------------------------------
+@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+async def app(
+    request: pytest.FixtureRequest, tmp_path: Path, trained_classifier: BuiltinClassifier, redis_prefix: str
+) -> AsyncIterator[App]:
+    from bot.app import build_app
+    from bot.config import load_settings
+
+    sqlite = request.param == "sqlite+memory"
+    env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "unused.npz")}
+    env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
+    settings = load_settings(PROJECT_ROOT / "config.yaml", environ=env)
+    async with build_app(settings, classifier=trained_classifier, create_schema=sqlite) as deskbot:
+        if not sqlite:
+            await empty_tables(deskbot.tickets.engine)  # type: ignore[attr-defined]
+        yield deskbot
+    if not sqlite:
+        await _delete_keys(settings.state.redis_url, redis_prefix)

@@ -4,37 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from bot.app import App, build_app
-from bot.config import load_settings
-from intents.classifier import BuiltinClassifier
-from tests.conftest import _delete_keys, empty_tables, storage_environ
+from bot.app import App
 
-ROOT = Path(__file__).resolve().parents[3]
 AGENTS_CHAT = -100777
 _ids = itertools.count(1)
 
 
-@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
-async def desk_app(
-    request: pytest.FixtureRequest, tmp_path: Path, trained_classifier: BuiltinClassifier, redis_prefix: str
-) -> AsyncIterator[App]:
-    """The whole app, on SQLite + in-process bus and on PostgreSQL + Redis (state and bus)."""
-    env = {"DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "unused.npz")}
-    sqlite = request.param == "sqlite+memory"
-    env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)
-    settings = load_settings(ROOT / "config.yaml", environ=env)
-    async with build_app(settings, classifier=trained_classifier, create_schema=sqlite) as deskbot:
-        if not sqlite:
-            await empty_tables(deskbot.tickets.engine)  # type: ignore[attr-defined]
-        yield deskbot
-    if not sqlite:
-        await _delete_keys(settings.state.redis_url, redis_prefix)
+@pytest.fixture
+def desk_app(app: App) -> App:
+    """The whole app (``tests/conftest.py``'s ``app``, over both backend pairs), under the
+    name the agents' group tests use."""
+    return app
 
 
 PATIENCE_SECONDS = 20.0  # a generous bound, not a speed requirement: only a hang trips it
