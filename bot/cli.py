@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     nlu.add_argument("--test", help="test data; default: a held-out 20%% of the training data")
     nlu.add_argument("--val", help="validation data: the out-of-scope threshold is tuned on it")
     nlu.add_argument("--model", choices=["fast", "accurate"], help="override classifier.model")
+    nlu.add_argument(
+        "--chinese-encoder",
+        choices=["none", "m3e-small"],
+        help="override classifier.chinese_encoder (m3e-small: non-commercial license, needs --model accurate)",
+    )
     nlu.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     sub.add_parser("config", help="validate and print the configuration (secrets masked)")
     actions = sub.add_parser("rasa-actions", help="serve deskbot's ticket operations as a Rasa action server")
@@ -183,7 +188,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "test-nlu":
             from intents.evaluate import test_nlu_command
 
-            print(test_nlu_command(settings.classifier, args.train, args.test, args.val, args.model, args.json))
+            print(
+                test_nlu_command(
+                    settings.classifier,
+                    args.train,
+                    args.test,
+                    args.val,
+                    args.model,
+                    args.json,
+                    chinese_encoder=args.chinese_encoder,
+                )
+            )
             return 0
         if args.command == "serve":
             from bot.web.app import serve
@@ -216,8 +231,10 @@ def _rasa_actions(settings: Settings, host: str, port: int) -> int:
     try:
         from bot.rasa_actions.server import serve
     except ImportError as exc:
-        print(f"deskbot: the Rasa action server needs the rasa extra: pip install 'deskbot[rasa]' ({exc})",
-              file=sys.stderr)
+        print(
+            f"deskbot: the Rasa action server needs the rasa extra: pip install 'deskbot[rasa]' ({exc})",
+            file=sys.stderr,
+        )
         return 2
     asyncio.run(_serve(settings, lambda s: serve(s, host, port)))
     return 0

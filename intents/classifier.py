@@ -38,14 +38,14 @@ import numpy.typing as npt
 
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.config import DEFAULT_THRESHOLD, ClassifierConfig
-from intents.embeddings import EmbeddingHead, EmbeddingsUnavailable, english_share, shared_encoder
+from intents.embeddings import ENCODERS, EmbeddingHead, EmbeddingsUnavailable, message_language, shared_encoder
 from intents.entities import EntityExtractor, EntitySpec, fold_width, lower_same_length
 from intents.language import detect_language, normalise_language_tag
 from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_data, nlu_files
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Bump when featurisation changes: it is part of the fingerprint, so old models retrain."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,6 +75,7 @@ class ModelLoadError(ValueError):
 # Entity types whose *value* tells intents apart ("refund" vs "exchange"): their placeholder
 # keeps the normalised value, where product or size placeholders keep only the type.
 VALUE_BEARING_TYPES = frozenset({"resolution"})
+
 
 def prepare_text(text: str, max_chars: int, entities: Sequence[Entity] = ()) -> str:
     """Normalise before featurising: entities → placeholders, fold width, lower-case, digits → 0.
@@ -205,8 +206,9 @@ class LinearIntentModel:
     max_chars: int
     entity_placeholders: bool
 
-    embedding: EmbeddingHead | None = None
-    """The accurate model's second voter (MiniLM sentence embeddings); ``None`` in the fast model."""
+    embeddings: tuple[EmbeddingHead, ...] = ()
+    """The accurate model's second voters, one per encoder language (English MiniLM, and
+    m3e-small for Chinese when enabled); empty in the fast model."""
 
     def ngram_scores(self, text: str, entities: Sequence[Entity] = ()) -> FloatArray:
         """Linear scores of the n-gram model for one message, before the softmax."""
@@ -239,6 +241,14 @@ class LinearIntentModel:
             return scores
         return self.bias.copy()
 
+    def head_for(self, text: str) -> tuple[EmbeddingHead, float] | None:
+        """The embedding voter that should hear ``text``, with its weight; ``None`` if none can."""
+        language, share = message_language(text)
+        for head in self.embeddings:
+            if head.language == language:
+                return head, head.weight * share
+        return None
+
     def probabilities(
         self, text: str, entities: Sequence[Entity] = (), *, embedding: npt.NDArray[np.float32] | None = None
     ) -> FloatArray:
@@ -246,31 +256,41 @@ class LinearIntentModel:
 
         ``entities`` are the extractor's findings in ``text``; they are used only when the
         model was trained with entity placeholders. ``embedding`` lets a caller that has
-        encoded many messages in one batch pass this one's MiniLM embedding.
+        encoded many messages in one batch pass this one's embedding (from :meth:`embed_many`).
         """
         scores = self.ngram_scores(text, entities)
         scores -= scores.max()
-        if self.embedding is not None:
-            english = english_share(text)
-            # A mostly Chinese message skips the encoder: it would add noise, and ~8 ms.
-            share = self.embedding.weight * english if english >= 0.5 else 0.0
-            if share > 0.0:
-                vector = embedding if embedding is not None else self.embedding.encoder.encode_one(text)
-                log_ngram = scores - np.log(np.exp(scores).sum())
-                scores = (1.0 - share) * log_ngram + share * self.embedding.log_probabilities(vector)
-                scores -= scores.max()
+        voter = self.head_for(text) if self.embeddings else None
+        if voter is not None and voter[1] > 0.0:
+            head, share = voter
+            vector = embedding if embedding is not None else head.encoder.encode_one(text)
+            log_ngram = scores - np.log(np.exp(scores).sum())
+            scores = (1.0 - share) * log_ngram + share * head.log_probabilities(vector)
+            scores -= scores.max()
         np.exp(scores, out=scores)
         scores /= scores.sum()
         return scores
 
-    def embed_many(self, texts: Sequence[str]) -> npt.NDArray[np.float32] | None:
-        """MiniLM embeddings of ``texts`` in batches (much faster than one by one), or ``None`` in the fast model."""
-        if self.embedding is None:
-            return None
-        return self.embedding.encoder.encode([text[: self.max_chars] for text in texts])
+    def embed_many(self, texts: Sequence[str]) -> list[npt.NDArray[np.float32] | None]:
+        """Each text's embedding from the encoder that hears it, encoded in batches per encoder
+        (much faster than one by one); ``None`` where no encoder votes (always, in the fast model)."""
+        out: list[npt.NDArray[np.float32] | None] = [None] * len(texts)
+        if not self.embeddings:
+            return out
+        by_head: dict[int, list[int]] = {}
+        for i, text in enumerate(texts):
+            voter = self.head_for(text)
+            if voter is not None and voter[1] > 0.0:
+                by_head.setdefault(id(voter[0]), []).append(i)
+        for head in self.embeddings:
+            rows = by_head.get(id(head), [])
+            if rows:
+                vectors = head.encoder.encode([texts[i][: self.max_chars] for i in rows])
+                for row, i in enumerate(rows):
+                    out[i] = vectors[row]
+        return out
 
 
-# -- training -----------------------------------------------------------------------------
 def training_texts(
     examples: Sequence[TrainingExample], config: ClassifierConfig, extractor: EntityExtractor
 ) -> list[str]:
@@ -348,15 +368,21 @@ def _fit_embedding_head(
     examples: Sequence[TrainingExample],
     intents: Sequence[str],
     config: ClassifierConfig,
+    encoder_name: str,
     progress: TrainingProgress | None = None,
 ) -> EmbeddingHead:
-    """Encode the training texts with MiniLM and fit a logistic regression on the embeddings."""
-    encoder = shared_encoder()
+    """Encode the training texts and fit a logistic regression on the embeddings.
+
+    Every example trains every head, whatever its language: an intent with only English
+    examples still gets a (weak) column in the Chinese head, so the columns always align.
+    """
+    encoder = shared_encoder(encoder_name)
     total = len(examples)
+    stage = f"{encoder_name} embeddings"
     report = progress or (lambda stage, done, total: None)
-    report("MiniLM embeddings", 0, total)
+    report(stage, 0, total)
     vectors = encoder.encode(
-        [ex.text[: config.max_chars] for ex in examples], progress=lambda done: report("MiniLM embeddings", done, total)
+        [ex.text[: config.max_chars] for ex in examples], progress=lambda done: report(stage, done, total)
     )
     report("fit embedding model", 0, 1)
     model = _logistic_regression(config)
@@ -371,8 +397,25 @@ def _fit_embedding_head(
         coef = np.vstack([np.zeros_like(coef), coef])
         bias = np.concatenate([[0.0], bias])
     return EmbeddingHead(
-        weights=np.ascontiguousarray(coef[order].T), bias=bias[order], weight=config.embedding_weight, encoder=encoder
+        weights=np.ascontiguousarray(coef[order].T),
+        bias=bias[order],
+        weight=config.embedding_weight,
+        encoder=encoder,
+        language=ENCODERS[encoder_name].language,
     )
+
+
+def _encoders_for(examples: Sequence[TrainingExample], config: ClassifierConfig) -> list[str]:
+    """The accurate model's encoders: one per language that some training example is in.
+
+    A Chinese-only training set gets no English head (it would never vote) and vice versa;
+    examples without letters ("88", "A10234") say nothing about language.
+    """
+    wanted = ["all-MiniLM-L6-v2"]
+    if config.chinese_encoder != "none":
+        wanted.append(config.chinese_encoder)
+    languages = {message_language(ex.text)[0] for ex in examples if any(ch.isalpha() for ch in ex.text)}
+    return [name for name in wanted if ENCODERS[name].language in languages]
 
 
 def _export(vectorizers: Sequence[Any], model: Any, config: ClassifierConfig) -> LinearIntentModel:
@@ -453,9 +496,9 @@ class BuiltinClassifier(IntentClassifier):
     ) -> BuiltinClassifier:
         """Fit on all examples of ``data``; entities come from its regex/lookup/synonym entries.
 
-        ``config.model == "accurate"`` adds a second model over MiniLM sentence embeddings
-        (see :mod:`intents.embeddings`); it raises :class:`EmbeddingsUnavailable` when the
-        optional dependencies are missing.
+        ``config.model == "accurate"`` adds a second model over sentence embeddings, one per
+        encoder language (see :mod:`intents.embeddings`); it raises
+        :class:`EmbeddingsUnavailable` when the optional dependencies are missing.
         """
         config = config or ClassifierConfig()
         started = time.perf_counter()
@@ -465,8 +508,11 @@ class BuiltinClassifier(IntentClassifier):
         vectorizers, model = _fit_sklearn(data.examples, config, training_extractor, progress)
         linear = _export(vectorizers, model, config)
         if config.model == "accurate":
-            head = _fit_embedding_head(data.examples, linear.intents, config, progress)
-            linear = replace(linear, embedding=head)
+            heads = tuple(
+                _fit_embedding_head(data.examples, linear.intents, config, name, progress)
+                for name in _encoders_for(data.examples, config)
+            )
+            linear = replace(linear, embeddings=heads)
         seconds = time.perf_counter() - started
         extractor = (
             EntityExtractor(training_extractor.spec, extra_lookups=extra_lookups, max_chars=config.max_chars)
@@ -476,7 +522,7 @@ class BuiltinClassifier(IntentClassifier):
         return cls(linear, extractor, threshold=config.threshold, fingerprint=fingerprint, train_seconds=seconds)
 
     async def predict(self, text: str, language: str | None = None) -> Prediction:
-        if self.model.embedding is not None:
+        if self.model.embeddings:
             # ~10 ms of numpy (which releases the GIL): keep the event loop serving others.
             return await asyncio.to_thread(self.predict_sync, text, language)
         return self.predict_sync(text, language)
@@ -504,7 +550,7 @@ class BuiltinClassifier(IntentClassifier):
         langs = list(languages) if languages is not None else [None] * len(texts)
         vectors = self.model.embed_many(texts)
         return [
-            self.predict_sync(text, lang, embedding=None if vectors is None else vectors[i])
+            self.predict_sync(text, lang, embedding=vectors[i])
             for i, (text, lang) in enumerate(zip(texts, langs, strict=True))
         ]
 
@@ -523,9 +569,10 @@ class BuiltinClassifier(IntentClassifier):
             "sublinear_tf": self.model.sublinear_tf,
             "max_chars": self.model.max_chars,
             "entity_placeholders": self.model.entity_placeholders,
-            "embedding": None
-            if self.model.embedding is None
-            else {"model": "all-MiniLM-L6-v2", "weight": self.model.embedding.weight},
+            "embeddings": [
+                {"model": head.encoder.name, "weight": head.weight, "language": head.language}
+                for head in self.model.embeddings
+            ],
         }
         arrays: dict[str, npt.NDArray[Any]] = {
             "header": np.array(json.dumps(header)),
@@ -539,9 +586,9 @@ class BuiltinClassifier(IntentClassifier):
                 terms[index] = term
             arrays[f"terms_{i}"] = np.array(terms, dtype=str)
             arrays[f"idf_{i}"] = block.idf
-        if self.model.embedding is not None:
-            arrays["embedding_weights"] = self.model.embedding.weights
-            arrays["embedding_bias"] = self.model.embedding.bias
+        for i, head in enumerate(self.model.embeddings):
+            arrays[f"embedding_weights_{i}"] = head.weights
+            arrays[f"embedding_bias_{i}"] = head.bias
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
         _atomic_write(path, buffer.getvalue())
@@ -588,15 +635,16 @@ class BuiltinClassifier(IntentClassifier):
                     )
                 weights = np.ascontiguousarray(npz["weights"], dtype=np.float64)
                 bias = np.asarray(npz["bias"], dtype=np.float64)
-                embedding_info = header.get("embedding")
-                embedding: EmbeddingHead | None = None
-                if embedding_info is not None:
-                    embedding = EmbeddingHead(
-                        weights=np.ascontiguousarray(npz["embedding_weights"], dtype=np.float64),
-                        bias=np.asarray(npz["embedding_bias"], dtype=np.float64),
-                        weight=float(embedding_info["weight"]),
-                        encoder=shared_encoder(),
+                heads = tuple(
+                    EmbeddingHead(
+                        weights=np.ascontiguousarray(npz[f"embedding_weights_{i}"], dtype=np.float64),
+                        bias=np.asarray(npz[f"embedding_bias_{i}"], dtype=np.float64),
+                        weight=float(info["weight"]),
+                        encoder=shared_encoder(str(info["model"])),
+                        language=ENCODERS[str(info["model"])].language,
                     )
+                    for i, info in enumerate(header["embeddings"])
+                )
         except ModelLoadError:
             raise
         except EmbeddingsUnavailable as exc:
@@ -607,10 +655,9 @@ class BuiltinClassifier(IntentClassifier):
         n_features = sum(len(b.vocabulary) for b in blocks)
         if weights.shape != (n_features, len(intents)) or bias.shape != (len(intents),):
             raise ModelLoadError(f"inconsistent shapes {weights.shape}/{bias.shape}", source=path)
-        if embedding is not None and (
-            embedding.weights.shape != (embedding.encoder.dimension, len(intents)) or embedding.bias.shape != bias.shape
-        ):
-            raise ModelLoadError(f"inconsistent embedding head shape {embedding.weights.shape}", source=path)
+        for head in heads:
+            if head.weights.shape != (head.encoder.dimension, len(intents)) or head.bias.shape != bias.shape:
+                raise ModelLoadError(f"inconsistent {head.encoder.name} head shape {head.weights.shape}", source=path)
         model = LinearIntentModel(
             intents=intents,
             blocks=tuple(blocks),
@@ -619,7 +666,7 @@ class BuiltinClassifier(IntentClassifier):
             sublinear_tf=bool(header["sublinear_tf"]),
             max_chars=int(header["max_chars"]),
             entity_placeholders=bool(header["entity_placeholders"]),
-            embedding=embedding,
+            embeddings=heads,
         )
         extractor = EntityExtractor(spec, extra_lookups=extra_lookups, max_chars=model.max_chars)
         return cls(model, extractor, threshold=threshold, fingerprint=header.get("fingerprint"))

