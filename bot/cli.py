@@ -188,8 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "test-nlu":
             from intents.evaluate import test_nlu_command
 
-            print(
-                test_nlu_command(
+            from pydantic import ValidationError
+
+            try:
+                report = test_nlu_command(
                     settings.classifier,
                     args.train,
                     args.test,
@@ -198,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.json,
                     chinese_encoder=args.chinese_encoder,
                 )
-            )
+            except ValidationError as exc:
+                reasons = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
+                print(f"deskbot: classifier: {reasons}", file=sys.stderr)
+                return 2
+            print(report)
             return 0
         if args.command == "serve":
             from bot.web.app import serve
