@@ -228,7 +228,16 @@ def quantize_int8(model: onnx.ModelProto, workdir: Path) -> Path:
 
     source = workdir / "float.onnx"
     target = workdir / "int8.onnx"
-    onnx.save_model(model, str(source))
+    # ORT's quantization pre-processing (shape inference, then fusing into the operators
+    # above) has nothing to do on a graph built fused; without its mark quantize_dynamic
+    # logs a warning through the root logger on every start, configuring logging for an
+    # application that has not yet done so.
+    mark = model.metadata_props.add()
+    mark.key, mark.value = "onnx.quant.pre_process", "onnxruntime.quant"
+    try:
+        onnx.save_model(model, str(source))
+    finally:
+        del model.metadata_props[-1]  # the caller's model stays as it was
     quantize_dynamic(
         source,
         target,
