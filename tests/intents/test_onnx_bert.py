@@ -88,6 +88,8 @@ def test_int8_batch_rows_equal_the_texts_one_by_one(minilm: dict[str, Any]) -> N
     for i in range(len(TEXTS)):
         alone = ids[i : i + 1, : mask[i].sum()]
         assert np.allclose(batch[i], runner.embed(alone, np.ones_like(alone))[0], atol=1e-6)
+        # A lone row that still carries its padding embeds the same too.
+        assert np.allclose(batch[i], runner.embed(ids[i : i + 1], mask[i : i + 1])[0], atol=1e-6)
 
 
 def _tiny_bert(rng: np.random.Generator, *, vocab: int, hidden: int, layers: int, inner: int) -> dict[str, np.ndarray]:
