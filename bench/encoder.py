@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # bench/queue.py would shadow the standard library's queue: import from the project root only.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from intents.embeddings import MiniLMEncoder, bundled_model_dir  # noqa: E402
+from intents.embeddings import BertEncoder, bundled_model_dir  # noqa: E402
 from intents.onnx_bert import OnnxBertRunner  # noqa: E402
 
 MESSAGES = {
@@ -109,7 +109,7 @@ def main() -> None:
     tokenizer.enable_truncation(max_length=128)
 
     start = time.perf_counter()
-    encoder = MiniLMEncoder(root)
+    encoder = BertEncoder(root, runtime="numpy")
     numpy_build = time.perf_counter() - start
     weights = load_file(str(root / "model.safetensors"))
     runners: dict[str, tuple[OnnxBertRunner, float]] = {}
@@ -130,7 +130,7 @@ def main() -> None:
     numpy_cells = {
         key: timings(lambda text=text: encoder.encode_one(text), args.runs) for key, text in MESSAGES.items()
     }
-    rows.append(("numpy (MiniLMEncoder)", numpy_build, numpy_cells))
+    rows.append(("numpy (BertEncoder)", numpy_build, numpy_cells))
     for name, (runner, build) in runners.items():
         cells = {key: timings(onnx_path(runner, text), args.runs) for key, text in MESSAGES.items()}
         rows.append((name, build, cells))

@@ -65,7 +65,7 @@ def build_bert_graph(
     Sizes (hidden, layers, intermediate, positions) are read off the weights, so any
     HuggingFace BERT encoder's state dict (names without the ``bert.`` prefix) fits; only the
     number of heads is not in the weights. Token type ids are taken to be all 0.
-    GELU is the tanh form by default, like :class:`intents.embeddings.MiniLMEncoder`, so both
+    GELU is the tanh form by default, like :class:`intents.embeddings.BertEncoder`, so both
     give the same vectors (to 1e-6) and a head trained on one serves the other;
     ``exact_gelu`` gives BERT's erf form (embeddings move by ~3e-4).
     Pooling is inside the graph so one ``run`` gives the final vector, with no numpy

@@ -51,7 +51,7 @@ def minilm() -> dict[str, Any]:
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
-    from intents.embeddings import MiniLMEncoder, bundled_model_dir
+    from intents.embeddings import BertEncoder, bundled_model_dir
 
     root = bundled_model_dir()
     tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
@@ -62,7 +62,7 @@ def minilm() -> dict[str, Any]:
     return {
         "ids": ids,
         "mask": mask,
-        "numpy": MiniLMEncoder(root).encode(TEXTS),
+        "numpy": BertEncoder(root, runtime="numpy").encode(TEXTS),
         "float": OnnxBertRunner(weights, heads=12, quantize=False).embed(ids, mask),
         "int8": OnnxBertRunner(weights, heads=12),
     }
