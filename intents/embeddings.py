@@ -155,6 +155,69 @@ class _Layer:
     ln2_b: Float32Array
 
 
+@dataclass(frozen=True, slots=True)
+class _NumpyBert:
+    word: Float32Array
+    position: Float32Array
+    token_type: Float32Array
+    ln_w: Float32Array
+    ln_b: Float32Array
+    layers: tuple[_Layer, ...]
+
+
+def _numpy_bert(weights: Mapping[str, Any], heads: int) -> _NumpyBert:
+    """The checkpoint rearranged for :meth:`BertEncoder._forward`: projections pre-transposed,
+    query, key and value stacked, and 1/sqrt(head size) folded into the query (saving a pass
+    over the attention scores)."""
+
+    def w(name: str) -> Float32Array:
+        return np.ascontiguousarray(weights[name], dtype=np.float32)
+
+    word = w("embeddings.word_embeddings.weight")
+    query_scale = np.float32(1.0 / math.sqrt(word.shape[1] // heads))
+    layers: list[_Layer] = []
+    i = 0
+    while f"encoder.layer.{i}.attention.self.query.weight" in weights:
+        p = f"encoder.layer.{i}."
+        att = p + "attention."
+        layers.append(
+            _Layer(
+                qkv_w=np.ascontiguousarray(
+                    np.concatenate(
+                        [
+                            w(att + "self.query.weight").T * query_scale,
+                            w(att + "self.key.weight").T,
+                            w(att + "self.value.weight").T,
+                        ],
+                        axis=1,
+                    )
+                ),
+                qkv_b=np.concatenate(
+                    [w(att + "self.query.bias") * query_scale, w(att + "self.key.bias"), w(att + "self.value.bias")]
+                ),
+                out_w=np.ascontiguousarray(w(att + "output.dense.weight").T),
+                out_b=w(att + "output.dense.bias"),
+                ln1_w=w(att + "output.LayerNorm.weight"),
+                ln1_b=w(att + "output.LayerNorm.bias"),
+                up_w=np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
+                up_b=w(p + "intermediate.dense.bias"),
+                down_w=np.ascontiguousarray(w(p + "output.dense.weight").T),
+                down_b=w(p + "output.dense.bias"),
+                ln2_w=w(p + "output.LayerNorm.weight"),
+                ln2_b=w(p + "output.LayerNorm.bias"),
+            )
+        )
+        i += 1
+    return _NumpyBert(
+        word=word,
+        position=w("embeddings.position_embeddings.weight"),
+        token_type=w("embeddings.token_type_embeddings.weight")[0],
+        ln_w=w("embeddings.LayerNorm.weight"),
+        ln_b=w("embeddings.LayerNorm.bias"),
+        layers=tuple(layers),
+    )
+
+
 class BertEncoder:
     """Mean-pooled, l2-normalised sentence embeddings from a BERT checkpoint (MiniLM, m3e)."""
 
@@ -191,61 +254,13 @@ class BertEncoder:
                 "classifier.model 'accurate' needs safetensors: pip install 'deskbot[accurate]'"
             ) from exc
 
-        def w(name: str) -> Float32Array:
-            return np.ascontiguousarray(weights[name], dtype=np.float32)
-
-        self._word = w("embeddings.word_embeddings.weight")
-        self.dimension: int = int(self._word.shape[1])
-        if self.dimension % heads:
-            raise EmbeddingsUnavailable(f"{root}: hidden size {self.dimension} does not split into {heads} heads")
+        word = weights["embeddings.word_embeddings.weight"]
+        self.dimension: int = int(word.shape[1])
+        if self.dimension % heads or "encoder.layer.0.attention.self.query.weight" not in weights:
+            raise EmbeddingsUnavailable(f"{root}: not a BERT checkpoint with {heads} heads")
         self._heads = heads
-        # Folding 1/sqrt(head_dim) into the query projection saves a pass over the scores.
-        query_scale = np.float32(1.0 / math.sqrt(self.dimension // heads))
-        self._position = w("embeddings.position_embeddings.weight")
-        self._token_type = w("embeddings.token_type_embeddings.weight")[0]
-        self._ln_w = w("embeddings.LayerNorm.weight")
-        self._ln_b = w("embeddings.LayerNorm.bias")
-        layers: list[_Layer] = []
-        i = 0
-        while f"encoder.layer.{i}.attention.self.query.weight" in weights:
-            p = f"encoder.layer.{i}."
-            att = p + "attention."
-            layers.append(
-                _Layer(
-                    qkv_w=np.ascontiguousarray(
-                        np.concatenate(
-                            [
-                                w(att + "self.query.weight").T * query_scale,
-                                w(att + "self.key.weight").T,
-                                w(att + "self.value.weight").T,
-                            ],
-                            axis=1,
-                        )
-                    ),
-                    qkv_b=np.concatenate(
-                        [
-                            w(att + "self.query.bias") * query_scale,
-                            w(att + "self.key.bias"),
-                            w(att + "self.value.bias"),
-                        ]
-                    ),
-                    out_w=np.ascontiguousarray(w(att + "output.dense.weight").T),
-                    out_b=w(att + "output.dense.bias"),
-                    ln1_w=w(att + "output.LayerNorm.weight"),
-                    ln1_b=w(att + "output.LayerNorm.bias"),
-                    up_w=np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
-                    up_b=w(p + "intermediate.dense.bias"),
-                    down_w=np.ascontiguousarray(w(p + "output.dense.weight").T),
-                    down_b=w(p + "output.dense.bias"),
-                    ln2_w=w(p + "output.LayerNorm.weight"),
-                    ln2_b=w(p + "output.LayerNorm.bias"),
-                )
-            )
-            i += 1
-        if not layers:
-            raise EmbeddingsUnavailable(f"{root}: not a BERT checkpoint")
-        self._layers = tuple(layers)
         self._runner: Any = None
+        self._numpy: _NumpyBert | None = None
         if runtime != "numpy":
             try:
                 from intents.onnx_bert import OnnxBertRunner
@@ -255,6 +270,9 @@ class BertEncoder:
                 if runtime == "onnx-int8":
                     raise
                 logger.warning("onnxruntime is not installed: %s runs on numpy, 3-6x slower", name)
+        if self._runner is None:
+            # Only the numpy pass keeps float32 copies of the weights (~90 MB for MiniLM).
+            self._numpy = _numpy_bert(weights, heads)
         self.runtime: Runtime = "numpy" if self._runner is None else "onnx-int8"
 
     def _forward(self, ids: npt.NDArray[np.int64], mask: Float32Array) -> Float32Array:
@@ -264,17 +282,19 @@ class BertEncoder:
         GELU, softmax) runs in place on the matmul outputs so it adds no allocations, and a
         lone message (no padding) skips the mask.
         """
+        model = self._numpy
+        assert model is not None, "the numpy pass runs only when ONNX Runtime does not"
         batch, length = ids.shape
         hidden = self.dimension
         heads = self._heads
         head_dim = hidden // heads
-        x = self._word[ids]
-        x += self._position[:length]
-        x += self._token_type
-        x = _layer_norm(x, self._ln_w, self._ln_b)
+        x = model.word[ids]
+        x += model.position[:length]
+        x += model.token_type
+        x = _layer_norm(x, model.ln_w, model.ln_b)
         # Padding keys get a large negative score so softmax gives them no weight.
         key_bias = None if batch == 1 else ((1.0 - mask) * -1e9).astype(np.float32)[:, None, None, :]
-        for layer in self._layers:
+        for layer in model.layers:
             qkv = x @ layer.qkv_w
             qkv += layer.qkv_b
             split = qkv.reshape(batch, length, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)

@@ -207,3 +207,21 @@ def test_forward_passes_match_a_plain_reference(encoder: BertEncoder) -> None:
     weights = load_file(str(bundled_model_dir() / "model.safetensors"))
     texts = ["hi", "I was charged twice for the same card payment, can you refund one of them please?"]
     check_against_reference(encoder, weights, 12, texts)
+
+
+def test_without_onnx_runtime_the_encoder_falls_back_to_numpy(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from intents import onnx_bert
+
+    def missing(*args: object, **kwargs: object) -> None:
+        raise EmbeddingsUnavailable("pip install 'deskbot[accurate]'")
+
+    monkeypatch.setattr(onnx_bert, "OnnxBertRunner", missing)
+    with caplog.at_level("WARNING", logger="intents.embeddings"):
+        fallback = BertEncoder()
+    assert fallback.runtime == "numpy"
+    assert "runs on numpy" in caplog.text
+    assert fallback.encode_one("where is my parcel").shape == (384,)
+    with pytest.raises(EmbeddingsUnavailable, match="deskbot\\[accurate\\]"):
+        BertEncoder(runtime="onnx-int8")
