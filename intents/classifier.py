@@ -241,6 +241,10 @@ class LinearIntentModel:
             return scores
         return self.bias.copy()
 
+    def with_vote_weight(self, weight: float) -> LinearIntentModel:
+        """The same model with every embedding voter at ``weight`` (tuned on validation rows)."""
+        return replace(self, embeddings=tuple(replace(head, weight=weight) for head in self.embeddings))
+
     def head_for(self, text: str) -> tuple[EmbeddingHead, float] | None:
         """The embedding voter that should hear ``text``, with its weight; ``None`` if none can."""
         language, share = message_language(text)

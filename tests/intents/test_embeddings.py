@@ -225,3 +225,28 @@ def test_without_onnx_runtime_the_encoder_falls_back_to_numpy(
     assert fallback.encode_one("where is my parcel").shape == (384,)
     with pytest.raises(EmbeddingsUnavailable, match="deskbot\\[accurate\\]"):
         BertEncoder(runtime="onnx-int8")
+
+
+def test_the_vote_weight_is_tuned_on_validation_rows_only() -> None:
+    from intents.evaluate import _VOTE_WEIGHTS, evaluate
+    from intents.nlu_data import load_examples
+
+    data = load_nlu_data(MINI)
+    rows = [ex for ex in load_examples(Path(__file__).parent / "data" / "mini_test.csv") if ex.intent != "out_of_scope"]
+    val, test = rows[::2], rows[1::2]
+    config = ClassifierConfig(model="accurate")
+    untuned = evaluate(data.examples, test, config, train_data=data)
+    assert (untuned.vote_weight, untuned.vote_weight_source) == (0.5, "config")
+    tuned = evaluate(data.examples, test, config, train_data=data, val_examples=val)
+    assert tuned.vote_weight_source == "val"
+    assert f"embedding vote weight {tuned.vote_weight:.2f} (val)" in tuned.to_text()
+    # No other weight does better on the validation rows.
+    model = BuiltinClassifier.train(data, config)
+
+    def val_accuracy(weight: float) -> float:
+        model.model = model.model.with_vote_weight(weight)
+        return sum(model.predict_sync(ex.text).ranking[0][0] == ex.intent for ex in val) / len(val)
+
+    best = max(val_accuracy(w) for w in _VOTE_WEIGHTS)
+    assert val_accuracy(tuned.vote_weight or 0.0) == best
+    assert evaluate(data.examples, test, ClassifierConfig(), train_data=data, val_examples=val).vote_weight is None
