@@ -186,9 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "train":
             return _train(settings, args.if_changed)
         if args.command == "test-nlu":
-            from intents.evaluate import test_nlu_command
-
             from pydantic import ValidationError
+
+            from intents.evaluate import test_nlu_command
 
             try:
                 report = test_nlu_command(
