@@ -97,6 +97,24 @@ def build_bert_graph(
         nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
         return output
 
+    def add_and_norm(dense_out: str, residual: str, prefix: str, output: str) -> str:
+        """LayerNorm(dense output + its bias + residual) as one SkipLayerNormalization: BERT's
+        step after attention and after the feed-forward layer (``prefix`` + dense.bias /
+        LayerNorm.*)."""
+        return node(
+            "SkipLayerNormalization",
+            [
+                dense_out,
+                residual,
+                const(output + "_w", w(prefix + "LayerNorm.weight")),
+                const(output + "_b", w(prefix + "LayerNorm.bias")),
+                const(output + "_dense_b", w(prefix + "dense.bias")),
+            ],
+            output,
+            domain=_MS,
+            epsilon=layer_norm_eps,
+        )
+
     # Embeddings: word + position + token type 0, then layer norm. Position and type rows
     # are added up once here; the graph slices the first seq_len rows.
     const("word_embeddings", word)
@@ -145,20 +163,7 @@ def build_bert_graph(
             [context, const(f"l{i}_out_w", np.ascontiguousarray(w(att + "output.dense.weight").T))],
             f"l{i}_attended",
         )
-        # SkipLayerNormalization: LayerNorm(input + skip + bias) in one pass.
-        x = node(
-            "SkipLayerNormalization",
-            [
-                attended,
-                x,
-                const(f"l{i}_ln1_w", w(att + "output.LayerNorm.weight")),
-                const(f"l{i}_ln1_b", w(att + "output.LayerNorm.bias")),
-                const(f"l{i}_out_b", w(att + "output.dense.bias")),
-            ],
-            f"l{i}_ln1",
-            domain=_MS,
-            epsilon=layer_norm_eps,
-        )
+        x = add_and_norm(attended, x, att + "output.", f"l{i}_ln1")
         up = node(
             "MatMul", [x, const(f"l{i}_up_w", np.ascontiguousarray(w(p + "intermediate.dense.weight").T))], f"l{i}_up"
         )
@@ -168,19 +173,7 @@ def build_bert_graph(
         down = node(
             "MatMul", [act, const(f"l{i}_down_w", np.ascontiguousarray(w(p + "output.dense.weight").T))], f"l{i}_down"
         )
-        x = node(
-            "SkipLayerNormalization",
-            [
-                down,
-                x,
-                const(f"l{i}_ln2_w", w(p + "output.LayerNorm.weight")),
-                const(f"l{i}_ln2_b", w(p + "output.LayerNorm.bias")),
-                const(f"l{i}_down_b", w(p + "output.dense.bias")),
-            ],
-            f"l{i}_ln2",
-            domain=_MS,
-            epsilon=layer_norm_eps,
-        )
+        x = add_and_norm(down, x, p + "output.", f"l{i}_ln2")
 
     # Mean over real tokens, then l2 normalisation (a floor on both divisors keeps an
     # all-padding row at zero instead of NaN).

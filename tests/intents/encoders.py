@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from intents.classifier import BuiltinClassifier
 
 REQUIRE_ENCODERS = os.environ.get("DESKBOT_TEST_REQUIRE_ENCODERS", "") == "1"
 
@@ -33,3 +38,11 @@ def require_modules(*modules: str, reason: str = ACCURATE_HINT) -> None:
             importlib.import_module(module)
         except ImportError:
             unavailable(f"{reason} (no {module})")
+
+
+def assert_batched_equals_single(classifier: BuiltinClassifier, texts: Sequence[str]) -> None:
+    """``predict_many`` (encoders run in batches) gives what ``predict_sync`` gives one by one."""
+    for text, prediction in zip(texts, classifier.predict_many(texts), strict=True):
+        single = classifier.predict_sync(text)
+        assert prediction.intent == single.intent
+        assert prediction.confidence == pytest.approx(single.confidence, abs=1e-6)

@@ -17,7 +17,7 @@ from intents.classifier import BuiltinClassifier
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, bundled_m3e_dir, message_language, shared_encoder
 from intents.nlu_data import load_nlu_data
-from tests.intents.encoders import MINILM_HINT, require_modules, unavailable
+from tests.intents.encoders import MINILM_HINT, assert_batched_equals_single, require_modules, unavailable
 from tests.intents.test_embeddings import check_against_reference
 
 require_modules("tokenizers", "onnxruntime")
@@ -74,10 +74,7 @@ def test_batched_predictions_route_each_text_to_its_encoder(bilingual: BuiltinCl
     texts = ["hello", "我想退货", "how much is the hoodie", "88", "再见"]
     vectors = bilingual.model.embed_many(texts)
     assert [None if v is None else v.shape[0] for v in vectors] == [384, 512, 384, 384, 512]
-    for text, prediction in zip(texts, bilingual.predict_many(texts), strict=True):
-        single = bilingual.predict_sync(text)
-        assert prediction.intent == single.intent
-        assert prediction.confidence == pytest.approx(single.confidence, abs=1e-6)
+    assert_batched_equals_single(bilingual, texts)
 
 
 def test_both_voters_survive_save_and_load(bilingual: BuiltinClassifier, tmp_path: Path) -> None:

