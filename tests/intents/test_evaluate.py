@@ -237,18 +237,6 @@ def test_cli_test_nlu_prints_json_on_the_last_line(tmp_path: Path, capsys: pytes
     assert report["model"] == "fast" and report["threshold_source"] == "val"
 
 
-def test_cli_test_nlu_refuses_a_chinese_encoder_without_the_accurate_model(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from bot.cli import main
-
-    code = main(["test-nlu", "--train", str(MINI), "--chinese-encoder", "m3e-small", "--json"])
-    assert code == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "chinese_encoder: only used with model: accurate" in captured.err
-
-
 class _Stream(io.StringIO):
     def __init__(self, tty: bool) -> None:
         super().__init__()

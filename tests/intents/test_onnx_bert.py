@@ -59,7 +59,7 @@ def minilm() -> dict[str, Any]:
     return {
         "ids": ids,
         "mask": mask,
-        "numpy": BertEncoder(root, runtime="numpy").encode(TEXTS),
+        "numpy": BertEncoder(runtime="numpy").encode(TEXTS),
         "float": OnnxBertRunner(weights, heads=12, quantize=False).embed(ids, mask),
         "int8": OnnxBertRunner(weights, heads=12),
     }
