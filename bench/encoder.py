@@ -194,7 +194,7 @@ def memory_probe() -> None:
 
     baseline = resident_mb()
     parts = [f"baseline after imports {baseline:.0f} MB"]
-    for name in ("all-MiniLM-L6-v2", "m3e-small"):
+    for name in ("all-MiniLM-L6-v2", "multilingual-e5-small", "m3e-small"):
         before = resident_mb()
         try:
             shared_encoder(name).encode_one("hello 你好")
