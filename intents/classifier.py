@@ -368,6 +368,20 @@ def _fit_sklearn(
     return vectorizers, model
 
 
+def _class_parameters(model: Any) -> tuple[FloatArray, FloatArray]:
+    """A fitted logistic regression's weights as one row per class (n_classes, n_features) and biases.
+
+    Binary logistic regression keeps one row; softmax over [0, z] equals sigmoid(z), so a
+    zero row in front makes two intents look like any other number of them.
+    """
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    bias = np.asarray(model.intercept_, dtype=np.float64)
+    if coef.shape[0] == 1:
+        coef = np.vstack([np.zeros_like(coef), coef])
+        bias = np.concatenate([[0.0], bias])
+    return coef, bias
+
+
 def _fit_embedding_head(
     examples: Sequence[TrainingExample],
     intents: Sequence[str],
@@ -395,11 +409,7 @@ def _fit_embedding_head(
     # Align the columns with the n-gram model's intent order.
     column = {str(c): i for i, c in enumerate(model.classes_)}
     order = [column[intent] for intent in intents]
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    bias = np.asarray(model.intercept_, dtype=np.float64)
-    if coef.shape[0] == 1:
-        coef = np.vstack([np.zeros_like(coef), coef])
-        bias = np.concatenate([[0.0], bias])
+    coef, bias = _class_parameters(model)
     return EmbeddingHead(
         weights=np.ascontiguousarray(coef[order].T),
         bias=bias[order],
@@ -429,12 +439,7 @@ def _export(vectorizers: Sequence[Any], model: Any, config: ClassifierConfig) ->
         vocabulary = {str(term): int(index) for term, index in vec.vocabulary_.items()}
         blocks.append(FeatureBlock(kind, ngram_range, vocabulary, np.asarray(vec.idf_, dtype=np.float64), offset))
         offset += len(vocabulary)
-    coef = np.asarray(model.coef_, dtype=np.float64)
-    bias = np.asarray(model.intercept_, dtype=np.float64)
-    if coef.shape[0] == 1:
-        # Binary logistic regression keeps one row; softmax over [0, z] equals sigmoid(z).
-        coef = np.vstack([np.zeros_like(coef), coef])
-        bias = np.concatenate([[0.0], bias])
+    coef, bias = _class_parameters(model)
     return LinearIntentModel(
         intents=tuple(str(c) for c in model.classes_),
         blocks=tuple(blocks),
