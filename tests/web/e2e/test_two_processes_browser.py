@@ -16,20 +16,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.accounts import Accounts
-from bot.app import build_app
-from bot.config import load_settings
-from bot.web.auth import login_policy
 from intents.base import IntentClassifier
 from tests.web.conftest import LiveServer, deskbot_environ
 from tests.web.e2e.test_workspace_browser import (
     PASSWORD,
     RestCustomer,
+    add_agent,
     desk_page,
     unexpected_problems,
     wait_live,
 )
-from tests.web.test_browser import browser, browser_available, run_async
+from tests.web.test_browser import browser, browser_available
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -78,13 +75,7 @@ def test_a_ticket_opened_on_another_process_appears_live(
 ) -> None:
     dashboard, other = two_servers
     email = f"max-{uuid.uuid4().hex[:6]}@shop.example"
-
-    async def add_agent() -> None:
-        settings = load_settings(path=None, environ=dashboard.environ)
-        async with build_app(settings, classifier=web_classifier) as app:
-            await Accounts(app.tickets, login_policy(settings)).add_agent(email, "Max", "agent", PASSWORD)
-
-    run_async(add_agent)
+    add_agent(dashboard, web_classifier, email, "Max", "agent")
     page = desk_page(browser)
     customer = RestCustomer(other.url)  # talks to the other process
     try:

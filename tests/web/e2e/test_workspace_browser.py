@@ -58,17 +58,22 @@ UNLABELLED_CONTROLS = """() => Array.from(document.querySelectorAll('input:not([
 POLL_GUARD_SECONDS = 30  # how long the customer keeps polling before the test gives up
 
 
+def add_agent(server: LiveServer, classifier: IntentClassifier, email: str, name: str, role: str) -> None:
+    """An agent in a live server's database, made the way ``deskbot agents add`` does."""
+
+    async def add() -> None:
+        settings = load_settings(path=None, environ=server.environ)
+        async with build_app(settings, classifier=classifier) as app:
+            await Accounts(app.tickets, login_policy(settings)).add_agent(email, name, role, PASSWORD)
+
+    run_async(add)
+
+
 @pytest.fixture(scope="module")
 def admin(live_server: LiveServer, web_classifier: IntentClassifier) -> Iterator[dict[str, str]]:
     """An admin agent in the live server's database (made the way ``deskbot agents add`` does)."""
     email = f"alex-{uuid.uuid4().hex[:6]}@shop.example"
-
-    async def add() -> None:
-        settings = load_settings(path=None, environ=live_server.environ)
-        async with build_app(settings, classifier=web_classifier) as app:
-            await Accounts(app.tickets, login_policy(settings)).add_agent(email, "Alex Admin", "admin", PASSWORD)
-
-    run_async(add)
+    add_agent(live_server, web_classifier, email, "Alex Admin", "admin")
     yield {"email": email, "name": "Alex Admin"}
 
 
@@ -264,13 +269,7 @@ def test_an_agent_handles_a_complaint_end_to_end(
 @pytest.fixture(scope="module")
 def colleague(live_server: LiveServer, web_classifier: IntentClassifier) -> dict[str, str]:
     email = f"kim-{uuid.uuid4().hex[:6]}@shop.example"
-
-    async def add() -> None:
-        settings = load_settings(path=None, environ=live_server.environ)
-        async with build_app(settings, classifier=web_classifier) as app:
-            await Accounts(app.tickets, login_policy(settings)).add_agent(email, "Kim Agent", "agent", PASSWORD)
-
-    run_async(add)
+    add_agent(live_server, web_classifier, email, "Kim Agent", "agent")
     return {"email": email, "name": "Kim Agent"}
 
 
