@@ -180,7 +180,8 @@ def resident_mb() -> float:
 
 
 def memory_probe() -> None:
-    """Run in a fresh process: what each shipped (int8) encoder adds to a warm process.
+    """Run in a fresh process: what each shipped (int8) encoder adds to a warm process, and
+    how long it takes to load (read the weights, build and quantize the graph).
 
     The baseline is the same process after importing everything the encoders use, so the
     figure is the encoders' own weights and ONNX Runtime sessions, not the libraries.
@@ -196,13 +197,14 @@ def memory_probe() -> None:
     parts = [f"baseline after imports {baseline:.0f} MB"]
     for name in ("all-MiniLM-L6-v2", "multilingual-e5-small", "m3e-small"):
         before = resident_mb()
+        start = time.perf_counter()
         try:
             shared_encoder(name).encode_one("hello 你好")
         except EmbeddingsUnavailable as exc:
             parts.append(f"{name}: not installed ({exc})")
             continue
-        parts.append(f"{name} int8: +{resident_mb() - before:.0f} MB")
-    print("Resident memory, fresh process: " + "; ".join(parts))
+        parts.append(f"{name} int8: +{resident_mb() - before:.0f} MB, loaded in {time.perf_counter() - start:.1f} s")
+    print("Resident memory and load time, fresh process: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
