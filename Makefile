@@ -73,10 +73,10 @@ rasa-actions: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/deskbot rasa-actions
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check bot intents handlers storage tests bench
+	$(BIN)/ruff check bot intents handlers knowledge storage tests bench
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy bot intents handlers storage
+	$(BIN)/mypy bot intents handlers knowledge storage
 
 check: lint typecheck test
 

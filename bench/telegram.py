@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
 
-from bot.app import build_app, build_classifier, load_knowledge  # noqa: E402
+from bot.app import build_app, build_classifier  # noqa: E402
 from bot.channels.telegram.updates import MediaPolicy, parse_update  # noqa: E402
 from bot.config import Settings, load_settings  # noqa: E402
 from bot.web.app import create_web_app  # noqa: E402
@@ -162,8 +162,7 @@ async def main(count: int, customers: int) -> None:
     await fake.run(fake.fake.__aenter__())
     try:
         settings = settings_for(tmp, "train", fake.fake.base, "", "")
-        catalog, _ = load_knowledge(settings)
-        classifier = await build_classifier(settings, catalog)
+        classifier = await build_classifier(settings)
         next_id = 1
         python = sys.version.split()[0]
         print(f"{count} updates from {customers} customers, handled in order; SQLite + memory; Python {python}")

@@ -19,11 +19,12 @@ from bot.config import Settings
 from bot.pipeline import Pipeline, PipelineSettings
 from handlers.context import Policy, Services
 from handlers.desk import AgentDesk
-from handlers.knowledge import Catalog, FaqIndex, load_catalog, load_faq
 from handlers.responses import Responses
 from handlers.sla import BusinessCalendar
 from intents.base import IntentClassifier
 from intents.classifier import load_or_train_async
+from knowledge.bundle import ShopKnowledge
+from knowledge.shop import Catalog, Faq, load_catalog, load_faq
 from storage.events import EventBus, InProcessEventBus
 from storage.models import Priority, utcnow
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
@@ -67,27 +68,32 @@ def build_policy(settings: Settings) -> Policy:
     )
 
 
-def load_knowledge(settings: Settings) -> tuple[Catalog, FaqIndex]:
-    return load_catalog(settings.shop.catalog), FaqIndex(load_faq(settings.shop.faq))
+def load_knowledge(settings: Settings) -> tuple[Catalog, Faq]:
+    """The shop's catalog and FAQ files, validated (a bad file stops start-up, naming the entry)."""
+    return load_catalog(settings.shop.catalog), load_faq(settings.shop.faq)
 
 
-def product_lookups(catalog: Catalog) -> dict[str, dict[str, str]]:
-    """Product names and aliases become a lookup for the ``product`` entity."""
-    return {"product": catalog.lookup_table()}
+async def load_shop(settings: Settings, tickets: TicketStore) -> ShopKnowledge:
+    """The shop's files and order ids, indexed off the event loop."""
+    catalog, faq = await asyncio.to_thread(load_knowledge, settings)
+    async with tickets.session() as tx:
+        order_ids = await tx.order_ids()
+    return await asyncio.to_thread(ShopKnowledge.build, catalog, faq, order_ids, settings.shop.order_id_pattern)
 
 
-async def build_classifier(settings: Settings, catalog: Catalog) -> IntentClassifier:
+async def build_classifier(settings: Settings) -> IntentClassifier:
     if settings.classifier.backend == "rasa":
-        return await build_rasa_classifier(settings, catalog)
+        return await build_rasa_classifier(settings)
     classifier, retrained = await load_or_train_async(
-        settings.classifier.data_dir, settings.classifier.model_path, settings.classifier, product_lookups(catalog)
+        settings.classifier.data_dir, settings.classifier.model_path, settings.classifier
     )
     log.info("classifier ready", extra={"retrained": retrained, "model": str(settings.classifier.model_path)})
     return classifier
 
 
-async def build_rasa_classifier(settings: Settings, catalog: Catalog) -> IntentClassifier:
-    """Rasa answers intents; deskbot's own extractors (from its NLU data and the catalog) add entities."""
+async def build_rasa_classifier(settings: Settings) -> IntentClassifier:
+    """Rasa answers intents; deskbot's own extractors (its NLU data, and the shop's entities
+    the pipeline passes in) add entities."""
     from intents.entities import EntityExtractor
     from intents.nlu_data import load_nlu_data
     from intents.rasa_http import RasaError, RasaHttpClassifier
@@ -96,7 +102,7 @@ async def build_rasa_classifier(settings: Settings, catalog: Catalog) -> IntentC
     extractor = None
     if config.rasa.builtin_entities:
         data = await asyncio.to_thread(load_nlu_data, config.data_dir)
-        extractor = EntityExtractor.from_nlu(data, extra_lookups=product_lookups(catalog), max_chars=config.max_chars)
+        extractor = EntityExtractor.from_nlu(data, max_chars=config.max_chars)
     token = settings.secrets.get("rasa_token")
     classifier = RasaHttpClassifier.from_config(
         config.rasa,
@@ -147,14 +153,13 @@ async def build_app(
             await tickets.create_schema()
         state = await _open_state(settings)
         stack.push_async_callback(state.close)
-        catalog, faq = load_knowledge(settings)
+        shop = await load_shop(settings, tickets)
         if classifier is None:
-            classifier = await build_classifier(settings, catalog)
+            classifier = await build_classifier(settings)
             stack.push_async_callback(classifier.close)
         responses = Responses.load(fallback=settings.default_language)
         services = Services(
-            catalog=catalog,
-            faq=faq,
+            shop=shop,
             responses=responses,
             policy=build_policy(settings),
             clock=clock,

@@ -156,16 +156,12 @@ async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _train(settings: Settings, if_changed: bool) -> int:
-    from bot.app import product_lookups
-    from handlers.knowledge import load_catalog
     from intents.classifier import load_or_train, metadata_path
 
     if not if_changed:
         metadata_path(settings.classifier.model_path).unlink(missing_ok=True)
-    lookups = product_lookups(load_catalog(settings.shop.catalog))
-    classifier, retrained = load_or_train(
-        settings.classifier.data_dir, settings.classifier.model_path, settings.classifier, lookups
-    )
+    config = settings.classifier
+    classifier, retrained = load_or_train(config.data_dir, config.model_path, config)
     state = "trained" if retrained else "up to date"
     print(f"classifier {state}: {len(classifier.intents)} intents, model {settings.classifier.model_path}")
     return 0

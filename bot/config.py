@@ -176,6 +176,9 @@ class ShopConfig(Strict):
     catalog: Path = Path("examples/shop/catalog.yml")
     faq: Path = Path("examples/shop/faq.yml")
     orders_csv: Path | None = Path("examples/shop/orders.csv")
+    # A regular expression for the shop's order ids, when the shape inferred from the imported
+    # orders is not enough (e.g. before the first import); matched case-insensitively.
+    order_id_pattern: str | None = None
     return_window_days: int = Field(default=30, ge=0)
     high_value_order: float = Field(default=200.0, ge=0)
 

@@ -239,7 +239,11 @@ class Pipeline:
             text = msg.payload if not text else text
         if not text:
             return Prediction(OUT_OF_SCOPE, 0.0, language=language)
-        return await self.classifier.predict(text[:MAX_CLASSIFIED_CHARS], language)
+        text = text[:MAX_CLASSIFIED_CHARS]
+        # The shop's entities first (its order ids, its products), so the intent is decided on
+        # placeholders, never on one shop's nouns or id format.
+        known = self.services.shop.entities(text, language)
+        return await self.classifier.predict(text, language, known)
 
     def _hint(self, hint: str | None) -> str | None:
         if not hint:

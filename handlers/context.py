@@ -13,10 +13,11 @@ from typing import Any
 
 from bot.messages import Button, Incoming
 from handlers.conversation import ConversationState
-from handlers.knowledge import Catalog, FaqIndex
 from handlers.responses import Responses
 from handlers.sla import BusinessCalendar
 from intents.base import Prediction
+from knowledge.bundle import ShopKnowledge
+from knowledge.shop import Catalog, FaqIndex
 from storage.models import Customer, Priority
 from storage.tickets import TicketSession
 
@@ -37,14 +38,25 @@ class Policy:
 
 @dataclass(slots=True)
 class Services:
-    """Long-lived collaborators shared by every turn."""
+    """Long-lived collaborators shared by every turn.
 
-    catalog: Catalog
-    faq: FaqIndex
+    ``shop`` is replaced as a whole when the shop's data changes (new orders, a phrasing an
+    admin added): read it once per use, never keep a part of it across awaits.
+    """
+
+    shop: ShopKnowledge
     responses: Responses
     policy: Policy
     clock: Callable[[], datetime]
     shop_name: str = "our shop"
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.shop.catalog
+
+    @property
+    def faq(self) -> FaqIndex:
+        return self.shop.faq
 
 
 @dataclass(frozen=True, slots=True)

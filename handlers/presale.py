@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import Turn
-from handlers.knowledge import Product
+from knowledge.shop import Product
 
 FAQ_TOPICS = {
     "ask_shipping": "shipping",

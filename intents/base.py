@@ -7,6 +7,7 @@ model or a tiny test double can stand behind the same interface.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -50,12 +51,28 @@ class Prediction:
         return [ent.value for ent in self.entities if ent.type == type_]
 
 
+def merge_entities(known: Sequence[Entity], found: Sequence[Entity]) -> tuple[Entity, ...]:
+    """``known`` plus every entity of ``found`` that overlaps none of them, in text order."""
+    if not known:
+        return tuple(found)
+    kept = list(known) + [
+        ent for ent in found if all(ent.end <= k.start or ent.start >= k.end for k in known)
+    ]
+    return tuple(sorted(kept, key=lambda ent: (ent.start, ent.end)))
+
+
 class IntentClassifier(ABC):
     """Port for intent classification and entity extraction."""
 
     @abstractmethod
-    async def predict(self, text: str, language: str | None = None) -> Prediction:
-        """Classify one message. ``language`` is a hint; None means detect it."""
+    async def predict(self, text: str, language: str | None = None, known: Sequence[Entity] = ()) -> Prediction:
+        """Classify one message. ``language`` is a hint; None means detect it.
+
+        ``known`` are the shop's entities already found in ``text`` (order ids, products):
+        they are part of the returned entities, win over anything the classifier's own
+        extractor finds at the same place, and stand as typed placeholders in what the
+        model reads, so no shop's nouns or id format ever decide an intent.
+        """
 
     async def close(self) -> None:  # pragma: no cover - default no-op
         """Release resources (HTTP clients for remote classifiers)."""

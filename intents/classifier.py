@@ -26,7 +26,7 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
@@ -36,16 +36,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
+from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction, merge_entities
 from intents.config import DEFAULT_THRESHOLD, ClassifierConfig
 from intents.embeddings import ENCODERS, EmbeddingHead, EmbeddingsUnavailable, message_language, shared_encoder
-from intents.entities import EntityExtractor, EntitySpec, fold_width, lower_same_length
+from intents.entities import SHOP_ENTITY_TYPES, EntityExtractor, EntitySpec, fold_width, lower_same_length
 from intents.language import detect_language, normalise_language_tag
 from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_data, nlu_files
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Bump when featurisation changes: it is part of the fingerprint, so old models retrain."""
 
 FloatArray = npt.NDArray[np.float64]
@@ -295,12 +295,24 @@ class LinearIntentModel:
         return out
 
 
+def shop_annotations(example: TrainingExample) -> tuple[Entity, ...]:
+    """The example's annotated shop entities (products, order ids), as the shop finds them at run time.
+
+    In training they come from the annotation, at prediction from the shop's own data
+    (``known`` in :meth:`BuiltinClassifier.predict`): either way the model sees only the
+    placeholder, never one shop's product names or order-id format.
+    """
+    return tuple(ent for ent in example.entities if ent.type in SHOP_ENTITY_TYPES and ent.end > ent.start)
+
+
 def training_texts(
     examples: Sequence[TrainingExample], config: ClassifierConfig, extractor: EntityExtractor
 ) -> list[str]:
     """The featuriser's input for each example, exactly as :meth:`LinearIntentModel.probabilities` builds it."""
+    if not config.entity_placeholders:
+        return [prepare_text(ex.text, config.max_chars) for ex in examples]
     return [
-        prepare_text(ex.text, config.max_chars, extractor.extract(ex.text) if config.entity_placeholders else ())
+        prepare_text(ex.text, config.max_chars, merge_entities(shop_annotations(ex), extractor.extract(ex.text)))
         for ex in examples
     ]
 
@@ -499,7 +511,6 @@ class BuiltinClassifier(IntentClassifier):
         data: NluData,
         config: ClassifierConfig | None = None,
         *,
-        extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
         fingerprint: str | None = None,
         progress: TrainingProgress | None = None,
     ) -> BuiltinClassifier:
@@ -511,8 +522,8 @@ class BuiltinClassifier(IntentClassifier):
         """
         config = config or ClassifierConfig()
         started = time.perf_counter()
-        # Training sees entities as the data defines them; at run time the catalog may add
-        # products, which then map to the same placeholder.
+        # Training sees shop entities where the data annotates them; at run time the shop's own
+        # finders (its catalog, its order ids) pass them in as ``known``: same placeholders.
         training_extractor = EntityExtractor(EntitySpec.from_nlu(data), max_chars=config.max_chars)
         vectorizers, model = _fit_sklearn(data.examples, config, training_extractor, progress)
         linear = _export(vectorizers, model, config)
@@ -523,27 +534,29 @@ class BuiltinClassifier(IntentClassifier):
             )
             linear = replace(linear, embeddings=heads)
         seconds = time.perf_counter() - started
-        extractor = (
-            EntityExtractor(training_extractor.spec, extra_lookups=extra_lookups, max_chars=config.max_chars)
-            if extra_lookups
-            else training_extractor
+        return cls(
+            linear, training_extractor, threshold=config.threshold, fingerprint=fingerprint, train_seconds=seconds
         )
-        return cls(linear, extractor, threshold=config.threshold, fingerprint=fingerprint, train_seconds=seconds)
 
-    async def predict(self, text: str, language: str | None = None) -> Prediction:
+    async def predict(self, text: str, language: str | None = None, known: Sequence[Entity] = ()) -> Prediction:
         if self.model.embeddings:
             # ~10 ms of numpy (which releases the GIL): keep the event loop serving others.
-            return await asyncio.to_thread(self.predict_sync, text, language)
-        return self.predict_sync(text, language)
+            return await asyncio.to_thread(self.predict_sync, text, language, known=known)
+        return self.predict_sync(text, language, known=known)
 
     def predict_sync(
-        self, text: str, language: str | None = None, *, embedding: npt.NDArray[np.float32] | None = None
+        self,
+        text: str,
+        language: str | None = None,
+        *,
+        known: Sequence[Entity] = (),
+        embedding: npt.NDArray[np.float32] | None = None,
     ) -> Prediction:
         """The work of :meth:`predict`, without the event loop (benchmarks, evaluation)."""
         lang = normalise_language_tag(language) if language else detect_language(text)
         if not text or text.isspace():
             return Prediction(intent=OUT_OF_SCOPE, confidence=0.0, language=lang)
-        entities = self.extractor.extract(text)
+        entities = merge_entities(known, self.extractor.extract(text))
         probs = self.model.probabilities(text, entities, embedding=embedding)
         order = np.argsort(-probs, kind="stable")
         intents = self.model.intents
@@ -617,7 +630,6 @@ class BuiltinClassifier(IntentClassifier):
         path: Path | str,
         *,
         threshold: float = DEFAULT_THRESHOLD,
-        extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
     ) -> BuiltinClassifier:
         """Read a model written by :meth:`save`; raises :class:`ModelLoadError` if it is unusable."""
         path = Path(path)
@@ -677,7 +689,7 @@ class BuiltinClassifier(IntentClassifier):
             entity_placeholders=bool(header["entity_placeholders"]),
             embeddings=heads,
         )
-        extractor = EntityExtractor(spec, extra_lookups=extra_lookups, max_chars=model.max_chars)
+        extractor = EntityExtractor(spec, max_chars=model.max_chars)
         return cls(model, extractor, threshold=threshold, fingerprint=header.get("fingerprint"))
 
 
@@ -693,21 +705,15 @@ def _atomic_write(path: Path, payload: bytes) -> None:
         raise
 
 
-def train(
-    data: NluData,
-    config: ClassifierConfig | None = None,
-    *,
-    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
-) -> BuiltinClassifier:
+def train(data: NluData, config: ClassifierConfig | None = None) -> BuiltinClassifier:
     """Train a classifier on ``data`` (see :meth:`BuiltinClassifier.train`)."""
-    return BuiltinClassifier.train(data, config, extra_lookups=extra_lookups)
+    return BuiltinClassifier.train(data, config)
 
 
 def load_or_train(
     data_dir: Path | str,
     model_path: Path | str,
     config: ClassifierConfig | None = None,
-    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[BuiltinClassifier, bool]:
     """Load the cached model if it was trained from exactly this data and config, else retrain.
 
@@ -721,7 +727,7 @@ def load_or_train(
     try:
         meta = json.loads(metadata_path(model_path).read_text(encoding="utf-8"))
         if isinstance(meta, dict) and meta.get("fingerprint") == expected:
-            classifier = BuiltinClassifier.load(model_path, threshold=config.threshold, extra_lookups=extra_lookups)
+            classifier = BuiltinClassifier.load(model_path, threshold=config.threshold)
             if classifier.fingerprint == expected:
                 return classifier, False
             logger.info("model %s does not match its metadata; retraining", model_path)
@@ -732,7 +738,7 @@ def load_or_train(
     except (OSError, ValueError) as exc:  # ModelLoadError and JSON errors are ValueErrors
         logger.warning("cannot use model %s (%s); retraining", model_path, exc)
     classifier = BuiltinClassifier.train(
-        load_nlu_data(data_dir), config, extra_lookups=extra_lookups, fingerprint=expected
+        load_nlu_data(data_dir), config, fingerprint=expected
     )
     try:
         classifier.save(model_path)
@@ -745,7 +751,6 @@ async def load_or_train_async(
     data_dir: Path | str,
     model_path: Path | str,
     config: ClassifierConfig | None = None,
-    extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[BuiltinClassifier, bool]:
     """:func:`load_or_train` in a worker thread, so training never blocks the event loop."""
-    return await asyncio.to_thread(load_or_train, data_dir, model_path, config, extra_lookups)
+    return await asyncio.to_thread(load_or_train, data_dir, model_path, config)

@@ -23,6 +23,10 @@ from intents.base import Entity
 from intents.nlu_data import NluData
 
 BUILTIN_TYPES = frozenset({"email", "phone", "quantity"})
+SHOP_ENTITY_TYPES = frozenset({"product", "order_id"})
+"""Entities only the shop's own data can recognise (its catalog, its order ids): annotated in
+the NLU data so training can put a placeholder there, but never learnt as lookup terms, so
+the extractor knows no shop's nouns or id format."""
 
 # Nouns that make a bare number a quantity ("2 pieces", "3 of them") besides catalog
 # products and products annotated in the training data.
@@ -147,7 +151,7 @@ class EntitySpec:
             (ent.type, ent.text, ent.value)
             for ex in data.examples
             for ent in ex.entities
-            if ent.type not in BUILTIN_TYPES and ent.type not in data.regexes
+            if ent.type not in BUILTIN_TYPES and ent.type not in SHOP_ENTITY_TYPES and ent.type not in data.regexes
         }
         return cls(
             regexes=dict(data.regexes),

@@ -18,12 +18,12 @@ import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
+from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction, merge_entities
 from intents.entities import EntityExtractor
 from intents.language import detect_language, normalise_language_tag
 from intents.rasa_config import RasaConfig
@@ -99,7 +99,7 @@ class RasaHttpClassifier(IntentClassifier):
         await self.client.aclose()
 
     # -- the port --------------------------------------------------------------------
-    async def predict(self, text: str, language: str | None = None) -> Prediction:
+    async def predict(self, text: str, language: str | None = None, known: Sequence[Entity] = ()) -> Prediction:
         lang = normalise_language_tag(language) if language else detect_language(text)
         try:
             if self._clock() < self._down_until:
@@ -111,8 +111,8 @@ class RasaHttpClassifier(IntentClassifier):
             if self.config.on_error == "raise":
                 raise
             log.warning("rasa unavailable, message treated as out of scope", extra={"error": str(exc)})
-            return Prediction(OUT_OF_SCOPE, 0.0, entities=self._with_builtin(text, []), language=lang)
-        return self.to_prediction(text, data, lang)
+            return Prediction(OUT_OF_SCOPE, 0.0, entities=self._with_builtin(text, [], known), language=lang)
+        return self.to_prediction(text, data, lang, known)
 
     # -- talking to Rasa ---------------------------------------------------------------
     async def parse(self, text: str, message_id: str | None = None) -> dict[str, Any]:
@@ -167,7 +167,9 @@ class RasaHttpClassifier(IntentClassifier):
         return str(data.get("version", "?")) if isinstance(data, dict) else "?"
 
     # -- mapping -----------------------------------------------------------------------
-    def to_prediction(self, text: str, data: Mapping[str, Any], language: str) -> Prediction:
+    def to_prediction(
+        self, text: str, data: Mapping[str, Any], language: str, known: Sequence[Entity] = ()
+    ) -> Prediction:
         """Rasa's answer in deskbot's terms: mapped names, deskbot's threshold, merged entities."""
         intent = data.get("intent") or {}
         rasa_name = intent.get("name")
@@ -188,7 +190,7 @@ class RasaHttpClassifier(IntentClassifier):
             intent=name,
             confidence=confidence,
             ranking=tuple(ranking.items()),
-            entities=self._with_builtin(text, entities),
+            entities=self._with_builtin(text, entities, known),
             language=language,
         )
 
@@ -218,15 +220,17 @@ class RasaHttpClassifier(IntentClassifier):
             group=str(group) if group else None,
         )
 
-    def _with_builtin(self, text: str, entities: list[Entity]) -> tuple[Entity, ...]:
-        """Add deskbot's own entities of the types Rasa did not find, where they do not overlap Rasa's."""
-        if self._extractor is None or not self.config.builtin_entities:
+    def _with_builtin(self, text: str, entities: list[Entity], known: Sequence[Entity] = ()) -> tuple[Entity, ...]:
+        """Add deskbot's own entities (the shop's ``known`` ones first) of the types Rasa did not
+        find, where they do not overlap Rasa's."""
+        if not self.config.builtin_entities:
             return tuple(entities)
+        own = merge_entities(known, self._extractor.extract(text) if self._extractor is not None else ())
         found = {e.type for e in entities}
         spans = [(e.start, e.end) for e in entities if e.end > e.start]
         extra = [
             e
-            for e in self._extractor.extract(text)
+            for e in own
             if e.type not in found and not any(e.start < end and start < e.end for start, end in spans)
         ]
         return tuple(sorted(entities + extra, key=lambda e: (e.start, e.end)))

@@ -404,6 +404,10 @@ class TicketSession:
             await self.db.execute(select(Order).where(func.upper(Order.order_id) == wanted.upper()))
         ).scalar_one_or_none()
 
+    async def order_ids(self) -> list[str]:
+        """Every order id in the store, as the shop writes it (for recognising them in messages)."""
+        return list((await self.db.execute(select(Order.order_id))).scalars().all())
+
     async def orders_for(self, customer: Customer) -> Sequence[Order]:
         """Orders linked to the customer or matching their known e-mail/phone."""
         conditions = [Order.customer_id == customer.id]

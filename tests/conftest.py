@@ -261,30 +261,21 @@ def trained_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Commands given ``DESKBOT_CLASSIFIER__MODEL_PATH`` = this path load it instead of
     retraining (the fingerprint of data and config matches).
     """
-    from bot.app import product_lookups
     from bot.config import load_settings
-    from handlers.knowledge import load_catalog
     from intents.classifier import load_or_train
 
     settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
     model = tmp_path_factory.mktemp("model") / "intents.npz"
-    load_or_train(settings.classifier.data_dir, model, settings.classifier,
-                  product_lookups(load_catalog(settings.shop.catalog)))
+    load_or_train(settings.classifier.data_dir, model, settings.classifier)
     return model
 
 
 @pytest.fixture(scope="session")
 def trained_classifier(trained_model_path: Path) -> BuiltinClassifier:
-    from bot.app import product_lookups
     from bot.config import load_settings
-    from handlers.knowledge import load_catalog
 
     settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
-    return BuiltinClassifier.load(
-        trained_model_path,
-        threshold=settings.classifier.threshold,
-        extra_lookups=product_lookups(load_catalog(settings.shop.catalog)),
-    )
+    return BuiltinClassifier.load(trained_model_path, threshold=settings.classifier.threshold)
 
 
 # -- the whole app -----------------------------------------------------------------------

@@ -44,7 +44,7 @@ class RasaOwnsUnderstanding(IntentClassifier):
     start-up time, and an action that tried to classify would be a bug — so it refuses.
     """
 
-    async def predict(self, text: str, language: str | None = None) -> Prediction:
+    async def predict(self, text: str, language: str | None = None, known: Sequence[Entity] = ()) -> Prediction:
         raise DeskbotError("the Rasa action server does not classify messages: Rasa already did")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.knowledge import (
+from knowledge.shop import (
     TOPICS,
     Catalog,
     Faq,
