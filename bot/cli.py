@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     orders = sub.add_parser("orders", help="shop orders").add_subparsers(dest="action", required=True)
     imp = orders.add_parser("import", help="import orders from CSV")
     imp.add_argument("file")
+    imp.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="YYYY-MM-DD",
+        help="demo/test data: the day the file's dates were written for; every date moves by (today - this day)",
+    )
 
     tickets = sub.add_parser("tickets", help="work on tickets from the terminal").add_subparsers(
         dest="action", required=True
@@ -77,6 +84,13 @@ def _port(raw: str) -> int:
     return int(raw)
 
 
+def _as_of(raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a date: give a day as YYYY-MM-DD, e.g. 2024-03-01") from None
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
@@ -87,17 +101,19 @@ async def _migrate(settings: Settings) -> None:
     await upgrade(settings.storage.url)
 
 
-async def _import_orders(settings: Settings, file: str) -> int:
+async def _import_orders(settings: Settings, file: str, as_of: date | None) -> int:
     """Only the ticket store: importing orders needs no classifier."""
-    from storage.orders_csv import import_orders
+    from storage.orders_csv import date_shift, import_orders
     from storage.tickets import SqlTicketStore
 
+    shift = timedelta(0) if as_of is None else date_shift(as_of)
     store = SqlTicketStore.from_url(settings.storage.url)
     try:
-        added, updated = await import_orders(store, Path(file))
+        added, updated = await import_orders(store, Path(file), shift=shift)
     finally:
         await store.close()
-    print(f"imported {added} new and {updated} updated orders from {file}")
+    moved = "" if as_of is None else f", dates moved by {shift.days:+d} days (as of {as_of} -> {as_of + shift} UTC)"
+    print(f"imported {added} new and {updated} updated orders from {file}{moved}")
     return 0
 
 
@@ -204,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "rasa-actions":
             return _rasa_actions(settings, args.host, args.port)
         if args.command == "orders":
-            return asyncio.run(_import_orders(settings, args.file))
+            return asyncio.run(_import_orders(settings, args.file, args.as_of))
         if args.command == "agents":
             asyncio.run(_migrate(settings))
             return asyncio.run(agents_cli.run(settings, args))

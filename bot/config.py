@@ -193,7 +193,8 @@ class DialogueConfig(Strict):
 
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["json", "text"] = "json"
+    # auto: readable text lines when stderr is a terminal, JSON lines otherwise (bot/logs.py).
+    format: Literal["auto", "json", "text"] = "auto"
 
 
 class RetentionConfig(Strict):

@@ -2,10 +2,16 @@
 
 The CLI calls ``upgrade`` at start-up and on ``deskbot migrate``; no alembic.ini is read
 (``storage/alembic.ini`` exists only for developers using the ``alembic`` command).
+
+What it logs: Alembic's "Running upgrade A -> B" per step and our "migrated to revision
+X" once, at INFO; not the lines Alembic writes every time it opens a migration context
+("Context impl SQLiteImpl.", "Will assume non-transactional DDL."), which would fill the
+log of every start-up with nothing to act on.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,20 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Any constant works; it only has to be the same for every deskbot process.
 _PG_LOCK_ID = 0x6465736B626F74  # "deskbot"
+
+log = logging.getLogger("deskbot.migrate")
+
+# Alembic's format strings for the context set-up lines (alembic/runtime/migration.py).
+_CHATTER = frozenset({"Context impl %s.", "Will assume %s DDL."})
+
+
+def _not_chatter(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg in _CHATTER)
+
+
+# On the logger itself: the records are created there, so the filter sees each one
+# whatever handlers the application configures (addFilter ignores a second add).
+logging.getLogger("alembic.runtime.migration").addFilter(_not_chatter)
 
 
 def alembic_config() -> Config:
@@ -72,9 +92,15 @@ def _upgrade(connection: Connection, revision: str) -> None:
     if connection.dialect.name == "postgresql":
         # Held until the transaction ends; the next process then finds the schema current.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})")
+    before = _current(connection)
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+    after = _current(connection)
+    if after != before:
+        log.info("migrated to revision %s from %s", after, before or "an empty database")
+    else:
+        log.debug("database schema already at revision %s", after)
 
 
 def _current(connection: Connection) -> str | None:

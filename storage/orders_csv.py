@@ -11,6 +11,12 @@ agree (a blank cell agrees with anything). Required: ``order_id``, ``status``,
 ``currency`` means EUR; any other blank cell is None. Dates are ISO 8601, a date or a
 date and time; without an offset they are UTC. Every error names the file, the line and
 the column.
+
+Demo and test data can be written "as of" a fixed day and moved to today on import
+(``shift=date_shift(as_of)``): every date moves by the same whole number of days, so
+times of day, the gaps between orders and each order's age on the day of import stay as
+written, and importing the same file again the same day stores the same dates (the shift
+is counted from the file, never from what is stored).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import csv
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -84,8 +90,17 @@ class _Draft:
     total: Decimal = Decimal(0)
 
 
-def parse_orders_csv(path: str | Path) -> list[Order]:
-    """Parse the file into unsaved ``Order`` rows, in order of first appearance."""
+def date_shift(as_of: date, today: date | None = None) -> timedelta:
+    """How far to move a file written as of ``as_of`` so that day becomes ``today`` (UTC)."""
+    today = datetime.now(UTC).date() if today is None else today
+    return timedelta(days=(today - as_of).days)
+
+
+def parse_orders_csv(path: str | Path, *, shift: timedelta = timedelta(0)) -> list[Order]:
+    """Parse the file into unsaved ``Order`` rows, in order of first appearance.
+
+    ``shift`` is added to every date (see ``date_shift``); real shops import with none.
+    """
     path = Path(path)
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -99,19 +114,21 @@ def parse_orders_csv(path: str | Path) -> list[Order]:
         start = reader.line_num + 1
         for row in reader:
             if row and any(cell.strip() for cell in row):
-                _add_row(path, start, index, row, len(header), drafts)
+                _add_row(path, start, index, row, len(header), drafts, shift)
             start = reader.line_num + 1
     except csv.Error as exc:
         raise OrdersCsvError(path, start, None, f"malformed CSV: {exc}") from exc
     return [_order(path, draft) for draft in drafts.values()]
 
 
-async def import_orders(store: TicketStore, path: str | Path) -> tuple[int, int]:
+async def import_orders(
+    store: TicketStore, path: str | Path, *, shift: timedelta = timedelta(0)
+) -> tuple[int, int]:
     """Parse the file and upsert its orders in one transaction; returns (added, updated).
 
-    Nothing is written unless the whole file parses.
+    Nothing is written unless the whole file parses. ``shift`` as in ``parse_orders_csv``.
     """
-    orders = parse_orders_csv(path)
+    orders = parse_orders_csv(path, shift=shift)
     async with store.session() as tx:
         added, updated = await tx.upsert_orders(orders)
     return int(added), int(updated)
@@ -144,7 +161,13 @@ def _header_index(path: Path, header: list[str]) -> dict[str, int]:
 
 
 def _add_row(
-    path: Path, line: int, index: dict[str, int], row: list[str], width: int, drafts: dict[str, _Draft]
+    path: Path,
+    line: int,
+    index: dict[str, int],
+    row: list[str],
+    width: int,
+    drafts: dict[str, _Draft],
+    shift: timedelta,
 ) -> None:
     if len(row) != width:
         raise OrdersCsvError(path, line, None, f"expected {width} fields like the header, found {len(row)}")
@@ -168,7 +191,7 @@ def _add_row(
         if text is None:
             values[column] = None
         elif limit is None:
-            values[column] = _timestamp(text, fail, column)
+            values[column] = _timestamp(text, fail, column, shift)
         elif len(text) > limit:
             raise fail(column, f"is longer than {limit} characters")
         else:
@@ -250,11 +273,13 @@ def _price(text: str | None, fail: _Fail) -> Decimal:
     return price
 
 
-def _timestamp(text: str, fail: _Fail, column: str) -> datetime:
+def _timestamp(text: str, fail: _Fail, column: str, shift: timedelta) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise fail(column, f"{text!r} is not an ISO date (2024-03-01 or 2024-03-01T14:30:00+01:00)") from None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value + shift
+    except OverflowError:
+        raise fail(column, f"{text!r} moved by {shift.days} days is outside the calendar") from None

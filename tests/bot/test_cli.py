@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,57 @@ def test_test_nlu_prints_json(env: dict[str, str], tmp_path: Path) -> None:
     out = deskbot(env, "test-nlu", "--train", str(train), "--test", str(test), "--json").stdout
     report = json.loads(out.strip().splitlines()[-1])
     assert {"accuracy", "macro_f1", "train_seconds", "p50_ms", "p99_ms"} <= report.keys()
+
+
+@pytest.fixture
+def store_env(tmp_path: Path) -> dict[str, str]:
+    """For commands that need only the database (migrate, orders import): no model, logs at INFO."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DESKBOT_")},
+        "DESKBOT_STORAGE__URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "DESKBOT_LOGGING__LEVEL": "INFO",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def test_migrate_logs_the_migration_not_alembics_chatter(store_env: dict[str, str]) -> None:
+    from storage.migrate import head
+
+    first = deskbot(store_env, "migrate")  # stderr is a pipe: `logging.format: auto` writes JSON
+    events = [json.loads(line) for line in first.stderr.splitlines()]
+    said = [(e["logger"], e["event"]) for e in events]
+    assert ("deskbot.migrate", f"migrated to revision {head()} from an empty database") in said
+    assert any(logger == "alembic.runtime.migration" and event.startswith("Running upgrade") for logger, event in said)
+    assert not [e for e in said if e[1].startswith(("setup plugin", "Context impl", "Will assume"))], said
+    assert {e["level"] for e in events} == {"info"}
+
+    again = deskbot(store_env, "migrate")
+    assert again.stderr == "" and "up to date" in again.stdout  # nothing happened, nothing logged
+
+
+def test_text_format_when_configured(store_env: dict[str, str]) -> None:
+    done = deskbot({**store_env, "DESKBOT_LOGGING__FORMAT": "text"}, "migrate")
+    assert re.search(r"^\d\d:\d\d:\d\d INFO  deskbot\.migrate migrated to revision \w+ from an empty database$",
+                     done.stderr, re.M), done.stderr
+    assert "Context impl" not in done.stderr and "{" not in done.stderr
+
+
+def test_orders_import_as_of_moves_the_dates_to_today(store_env: dict[str, str]) -> None:
+    demo = str(ROOT / "examples/shop/orders.csv")
+    deskbot(store_env, "migrate")
+    as_of = datetime.now(UTC).date() - timedelta(days=9)
+    first = deskbot(store_env, "orders", "import", demo, "--as-of", as_of.isoformat())
+    assert "imported 25 new and 0 updated orders" in first.stdout
+    assert f"dates moved by +9 days (as of {as_of} -> {as_of + timedelta(days=9)} UTC)" in first.stdout
+    again = deskbot(store_env, "orders", "import", demo, "--as-of", as_of.isoformat())
+    assert "imported 0 new and 25 updated orders" in again.stdout
+    plain = deskbot(store_env, "orders", "import", demo)
+    assert plain.stdout.strip() == f"imported 0 new and 25 updated orders from {demo}"
+
+
+@pytest.mark.parametrize("bad", ["2026-13-01", "yesterday", "23/11/2026", "2026-11-23T10:00"])
+def test_orders_import_rejects_an_as_of_that_is_not_a_day(store_env: dict[str, str], bad: str) -> None:
+    done = deskbot(store_env, "orders", "import", str(ROOT / "examples/shop/orders.csv"), "--as-of", bad, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"argument --as-of: {bad!r} is not a date: give a day as YYYY-MM-DD" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from storage.models import Customer
-from storage.orders_csv import OrdersCsvError, import_orders, parse_orders_csv
+from bot.config import ShopConfig
+from storage.models import Customer, Order
+from storage.orders_csv import OrdersCsvError, date_shift, import_orders, parse_orders_csv
 from storage.tickets import SqlTicketStore
 
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "orders.csv"
 HEADER = "order_id,email,phone,customer_name,sku,item_name,size,quantity,unit_price,currency,status,ordered_at,delivered_at"
@@ -152,3 +155,85 @@ async def test_import_of_a_bad_file_writes_nothing(ticket_store: SqlTicketStore,
         await import_orders(ticket_store, bad)
     async with ticket_store.session() as tx:
         assert await tx.get_order("A-1") is None
+
+
+# -- moving demo/test data to today (`deskbot orders import FILE --as-of DAY`) ---------------
+def dates(orders: list[Order]) -> dict[str, tuple[datetime, datetime | None]]:
+    return {o.order_id: (o.ordered_at, o.delivered_at) for o in orders}
+
+
+def test_date_shift_is_whole_days_from_the_as_of_day_to_today() -> None:
+    assert date_shift(date(2026, 11, 23), today=date(2026, 12, 2)) == timedelta(days=9)
+    assert date_shift(date(2024, 3, 1), today=date(2024, 2, 28)) == timedelta(days=-2)  # a leap year
+    assert date_shift(date(2026, 11, 23), today=date(2026, 11, 23)) == timedelta(0)
+    today = datetime.now(UTC).date()
+    assert date_shift(today - timedelta(days=40)) == timedelta(days=40)  # today is UTC's
+
+
+def test_shift_moves_every_date_column_and_keeps_the_time_of_day() -> None:
+    written = parse_orders_csv(EXAMPLE)
+    moved = parse_orders_csv(EXAMPLE, shift=timedelta(days=1000))
+    assert len(written) == len(moved) == 3
+    for before, after in zip(written, moved, strict=True):
+        assert after.ordered_at == before.ordered_at + timedelta(days=1000)
+        assert after.ordered_at.time() == before.ordered_at.time()
+        if before.delivered_at is None:
+            assert after.delivered_at is None
+        else:
+            assert after.delivered_at == before.delivered_at + timedelta(days=1000)
+        assert (after.order_id, after.items, after.total, after.status) == (
+            before.order_id, before.items, before.total, before.status,
+        )
+    # the +01:00 order time is converted to UTC first, then moved: 2024-03-01 09:15 UTC + 1000 days
+    assert moved[0].ordered_at == datetime(2026, 11, 26, 9, 15, tzinfo=UTC)
+    assert moved[0].delivered_at == datetime(2026, 11, 29, tzinfo=UTC)
+
+
+def test_a_shift_past_the_calendar_names_the_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER, ROW.replace("2024-03-01", "9999-12-30"))
+    with pytest.raises(OrdersCsvError, match="line 2, column ordered_at: '9999-12-30' moved by 5 days"):
+        parse_orders_csv(path, shift=timedelta(days=5))
+
+
+async def test_importing_again_with_a_shift_stores_the_same_dates(ticket_store: SqlTicketStore) -> None:
+    """`make run` imports the demo each time: the dates follow the file, never drift from the store."""
+    written = dates(parse_orders_csv(EXAMPLE))
+
+    async def stored() -> dict[str, tuple[datetime, datetime | None]]:
+        async with ticket_store.session() as tx:
+            found = [await tx.get_order(order_id) for order_id in written]
+        return dates([order for order in found if order is not None])
+
+    nine = date_shift(date(2024, 3, 1), today=date(2024, 3, 10))
+    assert await import_orders(ticket_store, EXAMPLE, shift=nine) == (3, 0)
+    first = await stored()
+    assert await import_orders(ticket_store, EXAMPLE, shift=nine) == (0, 3)
+    assert await stored() == first
+    assert first["A-1001"] == (datetime(2024, 3, 10, 9, 15, tzinfo=UTC), datetime(2024, 3, 13, tzinfo=UTC))
+
+    # the next day: one day later than the file says plus ten, not than the store says
+    ten = date_shift(date(2024, 3, 1), today=date(2024, 3, 11))
+    assert await import_orders(ticket_store, EXAMPLE, shift=ten) == (0, 3)
+    assert await stored() == {
+        order_id: (ordered + ten, None if delivered is None else delivered + ten)
+        for order_id, (ordered, delivered) in written.items()
+    }
+
+
+def test_the_demo_orders_keep_the_readme_tour_working_on_any_day() -> None:
+    """Makefile's `run` imports the demo as of DEMO_ORDERS_AS_OF; the tour's orders then sit where README says."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    declared = re.search(r"^DEMO_ORDERS_AS_OF := (\S+)$", makefile, re.M)
+    assert declared is not None
+    as_of = date.fromisoformat(declared.group(1))
+    assert "orders import examples/shop/orders.csv --as-of $(DEMO_ORDERS_AS_OF)" in makefile
+    window = timedelta(days=ShopConfig().return_window_days)
+    demo = ROOT / "examples/shop/orders.csv"
+    for today in (datetime.now(UTC).date(), date(2031, 2, 28), as_of):
+        now = datetime.combine(today, datetime.now(UTC).time(), UTC)
+        orders = {o.order_id: o for o in parse_orders_csv(demo, shift=date_shift(as_of, today=today))}
+        age = {order_id: now - o.delivered_at for order_id, o in orders.items() if o.delivered_at is not None}
+        assert age["A10243"] < window  # the tour's return: delivered recently
+        assert age["A10234"] > window + timedelta(days=14)  # delivered long ago: escalates with the reason
+        assert window < age["A10239"] < window + timedelta(days=2)  # just outside, by one day
+        assert max(o.ordered_at for o in orders.values()) <= now  # nothing ordered in the future
