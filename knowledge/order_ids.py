@@ -375,7 +375,7 @@ class OrderIds:
             return known
         atoms = _ATOM.findall(cleaned)
         gaps = re.split(r"[A-Za-z0-9]+", cleaned)[1:-1]
-        if atoms and "".join(atoms) == order_key(cleaned):
+        if atoms and "".join(atoms).upper() == order_key(cleaned):
             for shape in self.shapes:
                 spelled = shape.fit(atoms, gaps, strict=False)
                 if spelled is not None:
