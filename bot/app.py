@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
+from bot.order_refresh import OrderIdsRefresher
 from bot.pipeline import Pipeline, PipelineSettings
 from handlers.context import Policy, Services
 from handlers.desk import AgentDesk
@@ -46,6 +47,7 @@ class App:
     services: Services
     pipeline: Pipeline
     desk: AgentDesk
+    orders: OrderIdsRefresher  # swaps in the shop's order ids when the store's orders change
     telegram: TelegramChannel | None = None  # when channels.telegram.enabled; started by serve()
 
 
@@ -153,6 +155,7 @@ async def build_app(
             await tickets.create_schema()
         state = await _open_state(settings)
         stack.push_async_callback(state.close)
+        orders_version = await OrderIdsRefresher.read_version(tickets)  # before the ids load_shop reads
         shop = await load_shop(settings, tickets)
         if classifier is None:
             classifier = await build_classifier(settings)
@@ -165,6 +168,7 @@ async def build_app(
             clock=clock,
             shop_name=settings.shop.name,
         )
+        orders = OrderIdsRefresher(tickets, services, settings.shop.order_id_pattern, version=orders_version)
         pipeline = Pipeline(
             tickets,
             state,
@@ -176,9 +180,10 @@ async def build_app(
                 default_language=settings.default_language,
                 languages=tuple(settings.languages),
             ),
+            before_turn=orders.check,
         )
         desk = AgentDesk(tickets, responses, services.policy)
-        app = App(settings, tickets, state, bus, classifier, services, pipeline, desk)
+        app = App(settings, tickets, state, bus, classifier, services, pipeline, desk, orders)
         if settings.channels.telegram.enabled:
             from bot.channels.telegram.channel import open_channel
 

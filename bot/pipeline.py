@@ -15,6 +15,7 @@ import re
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
@@ -103,7 +104,9 @@ class Pipeline:
         classifier: IntentClassifier,
         services: Services,
         settings: PipelineSettings | None = None,
+        before_turn: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """``before_turn`` runs before each turn's transaction (the shop's order ids follow the store)."""
         self.tickets = tickets
         self.state = state
         self.classifier = classifier
@@ -111,6 +114,7 @@ class Pipeline:
         self.settings = settings or PipelineSettings()
         self.routes: dict[str, Handler] = build_routes()
         self._locks = _ChatLocks()
+        self.before_turn = before_turn
 
     async def handle(self, msg: Incoming) -> list[Outgoing]:
         """Process one message; returns the replies the adapter must deliver (maybe none)."""
@@ -140,6 +144,8 @@ class Pipeline:
 
     # -- the turn --------------------------------------------------------------------
     async def _turn(self, msg: Incoming) -> list[Outgoing]:
+        if self.before_turn is not None:
+            await self.before_turn()
         text = clean_text(msg.text)
         async with self.tickets.session() as tx:
             customer, _new = await tx.resolve_customer(

@@ -41,7 +41,7 @@ async def complaint_priority(turn: Turn) -> tuple[Priority, list[str]]:
     since = turn.now() - timedelta(days=policy.complaint_repeat_days)
     if await turn.tx.count_tickets_since(turn.customer.id, TicketKind.COMPLAINT, since) > 0:
         signals.append("repeat complaint")
-    order_id = turn.prediction.entity("order_id")
+    order_id = _order_id(turn)
     if order_id:
         order = await turn.tx.get_order(order_id)
         if order is not None and order.total >= policy.high_value_order:
@@ -49,16 +49,22 @@ async def complaint_priority(turn: Turn) -> tuple[Priority, list[str]]:
     return LEVELS[min(len(signals), len(LEVELS) - 1)], signals
 
 
+def _order_id(turn: Turn) -> str | None:
+    """The order the complaint names, as the shop spells it."""
+    raw = turn.prediction.entity("order_id")
+    return turn.services.shop.order_ids.canonical(raw) if raw else None
+
+
 async def complaint(turn: Turn) -> None:
     priority, signals = await complaint_priority(turn)
-    order_id = turn.prediction.entity("order_id")
+    order_id = _order_id(turn)
     ticket = await escalate(
         turn,
         kind=TicketKind.COMPLAINT,
         subject=turn.msg.text[:120],
         reason="complaint" + (f" ({', '.join(signals)})" if signals else ""),
         priority=priority,
-        order_id=order_id.upper() if order_id else None,
+        order_id=order_id,
         fields={"complaint": turn.msg.text[:2000], "signals": signals},
     )
     due = ticket.first_response_due

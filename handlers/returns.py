@@ -4,6 +4,11 @@ Declared as data (the slot order below) with one validation step per slot; custo
 may fill several slots in one message, ``cancel`` leaves from any step, and an order
 that fails the shop's rules (unknown, someone else's, outside the return window) is
 escalated to a human with the reason instead of being refused by a machine.
+
+The order id comes from the shop's own :class:`~knowledge.order_ids.OrderIds` (the ids it
+imported and their shape), never from a guess at digits, and is looked up as the shop spells
+it. The item is matched against the order's lines by sku, by the catalog's product matcher,
+then by rapidfuzz similarity ("the shoes" → "Ridge Trail Running Shoes").
 """
 
 from __future__ import annotations
@@ -12,10 +17,14 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from rapidfuzz import fuzz, utils
+
 from bot.messages import Button
+from handlers.complaints import strong_wording
 from handlers.context import Turn
 from handlers.handoff import escalate, sla_due
 from intents.base import Prediction
+from knowledge.bundle import ShopKnowledge
 from storage.models import Order, Priority, TicketKind
 
 FORM = "returns"
@@ -28,6 +37,12 @@ REASON_CUE = re.compile(
 REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
 MAX_ORDER_ATTEMPTS = 2
 FREE_TEXT_SLOTS = {"reason": 500, "wanted": 200, "item": 200}  # slot -> max length
+# rapidfuzz WRatio (0-100) an order line's name needs to count as the item the customer named,
+# and how far ahead of the next line it must be ("running shoes" with two pairs in the order:
+# neither, the customer picks with the buttons).
+ITEM_MIN_SCORE = 70.0
+ITEM_MARGIN = 10.0
+STRONG = "strong wording"
 
 
 def _resolution_from_text(text: str) -> str | None:
@@ -59,16 +74,31 @@ def _contact_matches(order: Order, contact: str) -> bool:
     return bool(len(digits) >= 6 and order.phone and _digits(order.phone) == digits)
 
 
-def _item_in_order(order: Order, wanted: str) -> dict[str, Any] | None:
-    wanted_l = wanted.strip().lower()
+def _item_in_order(order: Order, wanted: str, shop: ShopKnowledge, language: str) -> dict[str, Any] | None:
+    """The order line the customer means: its sku or name, a catalog product the words name
+    (the product matcher knows partial names, typos, other languages), else the one line
+    whose name is clearly the most similar."""
+    folded = wanted.strip().casefold()
     for item in order.items:
-        if wanted_l in (str(item.get("sku", "")).lower(), str(item.get("name", "")).lower()):
+        if folded in (str(item.get("sku", "")).casefold(), str(item.get("name", "")).casefold()):
             return item
-    for item in order.items:
-        name = str(item.get("name", "")).lower()
-        if wanted_l and (wanted_l in name or name in wanted_l):
-            return item
-    return None
+    by_sku = {str(item.get("sku", "")).casefold(): item for item in order.items if item.get("sku")}
+    for mention in shop.products.mentions(wanted, language):
+        for product, _score in mention.candidates:
+            if product.sku.casefold() in by_sku:
+                return by_sku[product.sku.casefold()]
+    if len(utils.default_process(wanted)) < 3:
+        return None
+    scored = sorted(
+        ((fuzz.WRatio(wanted, str(item.get("name", "")), processor=utils.default_process), i)
+         for i, item in enumerate(order.items)),
+        reverse=True,
+    )
+    if not scored or scored[0][0] < ITEM_MIN_SCORE:
+        return None
+    if len(scored) > 1 and scored[1][0] > scored[0][0] - ITEM_MARGIN:
+        return None
+    return order.items[scored[0][1]]
 
 
 def _item_label(item: dict[str, Any]) -> str:
@@ -93,9 +123,12 @@ class ReturnsForm:
             if value:
                 self.slots[slot] = value
         if pred.entity("order_id") is None and requested == "order_id":
-            match = re.search(r"[A-Za-z]?\d{4,}", text)
-            if match:
-                self.slots["order_id"] = match.group(0)
+            # Asked for the order: a bare id-like answer counts, as the shop's OrderIds reads it.
+            found = self.turn.services.shop.order_ids.find(text, expect=True)
+            if found:
+                self.slots["order_id"] = found[0].value
+        if strong_wording(text) and STRONG not in self.slots.get("signals", []):
+            self.slots["signals"] = [*self.slots.get("signals", []), STRONG]
         for kind in ("email", "phone"):
             value = pred.entity(kind)
             if value:
@@ -134,7 +167,7 @@ class ReturnsForm:
     async def _validate_order(self) -> tuple[str, dict[str, Any]] | None:
         """None when fine so far; else ``("re-ask", {})`` or an escalation reason template."""
         turn = self.turn
-        order_id = str(self.slots["order_id"]).lstrip("#").upper()
+        order_id = turn.services.shop.order_ids.canonical(str(self.slots["order_id"]))
         self.slots["order_id"] = order_id
         order = await turn.tx.get_order(order_id)
         if order is None:
@@ -169,7 +202,7 @@ class ReturnsForm:
     def _validate_item(self) -> None:
         if self.order is None or "item" not in self.slots:
             return
-        item = _item_in_order(self.order, str(self.slots["item"]))
+        item = _item_in_order(self.order, str(self.slots["item"]), self.turn.services.shop, self.turn.lang)
         if item is None:
             self.turn.say("return_item_not_in_order", item=self.slots.pop("item"))
         else:
@@ -213,6 +246,10 @@ class ReturnsForm:
                 summary=self._summary(),
             )
             return
+        if slot == "order_id":
+            example = turn.services.shop.order_ids.example()
+            turn.say("ask_order_id" if example else "ask_order_id_plain", example=example)
+            return
         turn.say(f"ask_{slot}", buttons=buttons)
 
     def _summary(self) -> str:
@@ -235,6 +272,10 @@ class ReturnsForm:
 
     def _kind(self) -> TicketKind:
         return TicketKind.EXCHANGE if self.slots.get("resolution") == "exchange" else TicketKind.RETURN
+
+    def _priority(self) -> Priority:
+        """A return stays a return however angry the words; they raise its priority."""
+        return Priority.HIGH if self.slots.get("signals") else Priority.NORMAL
 
     # -- the turn --------------------------------------------------------------------
     async def run(self, starting: bool) -> None:
@@ -274,7 +315,8 @@ class ReturnsForm:
     async def _open_ticket(self) -> None:
         turn = self.turn
         kind = self._kind()
-        first_due, resolution_due = sla_due(turn.services.policy, Priority.NORMAL, turn.now())
+        priority = self._priority()
+        first_due, resolution_due = sla_due(turn.services.policy, priority, turn.now())
         subject = turn.services.responses.text(
             "en", f"subject_{kind.value}", item=self.slots.get("item_name", self.slots.get("item"))
         )
@@ -284,6 +326,7 @@ class ReturnsForm:
             subject=subject,
             channel=turn.msg.channel,
             actor="bot",
+            priority=priority,
             order_id=self.slots.get("order_id"),
             fields=self._ticket_fields(),
             first_response_due=first_due,
@@ -303,6 +346,7 @@ class ReturnsForm:
             kind=kind,
             subject=turn.services.responses.text("en", f"subject_{kind.value}", item=self.slots.get("item", "?")),
             reason=reason,
+            priority=self._priority(),
             order_id=self.slots.get("order_id"),
             fields=self._ticket_fields(),
         )
@@ -328,6 +372,8 @@ async def submit_return(turn: Turn, filled: dict[str, Any]) -> str | None:
         value = filled.get(slot)
         if value not in (None, ""):
             form.slots[slot] = str(value)[: FREE_TEXT_SLOTS.get(slot, 200)]
+    if strong_wording(turn.msg.text):
+        form.slots["signals"] = [STRONG]
     resolution = str(filled.get("resolution") or "")
     if resolution:
         form.slots["resolution"] = resolution if resolution in ("refund", "exchange") else (

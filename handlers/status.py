@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.context import Turn
+from knowledge.order_ids import order_key
 from storage.models import parse_ticket_number
 
 
@@ -34,18 +35,20 @@ async def ticket_status(turn: Turn) -> None:
 
 
 async def order_status(turn: Turn) -> None:
-    wanted = turn.prediction.entity("order_id")
+    raw = turn.prediction.entity("order_id")
     orders = list(await turn.tx.orders_for(turn.customer))
-    if wanted:
-        mine = [o for o in orders if o.order_id.upper() == wanted.upper()]
+    if raw:
+        wanted = turn.services.shop.order_ids.canonical(raw)  # as the shop spells it
+        mine = [o for o in orders if order_key(o.order_id) == order_key(wanted)]
         if not mine:
             order = await turn.tx.get_order(wanted)
             # Someone else's order: confirm only that it exists, never its details.
-            turn.say("order_not_yours" if order is not None else "order_not_found", order_id=wanted.upper())
+            turn.say("order_not_yours" if order is not None else "order_not_found", order_id=wanted)
             return
         orders = mine
     if not orders:
-        turn.say("no_orders")
+        example = turn.services.shop.order_ids.example()
+        turn.say("no_orders" if example else "no_orders_plain", example=example)
         return
     lines = [
         turn.t(

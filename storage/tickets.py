@@ -408,6 +408,12 @@ class TicketSession:
         """Every order id in the store, as the shop writes it (for recognising them in messages)."""
         return list((await self.db.execute(select(Order.order_id))).scalars().all())
 
+    async def orders_version(self) -> tuple[int, int]:
+        """(number of orders, highest row id): changes whenever an order is added or removed, and
+        costs one index lookup, so a running bot can poll it to notice an import."""
+        count, highest = (await self.db.execute(select(func.count(Order.id), func.max(Order.id)))).one()
+        return int(count), int(highest or 0)
+
     async def orders_for(self, customer: Customer) -> Sequence[Order]:
         """Orders linked to the customer or matching their known e-mail/phone."""
         conditions = [Order.customer_id == customer.id]

@@ -42,8 +42,11 @@ def order(
 
 
 async def add_orders(app: App, *orders: Order) -> None:
+    """Import orders, then have the app notice them as it would within a few seconds of an
+    import (the same version check and rebuild, without waiting for the next interval)."""
     async with app.tickets.session() as tx:
         await tx.upsert_orders(orders)
+    await app.orders.check(force=True)
 
 
 @dataclass
