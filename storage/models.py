@@ -479,3 +479,71 @@ class CannedResponse(Base):
     text: Mapped[str] = mapped_column(Text)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# -- learning from what the bot missed (issue 10) ----------------------------------------
+class MissedReason(str, enum.Enum):
+    """Why a customer message counts as missed (``handlers.context.Turn.missed`` names one)."""
+
+    FALLBACK = "fallback"  # not understood: out of scope, or no handler for the intent
+    FAQ_UNKNOWN = "faq_unknown"  # a question the FAQ has no answer to
+    PRODUCT_UNKNOWN = "product_unknown"  # a product question naming no product the catalog knows
+    LOW_CONFIDENCE = "low_confidence"  # answered, but the classifier was unsure
+
+
+class MissedResolution(str, enum.Enum):
+    FAQ_PHRASING = "faq_phrasing"
+    PRODUCT_ALIAS = "product_alias"
+    DISMISSED = "dismissed"
+
+
+class AdditionKind(str, enum.Enum):
+    FAQ_PHRASING = "faq_phrasing"
+    PRODUCT_ALIAS = "product_alias"
+
+
+class KnowledgeAddition(Base):
+    """A phrasing or alias an admin taught the bot from the workspace.
+
+    Kept apart from the shop's files (which the shop owns and may replace) and merged into
+    them at every load by ``knowledge.additions``; ``folded`` (the text as lookups compare
+    it) makes the same form for the same target unique, so two admins cannot add it twice.
+    """
+
+    __tablename__ = "knowledge_additions"
+    __table_args__ = (UniqueConstraint("kind", "target", "language", "folded", name="uq_knowledge_addition_form"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[AdditionKind] = mapped_column(_enum(AdditionKind))
+    target: Mapped[str] = mapped_column(String(64))  # the FAQ entry id or the product sku
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(String(500))
+    folded: Mapped[str] = mapped_column(String(500))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MissedQuestion(Base):
+    """A customer message the bot did not answer, or answered unsure: what admins learn from.
+
+    The text is not copied: it is read from the message, so what data rights and retention
+    erase there is gone here too. ``customer_id`` only counts distinct customers and finds a
+    handoff that followed the miss; it is never shown.
+    """
+
+    __tablename__ = "missed_questions"
+    # The list: open misses, newest first, within a window.
+    __table_args__ = (Index("ix_missed_questions_open", "resolved_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[MissedReason] = mapped_column(_enum(MissedReason))
+    language: Mapped[str] = mapped_column(String(8))
+    intent: Mapped[str | None] = mapped_column(String(64))
+    confidence: Mapped[float | None]
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    resolution: Mapped[MissedResolution | None] = mapped_column(_enum(MissedResolution))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    addition_id: Mapped[int | None] = mapped_column(ForeignKey("knowledge_additions.id", ondelete="SET NULL"))

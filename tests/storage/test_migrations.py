@@ -51,7 +51,7 @@ async def differences(url: str, metadata: MetaData = Base.metadata) -> list[Any]
 
 
 async def test_upgrade_builds_the_models_schema(empty_database: str) -> None:
-    assert head() == "0003"
+    assert head() == "0004"
     assert await current(empty_database) is None
     await upgrade(empty_database)
     assert await current(empty_database) == head()
@@ -114,6 +114,7 @@ async def test_the_later_revisions_downgrade_and_upgrade_again(empty_database: s
     finally:
         await engine.dispose()
     assert await current(empty_database) == "0001"
-    assert not tables & {"agent_sessions", "api_tokens", "login_throttle", "canned_responses", "telegram_tickets"}
+    assert not tables & {"agent_sessions", "api_tokens", "login_throttle", "canned_responses", "telegram_tickets",
+                         "missed_questions", "knowledge_additions"}
     await upgrade(empty_database)
     assert await differences(empty_database) == []
