@@ -25,6 +25,7 @@ from handlers.sla import BusinessCalendar
 from intents.base import IntentClassifier
 from intents.classifier import load_or_train_async
 from knowledge.bundle import ShopKnowledge
+from knowledge.faq_search import bundled_encoders
 from knowledge.shop import Catalog, Faq, load_catalog, load_faq
 from storage.events import EventBus, InProcessEventBus
 from storage.models import Priority, utcnow
@@ -80,7 +81,14 @@ async def load_shop(settings: Settings, tickets: TicketStore) -> ShopKnowledge:
     catalog, faq = await asyncio.to_thread(load_knowledge, settings)
     async with tickets.session() as tx:
         order_ids = await tx.order_ids()
-    return await asyncio.to_thread(ShopKnowledge.build, catalog, faq, order_ids, settings.shop.order_id_pattern)
+    accurate = settings.classifier.model == "accurate"
+
+    def index() -> ShopKnowledge:
+        # The accurate model's encoders (loaded once, shared with the classifier) also search the FAQ.
+        encoders = bundled_encoders(settings.classifier.chinese_encoder) if accurate else None
+        return ShopKnowledge.build(catalog, faq, order_ids, settings.shop.order_id_pattern, encoders)
+
+    return await asyncio.to_thread(index)
 
 
 async def build_classifier(settings: Settings) -> IntentClassifier:

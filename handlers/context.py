@@ -17,7 +17,8 @@ from handlers.responses import Responses
 from handlers.sla import BusinessCalendar
 from intents.base import Prediction
 from knowledge.bundle import ShopKnowledge
-from knowledge.shop import Catalog, FaqIndex
+from knowledge.faq_search import FaqSearch
+from knowledge.shop import Catalog
 from storage.models import Customer, Priority
 from storage.tickets import TicketSession
 
@@ -55,7 +56,7 @@ class Services:
         return self.shop.catalog
 
     @property
-    def faq(self) -> FaqIndex:
+    def faq(self) -> FaqSearch:
         return self.shop.faq
 
 

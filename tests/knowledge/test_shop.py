@@ -1,4 +1,4 @@
-"""Catalog and FAQ loading, product lookup, stock and FAQ retrieval on the demo shop data."""
+"""Catalog and FAQ loading, product lookup and stock on the demo shop data (FAQ retrieval: test_faq_search.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from knowledge.shop import (
     Catalog,
     Faq,
     FaqEntry,
-    FaqIndex,
     KnowledgeError,
     fold_text,
     load_catalog,
@@ -34,11 +33,6 @@ def catalog() -> Catalog:
 @pytest.fixture(scope="module")
 def faq() -> Faq:
     return load_faq(SHOP / "faq.yml")
-
-
-@pytest.fixture(scope="module")
-def index(faq: Faq) -> FaqIndex:
-    return FaqIndex(faq)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -314,171 +308,6 @@ class TestLocalisedText:
         assert entry is not None
         assert "支付宝" in entry.answer_for("zh")
         assert "Alipay" in entry.answer_for("en")
-
-
-# --- FAQ retrieval ---------------------------------------------------------------------
-
-# Held out: written before the FAQ phrasings were last revised and never tuned against;
-# none is a phrasing in faq.yml (checked below).
-PARAPHRASES: list[tuple[str, str, str]] = [
-    ("how many days until my parcel arrives", "en", "shipping_time"),
-    ("可以用支付宝吗", "zh", "payment_methods"),
-    ("how soon will my stuff get here", "en", "shipping_time"),
-    ("delivery time to france?", "en", "shipping_time"),
-    ("大概多久可以收到包裹", "zh", "shipping_time"),
-    ("how much is delivery to the netherlands", "en", "shipping_cost"),
-    ("do you have free shipping", "en", "shipping_cost"),
-    ("邮费是多少", "zh", "shipping_cost"),
-    ("do you ship to the usa", "en", "shipping_countries"),
-    ("你们能发货到北京吗", "zh", "shipping_countries"),
-    ("can you ship express", "en", "express_delivery"),
-    ("能不能加急", "zh", "express_delivery"),
-    ("has my order shipped yet", "en", "order_tracking"),
-    ("我的包裹在哪里", "zh", "order_tracking"),
-    ("can I update my address", "en", "change_address"),
-    ("我搬家了，能改收货地址吗", "zh", "change_address"),
-    ("can i pay by wechat", "en", "payment_methods"),
-    ("支持信用卡付款吗", "zh", "payment_methods"),
-    ("my payment was declined", "en", "payment_failed"),
-    ("付不了款", "zh", "payment_failed"),
-    ("could you send me an invoice", "en", "invoice"),
-    ("需要开公司发票", "zh", "invoice"),
-    ("how do I apply a coupon", "en", "vouchers"),
-    ("有没有优惠券", "zh", "vouchers"),
-    ("can I return these jeans", "en", "return_policy"),
-    ("衣服不合适想退", "zh", "return_policy"),
-    ("are return labels free", "en", "return_shipping_cost"),
-    ("退货包邮吗", "zh", "return_shipping_cost"),
-    ("still waiting for my refund", "en", "refund_time"),
-    ("退款什么时候到", "zh", "refund_time"),
-    ("can I exchange the size", "en", "exchange"),
-    ("能换个大一点的码吗", "zh", "exchange"),
-    ("the item I got is damaged", "en", "damaged_item"),
-    ("商品坏了", "zh", "damaged_item"),
-    ("what size should I get", "en", "size_guide"),
-    ("尺码怎么选", "zh", "size_guide"),
-    ("washing instructions for the jeans?", "en", "care_instructions"),
-    ("牛仔裤能机洗吗", "zh", "care_instructions"),
-    ("will the jeans come back in 32", "en", "restock"),
-    ("什么时候补货啊", "zh", "restock"),
-    ("do you do gift wrap", "en", "gift_wrapping"),
-    ("能包成礼物吗", "zh", "gift_wrapping"),
-    ("what are your hours", "en", "support_hours"),
-    ("客服什么时间有人", "zh", "support_hours"),
-    ("cancel order please", "en", "cancel_order"),
-    ("我想取消刚才的订单", "zh", "cancel_order"),
-    ("what's your phone number", "en", "contact"),
-    ("怎么联系客服", "zh", "contact"),
-]
-
-OFF_TOPIC: list[tuple[str, str]] = [
-    ("what's the weather in paris", "en"),
-    ("tell me a joke", "en"),
-    ("who won the football last night", "en"),
-    ("hello", "en"),
-    ("thanks a lot", "en"),
-    ("can you recommend a movie", "en"),
-    ("今天天气怎么样", "zh"),
-    ("给我讲个笑话", "zh"),
-    ("你好", "zh"),
-    ("你叫什么名字", "zh"),
-    ("帮我订一张机票", "zh"),
-]
-
-
-class TestFaqSearch:
-    def test_paraphrases_are_not_in_the_file(self, faq: Faq) -> None:
-        phrasings = {fold_text(q) for entry in faq.entries for qs in entry.questions.values() for q in qs}
-        verbatim = [text for text, _, _ in PARAPHRASES if fold_text(text) in phrasings]
-        assert verbatim == []
-
-    @pytest.mark.parametrize(
-        ("text", "language", "expected"),
-        [
-            ("how many days until my parcel arrives", "en", "shipping_time"),
-            ("how long will it take for my parcel to get to Germany", "en", "shipping_time"),
-            ("可以用支付宝吗", "zh", "payment_methods"),
-            ("可以用PayPal吗", "zh", "payment_methods"),
-            ("can I pay with alipay", "en", "payment_methods"),
-            ("is it possible to return a dress I bought", "en", "return_policy"),
-            ("退货运费谁出", "zh", "return_shipping_cost"),
-            ("多少天能收到包裹", "zh-CN", "shipping_time"),
-        ],
-    )
-    def test_finds_the_entry(self, index: FaqIndex, text: str, language: str, expected: str) -> None:
-        results = index.search(text, language)
-        assert results, text
-        assert results[0][0].id == expected
-
-    def test_held_out_paraphrases(self, index: FaqIndex) -> None:
-        # A floor, not a wish: 41/46 rank first and 39 clear min_score when this was written.
-        top = [index.search(text, lang, k=1) for text, lang, _ in PARAPHRASES]
-        answered = sum(
-            1 for result, (_, _, expected) in zip(top, PARAPHRASES) if result and result[0][0].id == expected
-        )
-        wrong = sum(
-            1 for result, (_, _, expected) in zip(top, PARAPHRASES) if result and result[0][0].id != expected
-        )
-        assert answered >= 0.8 * len(PARAPHRASES)
-        assert wrong <= 0.1 * len(PARAPHRASES)
-
-    @pytest.mark.parametrize(("text", "language"), OFF_TOPIC)
-    def test_off_topic_gets_nothing(self, index: FaqIndex, text: str, language: str) -> None:
-        assert index.search(text, language) == []
-
-    @pytest.mark.parametrize("text", ["", "   ", "?!。", "🙂"])
-    def test_nothing_to_match(self, index: FaqIndex, text: str) -> None:
-        assert index.search(text, "en") == []
-
-    def test_scores_are_sorted_cosines_above_min_score(self, index: FaqIndex) -> None:
-        results = index.search("how long does shipping take and what does it cost", "en", k=5)
-        scores = [score for _, score in results]
-        assert len(results) >= 2
-        assert scores == sorted(scores, reverse=True)
-        assert all(index.min_score <= score <= 1.0 + 1e-9 for score in scores)
-        assert {entry.id for entry, _ in results[:2]} == {"shipping_time", "shipping_cost"}
-
-    def test_verbatim_question_scores_high(self, index: FaqIndex) -> None:
-        entry, score = index.search("How long does delivery take?", "en", k=1)[0]
-        assert entry.id == "shipping_time" and score > 0.6
-
-    def test_topic_filter(self, index: FaqIndex) -> None:
-        results = index.search("how long does it take", "en", topic="returns", k=5)
-        assert results and all(entry.topic == "returns" for entry, _ in results)
-        assert results[0][0].id == "refund_time"
-
-    def test_unknown_topic_is_an_error(self, index: FaqIndex) -> None:
-        with pytest.raises(ValueError, match="unknown FAQ topic"):
-            index.search("hello", "en", topic="weather")
-
-    def test_k_limits_results(self, index: FaqIndex) -> None:
-        assert len(index.search("return shipping refund exchange", "en", k=2)) <= 2
-        assert index.search("how long does delivery take", "en", k=0) == []
-
-    def test_entry_without_the_language_uses_english(self) -> None:
-        faq = Faq(
-            entries=[
-                FaqEntry(
-                    id="hours",
-                    topic="general",
-                    questions={"en": ["What are your opening hours?"], "zh": ["几点开门？"]},
-                    answer={"en": "9 to 5.", "zh": "九点到五点。"},
-                ),
-                FaqEntry(
-                    id="parking",
-                    topic="general",
-                    questions={"en": ["Is there parking near the shop?"]},
-                    answer={"en": "Yes, behind the shop."},
-                ),
-            ]
-        )
-        index = FaqIndex(faq)
-        # A Chinese message naming the English word still reaches the English-only entry.
-        assert [e.id for e, _ in index.search("parking 在哪里？", "zh")] == ["parking"]
-        # A language the FAQ lacks is searched like English.
-        assert index.search("opening hours?", "de")[0][0].id == "hours"
-        # Unknown language: every phrasing counts.
-        assert index.search("几点开门", None)[0][0].id == "hours"
 
 
 # --- demo orders -----------------------------------------------------------------------
