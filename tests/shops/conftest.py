@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.shops.harness")
+pytest.register_assert_rewrite("tests.shops.harness", "tests.shops.conversations_electronics", "tests.shops.conversations_cosmetics")
 
 from bot.app import App  # noqa: E402
 from intents.classifier import BuiltinClassifier  # noqa: E402

@@ -36,6 +36,7 @@ import yaml
 from bot.app import App, build_app
 from bot.config import Settings, load_settings
 from intents.base import IntentClassifier
+from knowledge.shop import load_faq
 from storage.models import Ticket, utcnow
 from storage.orders_csv import import_orders
 from storage.tickets import SqlTicketStore
@@ -257,9 +258,10 @@ class RestChat:
     def fail(self, what: str) -> NoReturn:
         raise AssertionError(f"{what}\n" + "\n".join(self.transcript))
 
-    def expect(self, *facts: Fact) -> None:
-        """Every fact appears in the last answer."""
-        missing = [_show(f) for f in facts if not _found(f, self.text)]
+    def expect(self, *facts: Fact, final: bool = False) -> None:
+        """Every fact appears in the last answer (``final``: in its last reply, after any queued ones)."""
+        text = self.last[-1].text if final and self.last else self.text
+        missing = [_show(f) for f in facts if not _found(f, text)]
         if missing:
             self.fail(f"the answer lacks {', '.join(missing)}")
 
@@ -288,9 +290,7 @@ class RestChat:
 
 # -- the form a return takes ----------------------------------------------------------------
 _ASKS_CONTACT = re.compile(r"e-?mail|phone|邮箱|手机", re.I)
-_ASKS_ORDER = re.compile(r"order number|which order|订单号|哪个订单", re.I)
 _ASKS_REASON = re.compile(r"\breason\b|原因", re.I)
-_ASKS_ITEM = re.compile(r"which item|哪件商品", re.I)
 _ASKS_WANTED = re.compile(r"instead|换成", re.I)
 _DEMO_ORDER_ID = re.compile(r"\bA\d{5}\b")
 
@@ -333,18 +333,19 @@ async def finish_return(
 
 # -- a conversation's world -------------------------------------------------------------------
 class Visit:
-    """What a scripted conversation gets: the app, its REST channel and the store."""
+    """What a scripted conversation gets: the shop, the app, its REST channel and the store."""
 
-    def __init__(self, app: App, http: httpx.AsyncClient) -> None:
+    def __init__(self, spec: ShopSpec, app: App, http: httpx.AsyncClient) -> None:
+        self.spec = spec
         self.app = app
         self.http = http
 
     def chat(self, sender: str, language: str | None = None) -> RestChat:
         return RestChat(self.http, sender, language)
 
-    @property
-    def shop(self) -> Any:
-        return self.app.services.shop
+    def faq_answers(self, language: str) -> list[str]:
+        """Every answer of the shop's FAQ file in ``language`` (English where it has none)."""
+        return [entry.answer_for(language) for entry in load_faq(self.spec.faq).entries]
 
     async def tickets(self, chat: RestChat) -> list[Ticket]:
         """The sender's tickets, oldest first."""
@@ -360,6 +361,11 @@ class Visit:
             shown = [(t.number, t.kind.value, t.order_id) for t in tickets]
             chat.fail(f"expected exactly one ticket, the store has {shown}")
         return tickets[0]
+
+    async def order_ids(self) -> set[str]:
+        """The shop's order ids, as stored."""
+        async with self.app.tickets.session() as tx:
+            return set(await tx.order_ids())
 
     async def expect_no_ticket(self, chat: RestChat) -> None:
         tickets = await self.tickets(chat)
@@ -404,13 +410,13 @@ def conversation(shop: str) -> Callable[[Conversation], Conversation]:
     return register
 
 
-async def play(app: App, script: Conversation) -> None:
+async def play(spec: ShopSpec, app: App, script: Conversation) -> None:
     """Run one conversation against ``app`` through its REST channel over ASGI."""
     from bot.web.app import create_web_app
 
     transport = httpx.ASGITransport(app=create_web_app(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://shop.test", timeout=60) as http:
-        await script(Visit(app, http))
+        await script(Visit(spec, app, http))
 
 
 def demo_order_ids(text: str) -> Sequence[str]:
