@@ -1,4 +1,4 @@
-"""The ``deskbot`` command: serve, chat, train, test-nlu, migrate, orders, tickets."""
+"""The ``deskbot`` command: serve, chat, train, test-nlu, migrate, orders, tickets, shop check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import agents_cli, data_cli
+from bot import agents_cli, data_cli, shop_check
 from bot.config import Settings, load_settings, masked
 from bot.logs import configure_logging
 from storage.errors import DeskbotError
@@ -72,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         action.add_argument("--agent", help="agent e-mail (default: the terminal agent)")
     agents_cli.register(sub)
     data_cli.register(sub)
+    shop_check.register(sub)
     from bot.telegram_cli import add_commands as add_telegram_commands
 
     add_telegram_commands(sub)
@@ -224,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "agents":
             asyncio.run(_migrate(settings))
             return asyncio.run(agents_cli.run(settings, args))
+        if args.command == "shop":
+            return asyncio.run(shop_check.run(settings, args))
         if args.command in data_cli.COMMANDS:
             asyncio.run(_migrate(settings))
             return asyncio.run(data_cli.run(settings, args))
