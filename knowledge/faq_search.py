@@ -7,13 +7,14 @@ answered when the answer text is searched too. Every entry is read in the custom
 
 Two scores, blended:
 
-- **Lexical, always**: BM25 (bm25s) over one index per language holding, for every entry, a
-  question document (its phrasings) and an answer document. Latin words are folded, lightly
+- **Lexical, always**: BM25 (bm25s) per language over three fields of every entry: each
+  phrasing, the phrasings pooled, and the answer. Latin words are folded, lightly
   stemmed and also cut into character 4-grams (typos, inflections: "deliver"/"delivery");
-  Chinese runs into character unigrams and bigrams (no segmenter needed). The entry's score
-  is the share of the query's BM25 weight (the sum of its terms' idf, a term the FAQ never
-  uses counting at the highest idf) that the entry's question and answer cover, blended
-  with :data:`QUESTION_WEIGHT`. Raw BM25 grows with the query's length and rarity, so it
+  Chinese runs into character unigrams and bigrams (no segmenter needed). Per field (each
+  phrasing, the phrasings pooled, the answer) an entry's score is the share of the query's
+  BM25 weight (the sum of its terms' idf, a term the field never uses counting at the highest
+  idf) that the field covers; the fields are blended with :data:`PHRASING_WEIGHT` and
+  :data:`QUESTION_WEIGHT`. Raw BM25 grows with the query's length and rarity, so it
   cannot be compared across queries; this share is in [0, 1] for every query, and one
   threshold can say "no answer".
 - **Dense, with** ``classifier.model: accurate``: the encoders the classifier already ships
@@ -23,8 +24,8 @@ Two scores, blended:
   entries, so the two encoders (e5's cosines all sit near 0.85, MiniLM's near 0.2) speak on
   one scale.
 
-Weights and thresholds come from ``python bench/faq.py --fit`` on the demo shop's FAQ cut to
-one phrasing per entry and its held-out questions (the tuning set); bench/faq.py reports on
+Weights and thresholds come from ``python bench/faq.py --fit`` on the demo shop's FAQ (cut to
+one phrasing per entry, and whole) with its held-out questions (the tuning sets); bench/faq.py reports on
 other shops' FAQs, never tuned against. The fast path imports no encoder.
 """
 
@@ -50,9 +51,9 @@ Float32Array = npt.NDArray[np.float32]
 
 # Fitted by `python bench/faq.py --fit` on the tuning set (see the module docstring).
 QUESTION_WEIGHT = 0.4
-"""Share of the question field in the lexical score (the answer field has the rest). Question
-documents are short, so BM25's length normalisation already gives a question word more weight
-than an answer word; the blend keeps long answers from outvoting the phrasings."""
+"""Share of the phrasings in the lexical score (the answer has the rest). Each field's score is
+already a 0–1 share, so this is the whole weighting; on the tuning sets 0.4 and 0.5 tie (the
+grid starts at 0.4), heavier phrasings lose answers found only in the answer text."""
 PHRASING_WEIGHT = 0.5
 """Share of the best single phrasing in the question score (the phrasings pooled have the rest)."""
 DENSE_WEIGHT = 0.4
