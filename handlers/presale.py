@@ -1,8 +1,23 @@
-"""Pre-sale answers by retrieval from the shop's catalog and FAQ — never hard-coded."""
+"""Pre-sale answers by retrieval from the shop's catalog and FAQ — never hard-coded.
+
+Products come from the shop's :class:`~knowledge.products.ProductMatcher` (partial names,
+plurals, typos, skus). A product question is answered from the catalog; when the name fits
+several products the customer picks one from buttons that carry the question on
+(``/ask_price{"product": "SKU"}``), so the click answers what was asked. A product question,
+or any message naming a product, is never answered with an unrelated FAQ entry: the FAQ
+answers it only from the question's own topic, or from another topic when the FAQ search is
+confident and no product is named. A product question naming nothing the shop sells gets
+"I couldn't find that product" with examples from the catalog.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+
+from bot.messages import Button
 from handlers.context import Turn
+from knowledge.products import ProductMention
 from knowledge.shop import Product
 
 FAQ_TOPICS = {
@@ -14,23 +29,47 @@ FAQ_TOPICS = {
     "ask_stock": "product",
 }
 PRODUCT_INTENTS = {"ask_product", "ask_price", "ask_stock"}
+MAX_ANSWERED = 3  # products answered in one reply ("how much are the scarf and the trail shoes?")
+MAX_EXAMPLES = 6  # catalog names shown when a product is not found
+CONFIDENT_FAQ = 2.0
+"""A product question naming no product takes an FAQ answer from another topic only at this
+multiple of the FAQ's own threshold: "how much …?" shares words with the shipping-cost entry."""
 
 
-def _find_product(turn: Turn) -> Product | None:
-    """The product named in the message, else (for product questions) the one discussed last."""
+@dataclass(slots=True)
+class _Named:
+    """The products a message names for sure, its mentions that fit several, and the text
+    without any product mention (what the FAQ is asked: a name says nothing about a policy)."""
+
+    resolved: list[Product] = field(default_factory=list)
+    ambiguous: list[ProductMention] = field(default_factory=list)
+    rest: str = ""
+
+    @property
+    def any(self) -> bool:
+        return bool(self.resolved or self.ambiguous)
+
+
+def _named(turn: Turn) -> _Named:
+    """A button press names its product in the payload (``{"product": "SKU"}``); a text is
+    read by the shop's matcher, the same that gave the classifier its ``product`` placeholders."""
     catalog = turn.services.catalog
-    found: Product | None = None
-    for sku in turn.prediction.entity_values("product"):
-        found = catalog.find_by_value(sku)
-        if found is not None:
-            break
-    if found is None:
-        found = catalog.find(turn.msg.text, turn.lang)
-    if found is None and turn.prediction.intent in PRODUCT_INTENTS and turn.state.last_product:
-        found = catalog.find_by_value(turn.state.last_product)
-    if found is not None:
-        turn.state.last_product = found.sku
-    return found
+    text = turn.msg.text
+    if turn.msg.payload:
+        chosen = [catalog.find_by_value(sku) for sku in turn.prediction.entity_values("product")]
+        return _Named([product for product in chosen if product is not None], [], text)
+    named = _Named()
+    cursor = 0
+    parts: list[str] = []
+    for mention in turn.services.shop.products.mentions(text, turn.lang):
+        if mention.ambiguous:
+            named.ambiguous.append(mention)
+        elif mention.best not in named.resolved:
+            named.resolved.append(mention.best)
+        parts.append(text[cursor : mention.start])
+        cursor = mention.end
+    named.rest = " ".join(part.strip() for part in [*parts, text[cursor:]] if part.strip())
+    return named
 
 
 def _price(turn: Turn, product: Product) -> str:
@@ -78,40 +117,102 @@ async def _answer_product(turn: Turn, product: Product, intent: str) -> None:
         turn.say_text(_describe(turn, product))
 
 
-def _answer_faq(turn: Turn, intent: str) -> bool:
+def _answer_faq(turn: Turn, topic: str | None, named: _Named | None = None, *, confident: bool = False) -> bool:
+    """Answer from the FAQ (one topic, or any with ``topic`` None); ``confident`` asks for a
+    score of :data:`CONFIDENT_FAQ` times the FAQ's threshold. With product mentions, the text
+    without them is tried too: "can I return the trail shoes?" is "can I return …?"."""
     faq = turn.services.faq
-    hits = faq.search(turn.msg.text, turn.lang, topic=FAQ_TOPICS.get(intent), k=1)
-    if not hits:
-        hits = faq.search(turn.msg.text, turn.lang, topic=None, k=1)
+    queries = [turn.msg.text]
+    if named is not None and named.any and named.rest:
+        queries.append(named.rest)
+    hits = [hit for query in queries for hit in faq.search(query, turn.lang, topic=topic, k=1)]
     if not hits:
         return False
-    entry, _score = hits[0]
+    entry, score = max(hits, key=lambda hit: hit[1])
+    if confident and score < CONFIDENT_FAQ * faq.min_score:
+        return False
     turn.say_text(entry.answer_for(turn.lang))
     return True
 
 
-async def presale(turn: Turn) -> None:
-    intent = turn.prediction.intent
-    product = _find_product(turn)
-    if product is not None and intent in PRODUCT_INTENTS:
-        await _answer_product(turn, product, intent)
-        return
-    if _answer_faq(turn, intent):
-        return
-    if product is not None:
-        await _answer_product(turn, product, "ask_product")
-        return
+def _ask_which(turn: Turn, mention: ProductMention, intent: str) -> None:
+    """One button per product the mention fits; the payload keeps the question (and a size)."""
+    slots: dict[str, str] = {}
+    size = turn.prediction.entity("size")
+    if size:
+        slots["size"] = size
+    buttons = tuple(
+        Button(
+            product.name_for(turn.lang),
+            f"/{intent}" + json.dumps({"product": product.sku, **slots}, ensure_ascii=False),
+        )
+        for product, _confidence in mention.candidates
+    )
+    turn.say("product_which", buttons=buttons, mention=mention.text)
+
+
+def _remember(turn: Turn, product: Product) -> None:
+    turn.state.last_product = product.sku  # "do you have it in L?" next
+
+
+def _unknown(turn: Turn, intent: str) -> None:
     buttons = (turn.button("button_human", "/human_handoff"),)
-    if intent in PRODUCT_INTENTS and not turn.msg.text.strip():
+    if intent in PRODUCT_INTENTS:
+        names = ", ".join(p.name_for(turn.lang) for p in turn.services.catalog.products[:MAX_EXAMPLES])
+        turn.say("product_unknown", buttons=buttons, examples=names)
+    else:
+        turn.say("faq_unknown", buttons=buttons)
+
+
+async def _product_question(turn: Turn, intent: str, named: _Named) -> None:
+    if named.resolved:
+        for product in named.resolved[:MAX_ANSWERED]:
+            await _answer_product(turn, product, intent)
+            _remember(turn, product)
+        return
+    if named.ambiguous:
+        _ask_which(turn, named.ambiguous[0], intent)
+        return
+    if not turn.msg.text.strip():
         # The "Products" button, not a question: show what the shop sells.
         lines = [f"• {p.name_for(turn.lang)} — {_price(turn, p)}" for p in turn.services.catalog.products]
         turn.say("catalog_overview", products="\n".join(lines))
         return
+    last = turn.services.catalog.find_by_value(turn.state.last_product) if turn.state.last_product else None
+    if last is not None:  # a follow-up about the product discussed last
+        await _answer_product(turn, last, intent)
+        return
+    # Nothing named: the FAQ answers only what is about products (a size chart, restocking),
+    # or what it is confident about; "how much are the <unknown>?" is no shipping-cost question.
+    if _answer_faq(turn, "product") or _answer_faq(turn, None, confident=True):
+        return
+    _unknown(turn, intent)
+
+
+async def _policy_question(turn: Turn, intent: str, named: _Named) -> None:
+    if _answer_faq(turn, FAQ_TOPICS[intent], named):
+        return
+    # Another topic's answer only when no product is named: the classifier may mix up
+    # shipping and payment, but a message about a product is not answered off-topic.
+    if not named.any and _answer_faq(turn, None):
+        return
+    if named.resolved:
+        await _answer_product(turn, named.resolved[0], "ask_product")
+        _remember(turn, named.resolved[0])
+        return
+    if named.ambiguous:
+        _ask_which(turn, named.ambiguous[0], "ask_product")
+        return
+    _unknown(turn, intent)
+
+
+async def presale(turn: Turn) -> None:
+    intent = turn.prediction.intent
+    named = _named(turn)
     if intent in PRODUCT_INTENTS:
-        names = ", ".join(p.name_for(turn.lang) for p in turn.services.catalog.products[:6])
-        turn.say("product_unknown", buttons=buttons, examples=names)
+        await _product_question(turn, intent, named)
     else:
-        turn.say("faq_unknown", buttons=buttons)
+        await _policy_question(turn, intent, named)
 
 
 ROUTES = {intent: presale for intent in FAQ_TOPICS}
