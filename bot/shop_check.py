@@ -531,6 +531,22 @@ async def _import(url: str, orders: Sequence[Order]) -> None:
         await store.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    view: CatalogView
+    names: list[Finding]
+    products: list[ProductProbe]
+    faq: list[FaqProbe]
+    pattern: str | None
+
+
+def _plan(files: ShopFiles, languages: Sequence[str]) -> _Plan:
+    """Everything asked, worked out from the data before the bot starts (CPU only)."""
+    view = CatalogView(files.catalog, languages)
+    return _Plan(view, name_findings(view), view.probes(), faq_probes(files.faq, languages),
+                 suggest_pattern([o.order_id for o in files.orders]))
+
+
 async def check_shop(settings: Settings, *, classifier: IntentClassifier | None = None) -> ShopReport:
     """Validate the shop's files, then ask a throwaway copy of the bot what customers would ask.
 
@@ -544,12 +560,10 @@ async def check_shop(settings: Settings, *, classifier: IntentClassifier | None 
     if files is None:
         return report
     languages = [lang for lang in settings.languages if lang in ASK]
-    view = CatalogView(files.catalog, languages)
+    plan = await asyncio.to_thread(_plan, files, languages)
+    view, products, faq, pattern = plan.view, plan.products, plan.faq, plan.pattern
     judge = Judge(view, files.faq)
-    report.findings += name_findings(view)
-    products = view.probes()
-    faq = faq_probes(files.faq, languages)
-    pattern = suggest_pattern([o.order_id for o in files.orders])
+    report.findings += plan.names
     with tempfile.TemporaryDirectory(prefix="deskbot-shop-check-") as scratch, _quiet("deskbot.pipeline"):
         url = f"sqlite+aiosqlite:///{Path(scratch) / 'check.db'}"
         await _import(url, files.orders)
