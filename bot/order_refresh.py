@@ -4,7 +4,7 @@ Orders arrive while the bot serves customers: ``deskbot orders import`` from ano
 process, a scheduled export, another worker. A customer quoting a just-imported id must be
 understood, and a new id format must teach the bot its shape. So before a turn the pipeline
 asks :meth:`OrderIdsRefresher.check`: at most every few seconds it reads the store's orders
-version (count and highest row id: one indexed query), and only when that changed does it
+version (count, highest row id and order id: one query), and only when that changed does it
 re-read the ids, rebuild :class:`~knowledge.order_ids.OrderIds` off the event loop and swap
 ``services.shop`` for a copy holding them. A turn never waits on another turn's rebuild.
 """
@@ -22,7 +22,7 @@ from storage.tickets import TicketStore
 
 log = logging.getLogger("deskbot.orders")
 
-Version = tuple[int, int]
+Version = tuple[int, int, str]
 
 
 class OrderIdsRefresher:
@@ -81,7 +81,10 @@ class OrderIdsRefresher:
             version = await tx.orders_version()
             if version == self._version and self.services.shop.order_ids is self._installed:
                 return False
-            ids = await tx.order_ids()
+            ids: list[str] = []
+            async for batch in tx.order_id_batches():
+                ids.extend(batch)
+                await asyncio.sleep(0)  # other turns and requests run between batches
         order_ids = await asyncio.to_thread(OrderIds, ids, self.pattern)
         # Read the current shop at the swap (no await in between): another swap (an FAQ
         # phrasing an admin added) made meanwhile is kept.

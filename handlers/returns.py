@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from rapidfuzz import fuzz, utils
@@ -25,6 +26,8 @@ from handlers.context import Turn
 from handlers.handoff import escalate, sla_due
 from intents.base import Prediction
 from knowledge.bundle import ShopKnowledge
+from knowledge.products import ProductMatcher
+from knowledge.shop import Catalog, Product
 from storage.models import Order, Priority, TicketKind
 
 FORM = "returns"
@@ -74,19 +77,49 @@ def _contact_matches(order: Order, contact: str) -> bool:
     return bool(len(digits) >= 6 and order.phone and _digits(order.phone) == digits)
 
 
+def _order_lines(order: Order, catalog: Catalog) -> tuple[Catalog, dict[str, dict[str, Any]]] | None:
+    """The order's lines as a small catalog (the shop's product where the sku is the catalog's,
+    with its aliases and other languages), keyed back to the lines by sku."""
+    products: list[Product] = []
+    lines: dict[str, dict[str, Any]] = {}
+    for number, item in enumerate(order.items, start=1):
+        sku = str(item.get("sku") or f"line-{number}")
+        name = str(item.get("name") or "").strip()
+        product = catalog.find_by_value(sku)
+        if sku.casefold() in {key.casefold() for key in lines} or (product is None and not name):
+            continue
+        lines[sku] = item
+        products.append(product or Product(sku=sku, name={"en": name}, price=Decimal(0), stock=0))
+    try:
+        return (Catalog(currency=catalog.currency, products=products), lines) if products else None
+    except ValueError:  # two lines of one name: the customer chooses with the buttons
+        return None
+
+
+def _item_named(order: Order, text: str, shop: ShopKnowledge, language: str) -> dict[str, Any] | None:
+    """The one order line ``text`` names ("the shoes" → "Ridge Trail Running Shoes"), found by
+    the shop's product matcher over the order's lines; None when it names none or several."""
+    found = _order_lines(order, shop.catalog)
+    if found is None:
+        return None
+    catalog, lines = found
+    for mention in ProductMatcher(catalog).mentions(text, language):
+        if not mention.ambiguous:
+            return lines[mention.candidates[0][0].sku]
+    return None
+
+
 def _item_in_order(order: Order, wanted: str, shop: ShopKnowledge, language: str) -> dict[str, Any] | None:
-    """The order line the customer means: its sku or name, a catalog product the words name
-    (the product matcher knows partial names, typos, other languages), else the one line
-    whose name is clearly the most similar."""
+    """The order line the customer means: its sku or name, the one line the words name (partial
+    names, typos, the catalog's aliases and other languages), else the one line whose name
+    is clearly the most similar (rapidfuzz)."""
     folded = wanted.strip().casefold()
     for item in order.items:
         if folded in (str(item.get("sku", "")).casefold(), str(item.get("name", "")).casefold()):
             return item
-    by_sku = {str(item.get("sku", "")).casefold(): item for item in order.items if item.get("sku")}
-    for mention in shop.products.mentions(wanted, language):
-        for product, _score in mention.candidates:
-            if product.sku.casefold() in by_sku:
-                return by_sku[product.sku.casefold()]
+    named = _item_named(order, wanted, shop, language)
+    if named is not None:
+        return named
     if len(utils.default_process(wanted)) < 3:
         return None
     scored = sorted(
@@ -99,6 +132,10 @@ def _item_in_order(order: Order, wanted: str, shop: ShopKnowledge, language: str
     if len(scored) > 1 and scored[1][0] > scored[0][0] - ITEM_MARGIN:
         return None
     return order.items[scored[0][1]]
+
+
+def _item_value(item: dict[str, Any]) -> str:
+    return str(item.get("sku") or item.get("name"))
 
 
 def _item_label(item: dict[str, Any]) -> str:
@@ -196,18 +233,29 @@ class ReturnsForm:
         if age > timedelta(days=window):
             return "why_outside_window", {"order_id": order_id, "days": age.days, "window": window}
         if len(order.items) == 1 and "item" not in self.slots:
-            self.slots["item"] = str(order.items[0].get("sku") or order.items[0].get("name"))
+            self.slots["item"] = _item_value(order.items[0])
         return None
 
     def _validate_item(self) -> None:
-        if self.order is None or "item" not in self.slots:
+        """Match the item to a line of the order; failing that, a line this message names
+        ("send back the shoes from order KX-20417": a catalog product of another name may
+        have been read first, the order's own line wins)."""
+        turn = self.turn
+        if self.order is None:
             return
-        item = _item_in_order(self.order, str(self.slots["item"]), self.turn.services.shop, self.turn.lang)
-        if item is None:
-            self.turn.say("return_item_not_in_order", item=self.slots.pop("item"))
-        else:
-            self.slots["item"] = str(item.get("sku") or item.get("name"))
+        shop, typed = turn.services.shop, turn.msg.text if not turn.msg.payload else ""
+        wanted = self.slots.get("item")
+        item = _item_in_order(self.order, str(wanted), shop, turn.lang) if wanted is not None else None
+        if item is None and typed:
+            item = _item_named(self.order, typed, shop, turn.lang)
+        if item is not None:
+            self.slots["item"] = _item_value(item)
             self.slots["item_name"] = _item_label(item)
+        elif wanted is not None:
+            del self.slots["item"]
+            product = shop.catalog.find_by_value(str(wanted))
+            shown = (product.name.get(turn.lang) or product.name["en"]) if product is not None else wanted
+            turn.say("return_item_not_in_order", item=shown)
 
     def _needs_contact(self) -> bool:
         return self.order is not None and not _order_matches_customer(self.turn, self.order)
