@@ -382,7 +382,9 @@ class ReturnsForm:
         )
         turn.ticket_id = ticket.id
         turn.state.end_form()
-        turn.say(f"{kind.value}_opened", number=ticket.number)
+        # The shop's own SLA says when, not a promise written for one shop (a return label…).
+        when = turn.services.policy.calendar.local(first_due).strftime("%Y-%m-%d %H:%M")
+        turn.say(f"{kind.value}_opened", number=ticket.number, due=when)
 
     async def _escalate(self, why: str, params: dict[str, Any]) -> None:
         """Hand the request to a human; the ticket keeps the reason in English for agents."""
