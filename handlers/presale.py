@@ -13,12 +13,13 @@ confident and no product is named. A product question naming nothing the shop se
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 from bot.messages import Button
 from handlers.context import Turn
 from knowledge.products import ProductMention
-from knowledge.shop import Product
+from knowledge.shop import Product, fold_text
 
 FAQ_TOPICS = {
     "ask_shipping": "shipping",
@@ -107,12 +108,30 @@ def _describe(turn: Turn, product: Product) -> str:
     return "\n".join(lines)
 
 
-async def _answer_product(turn: Turn, product: Product, intent: str) -> None:
+def _size_asked(turn: Turn, product: Product, text: str) -> str | None:
+    """The size the customer asks about: one of this product's own sizes written in the
+    message ("口红N02有货吗", "socks in 39-42"), else the classifier's ``size`` entity.
+
+    A one-letter size counts only as written (capital "M", never the "m" of "I'm").
+    """
+    folded = fold_text(text)
+    for label in product.sizes or ():
+        key = fold_text(label)
+        if len(key) == 1 and key.isalpha():
+            found = re.search(f"(?<![0-9A-Za-z]){re.escape(label)}(?![0-9A-Za-z])", text)
+        else:
+            found = re.search(f"(?<![0-9a-z]){re.escape(key)}(?![0-9a-z])", folded)
+        if found:
+            return label
+    return turn.prediction.entity("size")
+
+
+async def _answer_product(turn: Turn, product: Product, intent: str, text: str = "") -> None:
     name = product.name_for(turn.lang)
     if intent == "ask_price":
         turn.say("price", product=name, price=_price(turn, product))
     elif intent == "ask_stock":
-        turn.say_text(_stock_line(turn, product, turn.prediction.entity("size")))
+        turn.say_text(_stock_line(turn, product, _size_asked(turn, product, text)))
     else:
         turn.say_text(_describe(turn, product))
 
@@ -167,7 +186,7 @@ def _unknown(turn: Turn, intent: str) -> None:
 async def _product_question(turn: Turn, intent: str, named: _Named) -> None:
     if named.resolved:
         for product in named.resolved[:MAX_ANSWERED]:
-            await _answer_product(turn, product, intent)
+            await _answer_product(turn, product, intent, named.rest)
             _remember(turn, product)
         return
     if named.ambiguous:
@@ -180,7 +199,7 @@ async def _product_question(turn: Turn, intent: str, named: _Named) -> None:
         return
     last = turn.services.catalog.find_by_value(turn.state.last_product) if turn.state.last_product else None
     if last is not None:  # a follow-up about the product discussed last
-        await _answer_product(turn, last, intent)
+        await _answer_product(turn, last, intent, turn.msg.text)
         return
     # Nothing named: the FAQ answers only what is about products (a size chart, restocking),
     # or what it is confident about; "how much are the <unknown>?" is no shipping-cost question.

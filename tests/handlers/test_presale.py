@@ -100,6 +100,14 @@ async def test_the_buttons_keep_the_size_asked_for(outdoor: App) -> None:
     assert "Ridge Trail Running Shoes" in chat.text and "in stock in size 42" in chat.text
 
 
+async def test_a_size_of_the_shop_s_own_is_read_from_the_message(outdoor: App) -> None:
+    chat = Chat(outdoor, "cid")
+    await chat.say("do you have the merino socks in 39-42?")
+    assert "Merino Wool Socks" in chat.text and "out of stock in size 39-42" in chat.text
+    await chat.say("羊毛袜43-46码有货吗")
+    assert "美利奴羊毛袜" in chat.text and "43-46" in chat.text and "缺货" not in chat.text
+
+
 async def test_a_chinese_ambiguous_name_gets_chinese_buttons(outdoor: App) -> None:
     chat = Chat(outdoor, "dai")
     await chat.say("跑鞋多少钱")
