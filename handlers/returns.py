@@ -37,6 +37,15 @@ EXCHANGE_WORDS = ("exchange", "swap", "replace", "another size", "different size
 REASON_CUE = re.compile(
     r"(?:\bbecause\b|\bsince\b|\bas\b|\bit'?s\b|\bit is\b|\bthey'?re\b|因为|由于)\s*(.+)", re.I | re.S
 )
+# A one-shot request often gives its reason as a clause of its own after the request
+# ("… from order #100234, they crackle", "我要退货，订单号…的精华液，用了过敏").
+CLAUSE = re.compile(r"[^,，;；.。!！?？\n]+")
+REQUEST_WORDS = re.compile(r"\breturn|\bsend\b.*\bback\b|\brefund|\bexchange|\bswap|\breplace|退|换", re.I)
+COURTESY = re.compile(
+    r"^(?:please|pls|thanks?(?: you)?(?: (?:so much|a lot|very much))?|thank you|cheers|hi|hello|hey|"
+    r"谢谢(?:你|您)?|多谢|麻烦(?:了|你了|您了)?|请|你好|您好)$",
+    re.I,
+)
 REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
 MAX_ORDER_ATTEMPTS = 2
 FREE_TEXT_SLOTS = {"reason": 500, "wanted": 200, "item": 200}  # slot -> max length
@@ -138,6 +147,25 @@ def _item_value(item: dict[str, Any]) -> str:
     return str(item.get("sku") or item.get("name"))
 
 
+def _reason_clause(text: str, pred: Prediction) -> str | None:
+    """A clause after the request that names neither the order nor a product, nor only says
+    thanks: the customer's reason, in their words."""
+    spans = [(e.start, e.end) for e in pred.entities if e.type in ("order_id", "product")]
+    requested = False
+    for match in CLAUSE.finditer(text):
+        clause = match.group().strip()
+        if REQUEST_WORDS.search(clause):
+            requested = True
+            continue
+        if not requested or any(a < match.end() and match.start() < b for a, b in spans):
+            continue
+        cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in clause)
+        if COURTESY.match(clause) or (len(clause.split()) < 2 and cjk < 2):
+            continue
+        return clause
+    return None
+
+
 def _item_label(item: dict[str, Any]) -> str:
     size = f" ({item['size']})" if item.get("size") else ""
     return f"{item.get('name', item.get('sku'))}{size}"
@@ -189,6 +217,10 @@ class ReturnsForm:
             cue = REASON_CUE.search(text)
             if cue and len(cue.group(1).strip()) > 2:
                 self.slots["reason"] = cue.group(1).strip()[:500]
+            else:
+                clause = _reason_clause(text, pred)
+                if clause:
+                    self.slots["reason"] = clause[:500]
 
     @staticmethod
     def _filled_now(pred: Prediction) -> set[str]:
