@@ -14,7 +14,8 @@ compiles a regex of all ids.
 Never an order id (unless the store has exactly that id): e-mail addresses, URLs, phone
 numbers, prices, quantities, dates, times and the bot's own ticket numbers (``T-1001``). A
 shape made only of digits is too common a sight to be trusted on its own: an unknown id of
-that shape needs a cue ("order", "订单号", a leading ``#``) or a question that asked for it.
+that shape needs a cue ("order", "订单号", a leading ``#``) or a question that asked for it, and
+so does a short known id (a small shop's order ``2`` or ``2019``: "2 shirts", "since 2019").
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ MIN_SHARE = 0.02
 """A signature shared by fewer of the shop's ids than this is irregular: those ids are known one by one."""
 MAX_LITERALS = 8
 MAX_ATOMS = 6
+MIN_BARE = 4
+MIN_BARE_DIGITS = 6
+"""Known ids shorter than this (in letters/digits; in digits for digits-only ids) need a cue."""
 
 _TOKEN = re.compile(r"[A-Za-z]+|[0-9]+|[^A-Za-z0-9]+")
 _ATOM = re.compile(r"[A-Za-z0-9]+")
@@ -435,16 +439,19 @@ class OrderIds:
             while last + 1 < len(spans) and last + 1 < i + self._window and joinable[last]:
                 last += 1
             window = _Window(spans, words, gaps, i, last + 1)
-            taken = self._known_window(window, protected, found)
+            cued = expect or spans[i][0] in cue_ends
+            taken = self._known_window(window, protected, found, cued)
             if taken is None and self.shapes:
-                taken = self._shaped_window(window, protected, found, expect or spans[i][0] in cue_ends)
+                taken = self._shaped_window(window, protected, found, cued)
             i = taken if taken is not None else i + 1
 
     def _known_window(
-        self, window: _Window, protected: list[tuple[int, int]], found: list[tuple[int, int, str]]
+        self, window: _Window, protected: list[tuple[int, int]], found: list[tuple[int, int, str]], cued: bool
     ) -> int | None:
         for end in window.ends():
             key = window.key(end)
+            if not cued and (len(key) < MIN_BARE or (key.isdigit() and len(key) < MIN_BARE_DIGITS)):
+                continue  # "2 shirts", "since 2019": a small shop's order 2 or 2019 needs "order"/"#"
             spelled = self._spelled.get(key) or (self._render(key) if key in self._keys else None)
             if spelled is not None and self._take(found, protected, *window.span(end), spelled, known=True):
                 return end

@@ -166,6 +166,14 @@ def test_phones_emails_prices_quantities_tickets_dates_are_not_order_ids(shop: l
     assert values(OrderIds(shop), text) == []
 
 
+def test_a_small_shops_short_ids_need_a_cue() -> None:
+    ids = OrderIds([str(n) for n in range(1, 2500)])
+    assert values(ids, "I want 2 shirts, I have been a customer since 2019") == []
+    assert values(ids, "where is order 2019?") == ["2019"]
+    assert values(ids, "#17 never came") == ["17"]
+    assert values(ids, "17", expect=True) == ["17"]
+
+
 def test_a_known_id_shaped_like_a_phone_number_is_still_found() -> None:
     ids = OrderIds(["13800138000"])
     assert values(ids, "where is 13800138000") == ["13800138000"]
