@@ -80,10 +80,10 @@ VALUE_BEARING_TYPES = frozenset({"resolution"})
 def prepare_text(text: str, max_chars: int, entities: Sequence[Entity] = ()) -> str:
     """Normalise before featurising: entities → placeholders, fold width, lower-case, digits → 0.
 
-    Entities become their type (``卫衣有XL吗`` → ``⟨product⟩有⟨size⟩吗``): the intent does not
+    Entities become their type (``台灯有白色吗`` → ``⟨product⟩有⟨colour⟩吗``): the intent does not
     depend on which product or size, and the placeholder lets the model generalise to catalog
     items it never saw in training. On the project data this is worth 1–2 points of held-out accuracy.
-    Digits are folded so that ``A10234`` and ``A99871`` look alike. Only the first
+    Digits are folded so that ``#100234`` and ``#998710`` look alike. Only the first
     ``max_chars`` characters count, so a pasted 100 kB text stays fast.
     """
     text = text[:max_chars].replace(PLACEHOLDER, " ")
@@ -311,10 +311,11 @@ def training_texts(
     """The featuriser's input for each example, exactly as :meth:`LinearIntentModel.probabilities` builds it."""
     if not config.entity_placeholders:
         return [prepare_text(ex.text, config.max_chars) for ex in examples]
-    return [
-        prepare_text(ex.text, config.max_chars, merge_entities(shop_annotations(ex), extractor.extract(ex.text)))
-        for ex in examples
-    ]
+    texts = []
+    for ex in examples:
+        known = shop_annotations(ex)
+        texts.append(prepare_text(ex.text, config.max_chars, merge_entities(known, extractor.extract(ex.text, known))))
+    return texts
 
 
 def _logistic_regression(config: ClassifierConfig) -> Any:
@@ -435,7 +436,7 @@ def _encoders_for(examples: Sequence[TrainingExample], config: ClassifierConfig)
     """The accurate model's encoders: one per language that some training example is in.
 
     A Chinese-only training set gets no English head (it would never vote) and vice versa;
-    examples without letters ("88", "A10234") say nothing about language.
+    examples without letters ("88", "#100234") say nothing about language.
     """
     wanted = ["all-MiniLM-L6-v2"]
     if config.chinese_encoder != "none":
@@ -556,7 +557,7 @@ class BuiltinClassifier(IntentClassifier):
         lang = normalise_language_tag(language) if language else detect_language(text)
         if not text or text.isspace():
             return Prediction(intent=OUT_OF_SCOPE, confidence=0.0, language=lang)
-        entities = merge_entities(known, self.extractor.extract(text))
+        entities = merge_entities(known, self.extractor.extract(text, known))
         probs = self.model.probabilities(text, entities, embedding=embedding)
         order = np.argsort(-probs, kind="stable")
         intents = self.model.intents
@@ -567,13 +568,20 @@ class BuiltinClassifier(IntentClassifier):
         intent = best if confidence >= self.threshold else OUT_OF_SCOPE
         return Prediction(intent=intent, confidence=confidence, ranking=ranking, entities=entities, language=lang)
 
-    def predict_many(self, texts: Sequence[str], languages: Sequence[str | None] | None = None) -> list[Prediction]:
-        """:meth:`predict_sync` for many messages; the accurate model embeds them in batches."""
+    def predict_many(
+        self,
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None = None,
+        known: Sequence[Sequence[Entity]] | None = None,
+    ) -> list[Prediction]:
+        """:meth:`predict_sync` for many messages (``known``: each one's shop entities); the
+        accurate model embeds them in batches."""
         langs = list(languages) if languages is not None else [None] * len(texts)
+        knowns = list(known) if known is not None else [()] * len(texts)
         vectors = self.model.embed_many(texts)
         return [
-            self.predict_sync(text, lang, embedding=vectors[i])
-            for i, (text, lang) in enumerate(zip(texts, langs, strict=True))
+            self.predict_sync(text, lang, known=shop, embedding=vectors[i])
+            for i, (text, lang, shop) in enumerate(zip(texts, langs, knowns, strict=True))
         ]
 
     # -- persistence ------------------------------------------------------------------------
@@ -737,9 +745,7 @@ def load_or_train(
         logger.info("no trained model at %s; training", model_path)
     except (OSError, ValueError) as exc:  # ModelLoadError and JSON errors are ValueErrors
         logger.warning("cannot use model %s (%s); retraining", model_path, exc)
-    classifier = BuiltinClassifier.train(
-        load_nlu_data(data_dir), config, fingerprint=expected
-    )
+    classifier = BuiltinClassifier.train(load_nlu_data(data_dir), config, fingerprint=expected)
     try:
         classifier.save(model_path)
     except OSError as exc:

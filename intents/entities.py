@@ -1,9 +1,10 @@
 """Rule-based entity extraction for English and Chinese, without a word segmenter.
 
 Why rules and not a learnt tagger: the entities a shop bot acts on (order ids, ticket
-numbers, e-mail, phone, quantities, sizes, colours, catalog products) are closed sets or
-regular patterns, and a wrong order id is worse than none. Rules are exact, explainable and
-take microseconds.
+numbers, e-mail, phone, quantities, sizes, colours) are closed sets or regular patterns,
+and a wrong id is worse than none. Rules are exact, explainable and take microseconds. What
+only a shop can know (its products, its order ids) is not found here: the shop's own finders
+pass it in as ``known`` spans, and this extractor fills in the rest around them.
 
 Matching works on the original text's offsets. English terms need ASCII word boundaries;
 Chinese terms match anywhere, since Chinese has no spaces. When candidates overlap, e-mail
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from intents.base import Entity
@@ -28,14 +29,13 @@ SHOP_ENTITY_TYPES = frozenset({"product", "order_id"})
 the NLU data so training can put a placeholder there, but never learnt as lookup terms, so
 the extractor knows no shop's nouns or id format."""
 
-# Nouns that make a bare number a quantity ("2 pieces", "3 of them") besides catalog
-# products and products annotated in the training data.
+# Words that make a bare number a quantity ("2 pieces", "3 more"): units and containers that
+# any trade sells by, never one shop's goods. A number before a product the shop found (a
+# ``known`` span) is a quantity too, whatever the product is called.
 DEFAULT_ITEM_WORDS = frozenset(
-    """item items piece pieces pc pcs unit units pair pairs set sets pack packs box boxes bottle
-    bottles bag bags shirt shirts t-shirt t-shirts tee tees hoodie hoodies jacket jackets coat coats
-    dress dresses skirt skirts jeans trousers pants shorts shoe shoes sneaker sneakers boot boots
-    sock socks hat hats cap caps scarf scarves glove gloves sweater sweaters jumper jumpers backpack
-    backpacks more extra""".split()
+    """item items piece pieces pc pcs unit units pair pairs set sets pack packs packet packets box
+    boxes bottle bottles bag bags can cans jar jars tube tubes roll rolls bar bars tin tins carton
+    cartons case cases copy copies product products thing things one ones more extra""".split()
 )
 # Words after a number that say it is not a quantity of goods ("2 days", "3 weeks ago").
 _NOT_ITEMS = frozenset(
@@ -147,6 +147,8 @@ class EntitySpec:
 
     @classmethod
     def from_nlu(cls, data: NluData) -> EntitySpec:
+        """The data's entities, without the shop's: a ``regex: order_id`` or ``lookup: product``
+        left in the data would teach one shop's format to every shop."""
         annotated = {
             (ent.type, ent.text, ent.value)
             for ex in data.examples
@@ -154,8 +156,8 @@ class EntitySpec:
             if ent.type not in BUILTIN_TYPES and ent.type not in SHOP_ENTITY_TYPES and ent.type not in data.regexes
         }
         return cls(
-            regexes=dict(data.regexes),
-            lookups=dict(data.lookups),
+            regexes={name: patterns for name, patterns in data.regexes.items() if name not in SHOP_ENTITY_TYPES},
+            lookups={name: values for name, values in data.lookups.items() if name not in SHOP_ENTITY_TYPES},
             synonyms=dict(data.synonyms),
             annotated=tuple(sorted(annotated)),
         )
@@ -208,7 +210,7 @@ class _Candidate:
 # Overlap resolution: a lower tier wins whatever its length; within a tier the longer span,
 # then the lower rank.
 _TIER_EMAIL, _TIER_REGEX, _TIER_REST = 0, 1, 2
-_RANK_PHONE, _RANK_CATALOG, _RANK_LOOKUP, _RANK_QUANTITY = 0, 1, 2, 3
+_RANK_PHONE, _RANK_LOOKUP, _RANK_QUANTITY = 0, 1, 2
 
 
 def _strip_anchors(pattern: str) -> str:
@@ -228,17 +230,14 @@ def _strip_anchors(pattern: str) -> str:
 class EntityExtractor:
     """Finds entities in one message; build once, call :meth:`extract` per message.
 
-    ``extra_lookups`` maps an entity type to ``{surface form: canonical value}``, e.g. the
-    shop catalog ``{"product": {"hoodie": "HD-001", "卫衣": "HD-001"}}``. When a type is
-    given there, it replaces that type's annotated surface forms from the training data:
-    the catalog is the authority on what a product is.
+    It knows the NLU data's regexes, lookups, synonyms and annotated values (sizes, colours,
+    refund or exchange), never a shop's products or order ids (:data:`SHOP_ENTITY_TYPES`).
     """
 
     def __init__(
         self,
         spec: EntitySpec | None = None,
         *,
-        extra_lookups: Mapping[str, Mapping[str, str]] | None = None,
         item_words: Iterable[str] = DEFAULT_ITEM_WORDS,
         max_chars: int = 2000,
     ) -> None:
@@ -256,26 +255,22 @@ class EntityExtractor:
             for name, patterns in self.spec.regexes.items()
             if patterns
         ]
-        extra = {etype: dict(forms) for etype, forms in (extra_lookups or {}).items()}
         self._index: dict[str, list[_Term]] = {}
-        self._add_terms(extra, self.spec)
-        products = {t.key for terms in self._index.values() for t in terms if t.type == "product"}
-        self._item_words = frozenset(w.lower() for w in item_words) | {p for p in products if p.isascii()}
+        self._add_terms(self.spec)
+        self._item_words = frozenset(w.lower() for w in item_words)
 
     @classmethod
-    def from_nlu(
-        cls, data: NluData, *, extra_lookups: Mapping[str, Mapping[str, str]] | None = None, max_chars: int = 2000
-    ) -> EntityExtractor:
-        return cls(EntitySpec.from_nlu(data), extra_lookups=extra_lookups, max_chars=max_chars)
+    def from_nlu(cls, data: NluData, *, max_chars: int = 2000) -> EntityExtractor:
+        return cls(EntitySpec.from_nlu(data), max_chars=max_chars)
 
     # -- building the term index -------------------------------------------------------
-    def _add_terms(self, extra: dict[str, dict[str, str]], spec: EntitySpec) -> None:
+    def _add_terms(self, spec: EntitySpec) -> None:
         seen: set[str] = set()
 
         def add(surface: str, etype: str, value: str, rank: int = _RANK_LOOKUP) -> None:
             key = lower_same_length(fold_width(" ".join(surface.split())))
             if not key or key in seen:
-                return  # the first source wins: catalog, then lookup tables, then the rest
+                return  # the first source wins: lookup tables, then synonyms, then annotations
             seen.add(key)
             ascii_word = key[0] in _ASCII_WORD
             one_letter = len(key) == 1 and key.isascii() and key.isalpha()
@@ -291,13 +286,8 @@ class EntityExtractor:
             )
             self._index.setdefault(key[0], []).append(term)
 
-        for etype, forms in extra.items():
-            for surface, canonical in forms.items():
-                add(surface, etype, canonical, _RANK_CATALOG)
         lookup_values: dict[str, str] = {}
         for etype, values in spec.lookups.items():
-            if etype in extra:
-                continue
             for value in values:
                 lookup_values.setdefault(value.lower(), etype)
                 add(value, etype, self._synonyms.get(value.lower(), value))
@@ -306,14 +296,18 @@ class EntityExtractor:
             if etype_or_none is not None:
                 add(surface, etype_or_none, canonical)
         for etype, surface, value in spec.annotated:
-            if etype not in extra:
-                add(surface, etype, self._synonyms.get(surface.lower(), value))
+            add(surface, etype, self._synonyms.get(surface.lower(), value))
         for terms in self._index.values():
             terms.sort(key=lambda t: len(t.key), reverse=True)
 
     # -- extraction ----------------------------------------------------------------------
-    def extract(self, text: str) -> tuple[Entity, ...]:
-        """Entities in ``text`` (only its first ``max_chars`` characters), in text order."""
+    def extract(self, text: str, known: Sequence[Entity] = ()) -> tuple[Entity, ...]:
+        """Entities in ``text`` (only its first ``max_chars`` characters), in text order.
+
+        ``known`` are the shop's entities already found in ``text``: a number just before a
+        known product is a quantity ("2 wool scarves"). They are not returned; the caller
+        merges them (:func:`intents.base.merge_entities`).
+        """
         original = text[: self._max_chars]
         folded = fold_width(original)
         low = lower_same_length(folded)
@@ -332,7 +326,8 @@ class EntityExtractor:
                     )
         self._phones(folded, candidates)
         self._lookups(folded, low, candidates)
-        self._quantities(folded, low, candidates)
+        products = frozenset(ent.start for ent in known if ent.type == "product")
+        self._quantities(folded, low, candidates, products)
         chosen = self._resolve(candidates)
         return tuple(
             Entity(type=c.type, value=c.value, start=c.start, end=c.end, text=original[c.start : c.end]) for c in chosen
@@ -406,13 +401,13 @@ class EntityExtractor:
                 return candidate
         return None
 
-    def _quantities(self, folded: str, low: str, out: list[_Candidate]) -> None:
+    def _quantities(self, folded: str, low: str, out: list[_Candidate], products: frozenset[int]) -> None:
         for match in _EN_QTY.finditer(folded):
             number = match.group("n").lower()
             if not number.isdigit() and folded[match.end() : match.end() + 1].isalpha():
                 continue  # "tens", "ones": a number word must stand alone
             value = int(number) if number.isdigit() else _EN_NUMBERS.get(" ".join(number.split()))
-            if value is None or value <= 0 or not self._item_follows(low, match.end()):
+            if value is None or value <= 0 or not self._item_follows(low, match.end(), products):
                 continue
             out.append(_Candidate(match.start(), match.end(), _TIER_REST, _RANK_QUANTITY, "quantity", str(value)))
         for match in _ZH_QTY.finditer(folded):
@@ -428,10 +423,12 @@ class EntityExtractor:
             if n > 0:
                 out.append(_Candidate(match.start("n"), match.end("n"), _TIER_REST, _RANK_QUANTITY, "quantity", str(n)))
 
-    def _item_follows(self, low: str, position: int) -> bool:
-        """Whether goods are named within the next few words ("2 black XL hoodies")."""
+    def _item_follows(self, low: str, position: int, products: frozenset[int]) -> bool:
+        """Whether goods are named within the next few words ("2 black XL pieces", "2 ⟨product⟩")."""
         words = 0
         for match in _EN_TOKEN.finditer(low, position, min(len(low), position + 60)):
+            if match.start(1) in products:
+                return True
             token = match.group(1)
             if token in ("x", "×"):
                 continue

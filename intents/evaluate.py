@@ -2,6 +2,10 @@
 
 Backs ``deskbot test-nlu``. Without a test file it holds out a stratified 20% of the
 project's own data, so every change to the data or the model can be checked in seconds.
+
+A test row's annotated products and order ids are handed to the classifier as ``known``,
+as the shop's own finders hand them over at run time: the figures measure the model the
+customers get, which never reads a shop's nouns.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from intents.base import OUT_OF_SCOPE, Prediction
 from intents.calibration import OperatingPoint, choose_threshold, has_out_of_scope, tradeoff_curve
-from intents.classifier import BuiltinClassifier, TrainingProgress
+from intents.classifier import BuiltinClassifier, TrainingProgress, shop_annotations
 from intents.config import ClassifierConfig
 from intents.language import detect_language
 from intents.nlu_data import NluData, TrainingExample, load_examples, load_nlu_data
@@ -205,7 +209,9 @@ def _top1(truth: Sequence[str], top1: Sequence[str]) -> float:
     return sum(t == p for t, p in pairs) / len(pairs) if pairs else 0.0
 
 
-def _latencies_ms(classifier: BuiltinClassifier, texts: Sequence[str]) -> tuple[float, float, float, float]:
+def _latencies_ms(
+    classifier: BuiltinClassifier, rows: Sequence[TrainingExample]
+) -> tuple[float, float, float, float]:
     """p50 and p99 of one-message :meth:`~BuiltinClassifier.predict_sync` calls, in ms:
     wall-clock, then the calling thread's CPU time.
 
@@ -214,16 +220,17 @@ def _latencies_ms(classifier: BuiltinClassifier, texts: Sequence[str]) -> tuple[
     through the test texts until :data:`_LATENCY_SAMPLES` calls are timed, so a small test
     set still gives a stable p99 and a large one does not take forever.
     """
-    if not texts:
+    if not rows:
         return 0.0, 0.0, 0.0, 0.0
-    for text in texts[:50]:
-        classifier.predict_sync(text)  # warm caches before timing
+    calls = [(ex.text, shop_annotations(ex)) for ex in rows]
+    for text, known in calls[:50]:
+        classifier.predict_sync(text, known=known)  # warm caches before timing
     wall: list[int] = []
     cpu: list[int] = []
     while len(wall) < _LATENCY_SAMPLES:
-        for text in texts[: _LATENCY_SAMPLES - len(wall)]:
+        for text, known in calls[: _LATENCY_SAMPLES - len(wall)]:
             started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
-            classifier.predict_sync(text)
+            classifier.predict_sync(text, known=known)
             cpu.append(time.thread_time_ns() - started_cpu)
             wall.append(time.perf_counter_ns() - started)
     walls = np.asarray(wall, dtype=np.float64) / 1e6
@@ -254,8 +261,15 @@ def _train(
     return BuiltinClassifier.train(data, config, progress=progress)
 
 
+def _predict_rows(classifier: BuiltinClassifier, rows: Sequence[TrainingExample]) -> list[Prediction]:
+    """Each row predicted with its annotated shop entities as ``known``."""
+    return classifier.predict_many(
+        [ex.text for ex in rows], [ex.language for ex in rows], [shop_annotations(ex) for ex in rows]
+    )
+
+
 def _tune(classifier: BuiltinClassifier, rows: Sequence[TrainingExample]) -> OperatingPoint:
-    predictions = classifier.predict_many([ex.text for ex in rows], [ex.language for ex in rows])
+    predictions = _predict_rows(classifier, rows)
     tops, confidences = _top(predictions)
     return choose_threshold([ex.intent for ex in rows], tops, confidences)
 
@@ -271,6 +285,7 @@ def _tune_vote_weight(classifier: BuiltinClassifier, rows: Sequence[TrainingExam
     """
     texts = [ex.text for ex in rows]
     languages = [ex.language for ex in rows]
+    knowns = [shop_annotations(ex) for ex in rows]
     truth = [ex.intent for ex in rows]
     vectors = classifier.model.embed_many(texts)
     trained = classifier.model
@@ -279,8 +294,8 @@ def _tune_vote_weight(classifier: BuiltinClassifier, rows: Sequence[TrainingExam
     for weight in _VOTE_WEIGHTS:
         classifier.model = trained.with_vote_weight(weight)
         predictions = [
-            classifier.predict_sync(text, language, embedding=vector)
-            for text, language, vector in zip(texts, languages, vectors, strict=True)
+            classifier.predict_sync(text, language, known=known, embedding=vector)
+            for text, language, known, vector in zip(texts, languages, knowns, vectors, strict=True)
         ]
         tops, confidences = _top(predictions)
         if with_oos:
@@ -342,7 +357,7 @@ def evaluate(
     classifier.threshold = threshold
 
     truth = [ex.intent for ex in test_examples]
-    predictions = classifier.predict_many([ex.text for ex in test_examples], [ex.language for ex in test_examples])
+    predictions = _predict_rows(classifier, test_examples)
     predicted = _with_threshold(predictions, threshold)
     top1, confidences = _top(predictions)
     accuracy, macro_f1, per_intent = _scores(truth, predicted)
@@ -373,7 +388,7 @@ def evaluate(
         top1_acc = _top1([truth[i] for i in rows], [top1[i] for i in rows])
         by_language[language] = GroupScores(len(rows), acc, f1, top1_acc)
 
-    p50, p99, p50_cpu, p99_cpu = _latencies_ms(classifier, [ex.text for ex in test_examples])
+    p50, p99, p50_cpu, p99_cpu = _latencies_ms(classifier, test_examples)
     train_texts = {" ".join(ex.text.lower().split()) for ex in train_examples}
     leaked = sum(" ".join(ex.text.lower().split()) in train_texts for ex in test_examples)
     if leaked:

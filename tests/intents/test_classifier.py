@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.sparse import hstack
 
-from intents.base import OUT_OF_SCOPE
+from intents.base import OUT_OF_SCOPE, Entity
 from intents.classifier import (
     FORMAT_VERSION,
     BuiltinClassifier,
@@ -30,12 +30,17 @@ from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_da
 DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
 PROJECT_DATA = Path(__file__).resolve().parents[2] / "intents" / "data"
-CATALOG = {"product": {"hoodie": "HD-001", "卫衣": "HD-001"}}
+
+
+def span(text: str, surface: str, type_: str, value: str | None = None) -> Entity:
+    """The entity the shop's own finders would report for ``surface`` in ``text``."""
+    start = text.index(surface)
+    return Entity(type_, value or surface, start, start + len(surface), surface)
 
 
 @pytest.fixture(scope="module")
 def mini() -> BuiltinClassifier:
-    return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig(), extra_lookups=CATALOG)
+    return BuiltinClassifier.train(load_nlu_data(MINI), ClassifierConfig())
 
 
 @pytest.fixture(scope="module")
@@ -47,21 +52,42 @@ def project() -> BuiltinClassifier:
 
 @pytest.mark.asyncio
 async def test_predicts_intent_entities_and_language(mini: BuiltinClassifier) -> None:
-    prediction = await mini.predict("where is my order A12345")
+    text = "where is my order KX-20417"
+    prediction = await mini.predict(text, known=(span(text, "KX-20417", "order_id"),))
 
     assert prediction.intent == "order_status"
     assert prediction.language == "en"
-    assert prediction.entity("order_id") == "A12345"
+    assert prediction.entity("order_id") == "KX-20417"
+    # The classifier knows no shop's id format: only the shop can say what an order id is.
+    assert (await mini.predict(text)).entity("order_id") is None
 
 
 @pytest.mark.asyncio
 async def test_chinese_in_the_same_model(mini: BuiltinClassifier) -> None:
-    prediction = await mini.predict("我想退两件卫衣")
+    text = "我想退两件羊毛围巾"
+    prediction = await mini.predict(text, known=(span(text, "羊毛围巾", "product", "SC-001"),))
 
     assert prediction.intent == "request_return"
     assert prediction.language == "zh"
-    assert prediction.entity("product") == "HD-001"
+    assert prediction.entity("product") == "SC-001"
     assert prediction.entity("quantity") == "2"
+
+
+def test_known_products_are_placeholders_whatever_their_name(mini: BuiltinClassifier) -> None:
+    # The model reads the type, never the name: a product it never saw in training is
+    # understood exactly as the ones it did, and its name cannot sway the intent.
+    texts = ["how much is the hoodie", "how much is the espresso machine", "how much is the return label"]
+    rankings = [mini.predict_sync(t, known=(span(t, t[len("how much is the ") :], "product"),)).ranking for t in texts]
+    assert rankings[0][0][0] == "ask_price"
+    assert rankings[1] == rankings[0] and rankings[2] == rankings[0]
+
+
+def test_known_entities_win_over_the_extractor(mini: BuiltinClassifier) -> None:
+    text = "return the black one please"
+    black = span(text, "black one", "product", "LAMP-BLACK")
+    prediction = mini.predict_sync(text, known=(black,))
+    assert [(e.type, e.value) for e in prediction.entities] == [("product", "LAMP-BLACK")]
+    assert [(e.type, e.value) for e in mini.predict_sync(text).entities] == [("colour", "black")]
 
 
 @pytest.mark.asyncio
@@ -161,20 +187,14 @@ def test_save_and_load_round_trip(mini: BuiltinClassifier, tmp_path: Path) -> No
     path = tmp_path / "model" / "intents.npz"
     mini.save(path)
 
-    loaded = BuiltinClassifier.load(path, threshold=mini.threshold, extra_lookups=CATALOG)
+    loaded = BuiltinClassifier.load(path, threshold=mini.threshold)
     for text in ["where is my order A12345", "我想退两件卫衣", "bye", "zzz"]:
         assert loaded.predict_sync(text) == mini.predict_sync(text)
+    known = (span("return the lamp", "lamp", "product"),)
+    assert loaded.predict_sync("return the lamp", known=known) == mini.predict_sync("return the lamp", known=known)
     meta = json.loads(metadata_path(path).read_text())
     assert meta["intents"] == list(mini.intents)
     assert meta["format_version"] == FORMAT_VERSION
-
-
-def test_loaded_model_takes_a_new_catalog(mini: BuiltinClassifier, tmp_path: Path) -> None:
-    path = tmp_path / "intents.npz"
-    mini.save(path)
-
-    loaded = BuiltinClassifier.load(path, extra_lookups={"product": {"hoodie": "HD-999"}})
-    assert loaded.predict_sync("return the hoodie").entity("product") == "HD-999"
 
 
 def test_corrupt_model_raises_model_load_error(tmp_path: Path) -> None:
@@ -314,6 +334,25 @@ def test_gibberish_is_out_of_scope(project: BuiltinClassifier, text: str) -> Non
 )
 def test_project_model_on_plain_requests(project: BuiltinClassifier, text: str, intent: str) -> None:
     assert project.predict_sync(text).intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "known", "intent"),
+    [
+        ("where is my order #100234", [("#100234", "order_id")], "order_status"),
+        ("has DD20261123001 shipped yet", [("DD20261123001", "order_id")], "order_status"),
+        ("i'd like to send back the Alpine Wool Scarf", [("Alpine Wool Scarf", "product")], "request_return"),
+        ("how much is the Retro Arcade Cabinet", [("Retro Arcade Cabinet", "product")], "ask_price"),
+        ("订单KX-20417到哪了", [("KX-20417", "order_id")], "order_status"),
+        ("羊毛围巾多少钱", [("羊毛围巾", "product")], "ask_price"),
+        ("蓝牙降噪耳机还有货吗", [("蓝牙降噪耳机", "product")], "ask_stock"),
+    ],
+)
+def test_project_model_on_another_shops_ids_and_products(
+    project: BuiltinClassifier, text: str, known: list[tuple[str, str]], intent: str
+) -> None:
+    entities = tuple(span(text, surface, type_) for surface, type_ in known)
+    assert project.predict_sync(text, known=entities).intent == intent
 
 
 # -- language detection -------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from intents.config import ClassifierConfig
 from intents.evaluate import EvaluationReport, _scores, evaluate, run_test_nlu, stratified_split
-from intents.nlu_data import TrainingExample, load_nlu_data, load_test_csv
+from intents.nlu_data import TrainingExample, load_nlu_data, load_test_csv, parse_annotated
 from intents.progress import ProgressBar
 
 DATA = Path(__file__).parent / "data"
@@ -126,6 +126,32 @@ def test_run_test_nlu_holds_out_a_fifth_by_default() -> None:
     out = run_test_nlu(None, None, ClassifierConfig(data_dir=MINI), as_json=False)
     assert out.startswith("fast model trained on 60 examples")  # round(8 × 0.2) = 2 of each intent × language
     assert "tested on 20" in out
+
+
+def _annotated(rows: list[tuple[str, str]]) -> list[TrainingExample]:
+    examples = []
+    for raw, intent in rows:
+        text, entities = parse_annotated(raw)
+        examples.append(TrainingExample(text, intent, entities, language="en"))
+    return examples
+
+
+def test_test_rows_hand_their_shop_entities_to_the_classifier_as_known() -> None:
+    # A shop may sell a game called "Weather": as the shop's finder would, the test row's
+    # annotation marks it a product, so the model reads a placeholder, not the word.
+    products = ["lamp", "sofa", "kettle", "rug", "mug", "desk", "tent", "camera"]
+    train = _annotated(
+        [(f"tell me about the [{name}](product)", "ask_product") for name in products]
+        + [(f"tell me about the weather {when}", "weather") for when in ("today", "tomorrow", "now", "this week")]
+        + [("tell me about the weather", "weather"), ("the weather please", "weather"), ("weather news", "weather")]
+    )
+    test = _annotated([(f"tell me about the [{name}](product)", "ask_product") for name in ("weather", "Weather")])
+
+    report = evaluate(train, test, ClassifierConfig(threshold=0.0))
+
+    assert report.accuracy == 1.0
+    unannotated = [TrainingExample(ex.text, ex.intent, (), ex.language) for ex in test]
+    assert evaluate(train, unannotated, ClassifierConfig(threshold=0.0)).accuracy == 0.0
 
 
 def test_project_data_held_out_per_language() -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.config import load_settings
-from intents.base import OUT_OF_SCOPE
+from intents.base import OUT_OF_SCOPE, Entity
 from intents.entities import EntityExtractor
 from intents.nlu_data import load_nlu_data
 from intents.rasa_config import RasaConfig
@@ -106,14 +106,17 @@ async def test_intent_map_renames_rasa_intents(fake: FakeRasa, rasa: RunningServ
 
 async def test_builtin_entities_fill_what_rasa_does_not_extract(fake: FakeRasa, rasa: RunningServer) -> None:
     extractor = EntityExtractor.from_nlu(load_nlu_data("intents/data"))
-    text = "return order A10234 please, mail me at jo@example.com"
+    text = "return order KX-20417 in size M please, mail me at jo@example.com"
+    start = text.index("KX-20417")
+    order = Entity("order_id", "KX-20417", start, start + len("KX-20417"), "KX-20417")
     fake.understand(text, "request_return", 0.97, FakeEntity("email", "jo@example.com"))
     classifier = RasaHttpClassifier.from_config(RasaConfig(url=rasa.url), threshold=0.3, extractor=extractor)
     try:
-        pred = await classifier.predict(text)
+        pred = await classifier.predict(text, known=(order,))
     finally:
         await classifier.close()
-    assert pred.entity("order_id") == "A10234"  # deskbot's regex, Rasa had none
+    assert pred.entity("order_id") == "KX-20417"  # the shop's own order id, Rasa had none
+    assert pred.entity("size") == "M"  # deskbot's lookup, Rasa had none
     emails = [e for e in pred.entities if e.type == "email"]
     assert [e.extractor for e in emails] == ["DIETClassifier"]  # Rasa's wins, no duplicate
     assert [e.start for e in pred.entities] == sorted(e.start for e in pred.entities)
