@@ -27,6 +27,7 @@ from handlers.conversation import ConversationState
 from handlers.handoff import acknowledge_queued, reopen_on_return, transition
 from handlers.router import FALLBACK, FORMS, Handler, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
+from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage.models import Author, Customer, DeliveryStatus, Direction, Owner
 from storage.state import StateKey, StateStore
@@ -249,7 +250,7 @@ class Pipeline:
         # The shop's entities first (its order ids, its products), so the intent is decided on
         # placeholders, never on one shop's nouns or id format.
         known = self.services.shop.entities(text, language)
-        return await self.classifier.predict(text, language, known)
+        return apply_explicit_request(await self.classifier.predict(text, language, known), text)
 
     def _hint(self, hint: str | None) -> str | None:
         if not hint:
