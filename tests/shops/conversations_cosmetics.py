@@ -110,7 +110,7 @@ async def faq_by_a_fact_only_in_the_answer_zh(visit: Visit) -> None:
 @on
 async def faq_in_english(visit: Visit) -> None:
     chat = visit.chat("c-faq-en")
-    await chat.say("Do you accept WeChat Pay?")
+    await chat.say("does your shop take WeChat Pay?")
     chat.expect("WeChat Pay", "Alipay")
     await chat.say("is it safe to use while breastfeeding?")
     chat.expect("retinol")
@@ -133,7 +133,7 @@ async def return_for_an_allergy_in_one_shot_zh(visit: Visit) -> None:
 async def return_with_a_defect_is_not_a_complaint_zh(visit: Visit) -> None:
     chat = visit.chat("c-return-2")
     await chat.say("订单DD20261108008的面膜包装破了，全漏液了，我想退货")
-    await finish_return(chat, contact="chen.jing@example.com", reason="包装破了，漏液")
+    await finish_return(chat, contact="guo.ting@example.net", reason="包装破了，漏液")
     ticket = await visit.only_ticket(chat)
     expect_ticket(chat, ticket, kind="return", order_id="DD20261108008", fields__item="HA-MSK",
                   fields__reason=re.compile("漏液|破"))
@@ -143,7 +143,7 @@ async def return_with_a_defect_is_not_a_complaint_zh(visit: Visit) -> None:
 async def return_in_one_shot_en(visit: Visit) -> None:
     chat = visit.chat("c-return-en")
     await chat.say("I'd like to return the sunscreen from order DD20261119005, it made my skin break out")
-    await finish_return(chat, contact="emma.wilson@example.com")
+    await finish_return(chat, contact="emma.wilson@example.net")
     ticket = await visit.only_ticket(chat)
     expect_ticket(chat, ticket, kind="return", order_id="DD20261119005", fields__item="SPF-50",
                   fields__reason=re.compile("skin"))
@@ -158,7 +158,7 @@ async def exchange_step_by_step_with_a_lower_case_id_zh(visit: Visit) -> None:
         chat.fail("the question shows the demo shop's order id format")
     await chat.say("dd20261117003")
     chat.expect_any("邮箱", "手机")
-    await chat.say("zhao.min@example.com")
+    await chat.say("zhao.min@example.net")
     await finish_return(chat, reason="颜色太红了，不适合我", resolution="exchange", wanted="B03")
     ticket = await visit.only_ticket(chat)
     expect_ticket(chat, ticket, kind="exchange", order_id="DD20261117003", fields__item="LIP-VM",
@@ -169,7 +169,7 @@ async def exchange_step_by_step_with_a_lower_case_id_zh(visit: Visit) -> None:
 async def return_outside_the_shops_window_goes_to_a_person(visit: Visit) -> None:
     chat = visit.chat("c-return-late")
     await chat.say("我要退货，订单号DD20261002001，面霜不想要了")
-    await chat.say("wang.fang@example.com")
+    await chat.say("he.jia@example.net")
     chat.expect("DD20261002001", "15")
     ticket = await visit.only_ticket(chat)
     expect_ticket(chat, ticket, kind="return", order_id="DD20261002001", escalation_reason=re.compile("15-day"))

@@ -89,7 +89,7 @@ async def faq_by_paraphrase_en(visit: Visit) -> None:
 @on
 async def faq_by_a_fact_only_in_the_answer_en(visit: Visit) -> None:
     chat = visit.chat("e-faq-fact")
-    await chat.say("can I pay with Apple Pay?")
+    await chat.say("is Apple Pay accepted at checkout?")
     chat.expect("Apple Pay", "PayPal")  # the payment entry, which names both
     await chat.say("do you ship to Canada?")
     chat.expect("Canada", "9.95")

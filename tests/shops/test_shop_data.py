@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections import Counter
 from datetime import timedelta
@@ -20,6 +21,7 @@ DEMO = Path(__file__).resolve().parents[2] / "examples" / "shop"
 ID_FORMATS = {"electronics": r"\d{6}", "cosmetics": r"DD\d{11}"}
 CURRENCIES = {"electronics": "USD", "cosmetics": "CNY"}
 FIRST_LANGUAGE = {"electronics": "en", "cosmetics": "zh"}
+BRANDS = ("Nova X2", "Volt", "Pulse Mini", "Arc 14", "Arc 16", "水漾")  # the test shops' own names
 
 
 def _words(name: str) -> set[str]:
@@ -102,3 +104,58 @@ async def test_the_app_serves_the_shop_with_its_imported_orders(shop_app: App, s
             if order.delivered_at is not None:
                 assert stored.delivered_at is not None
                 assert stored.delivered_at.date() - order.delivered_at.date() == utcnow().date() - ANCHOR
+
+
+def _customer_lines() -> list[str]:
+    """Every message the scripted customers type (the string arguments of ``chat.say``)."""
+    lines: list[str] = []
+    for module in sorted(Path(__file__).parent.glob("conversations_*.py")):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "say"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                lines.append(node.args[0].value)
+    return lines
+
+
+def _training_examples() -> tuple[set[str], str]:
+    """The NLU examples (annotations resolved to their text, compared by :func:`_comparable`),
+    and the whole data folded, for looking up terms."""
+    examples: set[str] = set()
+    texts: list[str] = []
+    for path in sorted((DEMO.parents[1] / "intents" / "data").rglob("*.yml")):
+        text = path.read_text(encoding="utf-8")
+        texts.append(fold_text(text))
+        examples |= {_comparable(m) for m in re.findall(r"^\s*-\s+(.+)$", text, re.M)}
+    return examples, "\n".join(texts)
+
+
+def _comparable(text: str) -> str:
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # "[#100234](order_id)" -> "#100234"
+    return " ".join(re.sub(r"[^\w]+", " ", fold_text(text)).split())
+
+
+def test_no_test_shop_text_is_in_the_training_data() -> None:
+    """The test shops stand for shops deskbot has never seen: no scripted customer line or
+    probe is a training example, and no product name, brand, sku or customer of theirs
+    appears in intents/data."""
+    examples, data = _training_examples()
+    lines = _customer_lines()
+    assert len(lines) > 40
+    terms: list[str] = []
+    for key in ALL_SHOPS:
+        spec = SHOPS[key]
+        faq_probes, product_probes = load_probes(spec)
+        lines += [p.text for p in faq_probes] + [p.text for p in product_probes]
+        catalog = load_catalog(spec.catalog)
+        terms += [fold_text(name) for p in catalog.products for name in p.name.values()]
+        terms += [fold_text(p.sku) for p in catalog.products]
+        terms += [fold_text(o.email) for o in parse_orders_csv(spec.orders_csv) if o.email]
+    terms += [fold_text(brand) for brand in BRANDS]
+    assert not [line for line in lines if _comparable(line) in examples]
+    assert not sorted({t for t in terms if re.search(rf"(?<![\w-]){re.escape(t)}(?![\w-])", data)})
