@@ -29,7 +29,8 @@ from handlers.router import FALLBACK, FORMS, Handler, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
-from storage.models import Author, Customer, DeliveryStatus, Direction, Owner
+from storage import missed
+from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
 
@@ -51,6 +52,8 @@ class PipelineSettings:
     dedupe_ttl: float = 24 * 3600
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "zh")
+    # An answered message classified below this confidence is still listed as missed (0: never).
+    unsure_below: float = 0.0
 
 
 def clean_text(text: str) -> str:
@@ -163,7 +166,12 @@ class Pipeline:
             # and a duplicate delivery key rolls back the whole turn.
             inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
             inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
-            out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
+            inbound_id, out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
+            if turn.missed is not None and text:
+                await missed.record(
+                    tx, message_id=inbound_id, customer_id=customer.id, reason=MissedReason(turn.missed),
+                    language=state.language, intent=prediction.intent, confidence=round(prediction.confidence, 4),
+                )
         await self.state.set(key, state.to_dict(), self.settings.state_ttl)
         log.info(
             "message handled",
@@ -212,6 +220,8 @@ class Pipeline:
         state.misunderstood = 0
         state.last_intent = intent
         await handler(turn)
+        if turn.missed is None and turn.prediction.confidence < self.settings.unsure_below:
+            turn.missed = "low_confidence"
 
     async def _forward_to_ticket(self, turn: Turn, text: str) -> None:
         """While a human owns (or is about to own) the conversation the bot stays quiet."""
@@ -304,7 +314,8 @@ class Pipeline:
     @staticmethod
     async def _store_replies(
         tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply], inbound: dict[str, object]
-    ) -> list[Outgoing]:
+    ) -> tuple[int, list[Outgoing]]:
+        """Store the inbound message and the replies in one statement: (the inbound id, the replies)."""
         rows = [inbound] + [
             {
                 "customer_id": customer.id,
@@ -320,7 +331,7 @@ class Pipeline:
             for reply in replies
         ]
         ids = await tx.insert_messages(rows)
-        return [
+        return ids[0], [
             Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row_id)
             for row_id, reply in zip(ids[1:], replies, strict=True)
         ]
@@ -340,7 +351,7 @@ class Pipeline:
                 if msg.delivery_key is not None and await tx.has_delivery(msg.channel, msg.delivery_key):
                     return []
                 text = self.services.responses.text(customer.language, "error_apology")
-                out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
+                _, out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
             return out
         except Exception:
             log.exception("could not store message after a failed turn", extra={"channel": msg.channel})

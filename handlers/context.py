@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot.messages import Button, Incoming
 from handlers.conversation import ConversationState
@@ -60,6 +60,11 @@ class Services:
         return self.shop.faq
 
 
+# Why the bot could not answer a turn (the values of storage.models.MissedReason): the
+# pipeline records it, and the workspace lists such questions for admins to learn from.
+Missed = Literal["fallback", "faq_unknown", "product_unknown", "low_confidence"]
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     text: str
@@ -77,6 +82,7 @@ class Turn:
     services: Services
     replies: list[Reply] = field(default_factory=list)
     ticket_id: int | None = None  # ticket the inbound message belongs to, once known
+    missed: Missed | None = None  # set by a handler that could not answer (see Missed)
 
     @property
     def lang(self) -> str:

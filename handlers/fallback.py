@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from handlers.context import Turn
+from knowledge.additions import known_question
 
 
 async def fallback(turn: Turn) -> None:
+    entry = known_question(turn.services.faq.faq, turn.msg.text)
+    if entry is not None:
+        # One of the FAQ's questions word for word (an admin may have just added it from the
+        # missed list): answered, whatever the intent classifier made of it.
+        turn.state.misunderstood = 0
+        turn.say_text(entry.answer_for(turn.lang))
+        return
+    turn.missed = "fallback"
     turn.state.misunderstood += 1
     if turn.state.misunderstood >= turn.services.policy.fallback_after:
         turn.say(

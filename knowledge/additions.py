@@ -40,6 +40,10 @@ LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 # A message at least this similar (rapidfuzz ratio, 0–100, on normalised text) to one of an
 # entry's phrasings is that question: a typo or punctuation apart, not a paraphrase.
 KNOWN_QUESTION_CUTOFF = 90.0
+# A product is suggested for a missed question from this similarity (token-set ratio) on:
+# a question naming it scores 100 ("the wool hat" for "Knit Beanie" with alias "wool hat"),
+# questions about something else 30–50 on the demo catalog.
+PRODUCT_SUGGESTION_MIN = 60.0
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"[{_CJK}]")
@@ -358,16 +362,19 @@ class Suggestions:
         scored.sort(key=lambda pair: -pair[1])
         return scored[:k]
 
-    def products(self, text: str, k: int = 3) -> list[tuple[Product, float, str]]:
-        """Up to ``k`` (product, similarity, suggested alias), most similar first; the alias is
-        the part of ``text`` that resembles the product (:func:`alias_from`)."""
+    def products(
+        self, text: str, k: int = 3, min_score: float = PRODUCT_SUGGESTION_MIN
+    ) -> list[tuple[Product, float, str]]:
+        """Up to ``k`` (product, similarity, suggested alias) at ``min_score`` or more, most
+        similar first; the alias is the part of ``text`` that resembles the product
+        (:func:`alias_from`). Most missed questions name no product: then there is none."""
         query = tokens(text)
         if not query:
             return []
         scored = []
         for product, forms in self._products:
             best = process.extractOne(query, forms, scorer=fuzz.token_set_ratio, processor=None)
-            if best is not None:
+            if best is not None and best[1] >= min_score:
                 scored.append((product, float(best[1])))
         scored.sort(key=lambda pair: -pair[1])
         return [(product, score, alias_from(text, product)) for product, score in scored[:k]]

@@ -196,8 +196,15 @@ class _Piece:
 
     text: str
     cjk: bool
-    joined_to_next: bool  # nothing between it and the next piece but at most one space or hyphen
-    touches_next: bool  # nothing at all between it and the next piece
+    after: str  # what stands between it and the next piece ("\0" for the last)
+
+    @property
+    def joined_to_next(self) -> bool:  # one word with the next, written apart: "usb-c", "head lamp"
+        return self.after in ("", " ", "-")
+
+    @property
+    def touches_next(self) -> bool:
+        return self.after == ""
 
 
 def _pieces(text: str) -> list[_Piece]:
@@ -212,10 +219,10 @@ def _pieces(text: str) -> list[_Piece]:
                 run_start = match.start()
             if nxt is not None and nxt.group(1) is not None and between == "":
                 continue
-            pieces.append(_Piece(text[run_start : match.end()], True, between in ("", " ", "-"), between == ""))
+            pieces.append(_Piece(text[run_start : match.end()], True, between))
             run_start = -1
         else:
-            pieces.append(_Piece(match.group(2), False, between in ("", " ", "-"), between == ""))
+            pieces.append(_Piece(match.group(2), False, between))
     return pieces
 
 
@@ -256,9 +263,12 @@ def _head_terms(pieces: Sequence[_Piece]) -> tuple[list[str], list[str]]:
         if i > 0 and not piece.cjk and piece.text in CONNECTORS:
             main = main[:i]
             break
-    for piece in reversed(main):
+    for i in range(len(main) - 1, -1, -1):
+        piece = main[i]
         if any(c.isdigit() for c in piece.text) or (not piece.cjk and len(piece.text) < 2):
             continue
+        if i > 0 and main[i - 1].text.isdigit() and main[i - 1].after == "-":
+            continue  # a count, not the product: "Crew Socks 3-Pack", "2-in-1"
         if not piece.cjk:
             return [piece.text], []
         tail = _bigrams(piece.text[-3:])

@@ -41,6 +41,7 @@ from bot.web import analytics_page, pages_auth
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
+from knowledge.additions import InvalidAddition
 from storage.errors import ChannelError, ConfigError, Conflict, DeskbotError, NotFound, StorageError, TicketNotFound
 
 log = logging.getLogger("deskbot.web")
@@ -55,6 +56,7 @@ DOMAIN_STATUS: dict[type[DeskbotError], int] = {
     LoginFailed: 401,
     LoginLocked: 429,
     InvalidAccount: 422,
+    InvalidAddition: 422,
     ChannelError: 502,
     StorageError: 503,
     ConfigError: 500,

@@ -1,4 +1,4 @@
-"""The agents' workspace pages: queue, ticket, agents (admin) under ``/desk``.
+"""The agents' workspace pages: queue, ticket, missed questions, agents (admin) under ``/desk``.
 
 The pages are thin server-rendered shells (layout, navigation, the agent, the CSRF token in
 ``<meta name="csrf-token">``); ``/desk/static/desk.js`` fills them from ``/api/v1`` and keeps
@@ -118,6 +118,11 @@ def build_router() -> APIRouter:
                 status_code=403,
             )
         return render_desk_page(request, principal, "desk/agents.html", title="Agents", nav="agents")
+
+    @router.get("/missed", response_class=HTMLResponse)
+    async def missed(request: Request, principal: PagePrincipal) -> Response:
+        # Every agent sees what the bot missed; only admins get the buttons that teach it.
+        return render_desk_page(request, principal, "desk/missed.html", title="Missed questions", nav="missed")
 
     return router
 

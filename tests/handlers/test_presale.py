@@ -136,3 +136,6 @@ async def test_the_faq_still_answers_what_is_about_the_question(outdoor: App) ->
     assert "30 days" in chat.text
     await chat.say("which payment methods do you accept?")
     assert "TWINT" in chat.text
+    # A product-topic entry that answers the question comes first, the product after it.
+    await chat.say("do the trail shoes run true to size?")
+    assert "take the larger" in chat.text and "Ridge Trail Running Shoes — 165.00 CHF" in chat.text

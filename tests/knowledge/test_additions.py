@@ -197,6 +197,7 @@ def test_suggestions_rank_the_entry_and_the_product_a_question_is_about(catalog:
     products = suggest.products("how much are the wireless earbuds for sport?")
     assert products[0][0].sku == "EB-100"
     assert products[0][2] == "wireless earbuds for sport"
+    assert suggest.products("Which payment methods do you accept?") == []  # names no product
     assert suggest.faq_entries("", "en") == [] and suggest.products("?") == []
 
 

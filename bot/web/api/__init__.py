@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from bot.app import App
-from bot.web.api import agents, analytics, canned, customers, data_rights, events, tickets
+from bot.web.api import agents, analytics, canned, customers, data_rights, events, missed, tickets
 
 API_PREFIX = "/api/v1"  # each resource router carries it, so it can be mounted alone in tests
 
@@ -23,4 +23,5 @@ def build_api_router(app: App) -> APIRouter:
     router.include_router(events.build_router(app))
     router.include_router(analytics.build_router(app))
     router.include_router(data_rights.build_router(app))
+    router.include_router(missed.build_router(app))
     return router

@@ -389,3 +389,89 @@ def order_out(order: Order | None) -> OrderOut | None:
 
 def merged_into(ticket: Ticket) -> str | None:
     return format_ticket_number(ticket.merged_into_id) if ticket.merged_into_id is not None else None
+
+
+# -- what the bot missed, and what admins teach it (bot/web/api/missed.py) --------------------
+MAX_MISSED_IDS = 2000
+MissedIds = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=MAX_MISSED_IDS,
+                                                               description="the group's `ids` from GET /missed")]
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="e.g. en, zh")]
+Phrasing = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_clean_text), AfterValidator(_not_blank)]
+Alias = Annotated[str, Field(min_length=1, max_length=60), AfterValidator(_clean_text), AfterValidator(_not_blank)]
+
+
+class PhrasingIn(Input):
+    missed_ids: MissedIds
+    faq_id: Annotated[str, Field(min_length=1, max_length=64, description="the FAQ entry's id")]
+    language: LanguageCode
+    text: Phrasing = Field(description="the question as customers ask it")
+
+
+class AliasIn(Input):
+    missed_ids: MissedIds
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    language: LanguageCode
+    text: Alias = Field(description="the words customers use for the product, not their whole question")
+
+
+class DismissIn(Input):
+    missed_ids: MissedIds
+
+
+class FaqChoice(BaseModel):
+    id: str
+    topic: str
+    question: str = Field(description="the entry's first question, in the group's language where it has one")
+    score: float | None = Field(default=None, description="similarity to the group's question, 0–100")
+
+
+class ProductChoice(BaseModel):
+    sku: str
+    name: str
+    score: float | None = None
+    alias: str | None = Field(default=None, description="the part of the question that may name the product")
+
+
+class MissedGroupOut(BaseModel):
+    ids: list[int] = Field(description="the misses in this group, newest first")
+    text: str = Field(description="the most frequent wording (e-mails and phone numbers masked)")
+    language: str
+    count: int
+    customers: int = Field(description="distinct customers who asked")
+    handoffs: int = Field(description="misses followed by a handoff to a person within 30 minutes")
+    first_seen: datetime
+    last_seen: datetime
+    reasons: dict[str, int] = Field(description="fallback, faq_unknown, product_unknown, low_confidence → count")
+    examples: list[str] = Field(description="other wordings, most frequent first (masked)")
+    faq_suggestions: list[FaqChoice]
+    product_suggestions: list[ProductChoice]
+
+
+class MissedPage(BaseModel):
+    since: datetime
+    days: int
+    total: int = Field(description="open misses in the window")
+    truncated: bool = Field(description="more misses than were grouped (the newest were)")
+    groups: list[MissedGroupOut]
+
+
+class KnowledgeTargets(BaseModel):
+    languages: list[str]
+    faq: list[FaqChoice]
+    products: list[ProductChoice]
+
+
+class AdditionOut(BaseModel):
+    id: int
+    kind: Literal["faq_phrasing", "product_alias"]
+    target: str
+    language: str
+    text: str
+    created_at: datetime
+    created_by: str | None = Field(description="the admin's name")
+    active: bool = Field(description="in use now (false when the shop's files contradict it since)")
+
+
+class LearnedOut(BaseModel):
+    addition: AdditionOut | None
+    resolved: int = Field(description="misses closed by this action")
