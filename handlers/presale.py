@@ -183,6 +183,7 @@ def _remember(turn: Turn, product: Product) -> None:
 
 def _unknown(turn: Turn, intent: str) -> None:
     buttons = (turn.button("button_human", "/human_handoff"),)
+    turn.missed = "product_unknown" if intent in PRODUCT_INTENTS else "faq_unknown"  # the workspace's missed list
     if intent in PRODUCT_INTENTS:
         names = ", ".join(p.name_for(turn.lang) for p in turn.services.catalog.products[:MAX_EXAMPLES])
         turn.say("product_unknown", buttons=buttons, examples=names)
