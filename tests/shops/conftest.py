@@ -30,23 +30,37 @@ def shop_key(request: pytest.FixtureRequest) -> str:
     return key
 
 
+@pytest.fixture
+def shop_classifier(trained_classifier: BuiltinClassifier) -> BuiltinClassifier:
+    """The classifier the shop gets: the session's, as config.yaml configures it (override per module)."""
+    return trained_classifier
+
+
+@pytest.fixture
+def shop_environ() -> dict[str, str]:
+    """Extra ``DESKBOT_*`` overrides for the app (override per module, e.g. the classifier model)."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite+memory", "postgres+redis"])
 async def shop_app(
     request: pytest.FixtureRequest,
     shop_key: str,
     tmp_path: Path,
-    trained_classifier: BuiltinClassifier,
+    shop_classifier: BuiltinClassifier,
+    shop_environ: dict[str, str],
     redis_prefix: str,
 ) -> AsyncIterator[App]:
     spec = SHOPS[shop_key]
     sqlite = request.param == "sqlite+memory"
-    settings = shop_settings(spec, tmp_path, storage_environ(request, tmp_path, redis_prefix, server=not sqlite))
+    environ = storage_environ(request, tmp_path, redis_prefix, server=not sqlite) | shop_environ
+    settings = shop_settings(spec, tmp_path, environ)
 
     async def empty(store: SqlTicketStore) -> None:
         await empty_tables(store.engine)
 
     async with open_shop_app(
-        settings, trained_classifier, create_schema=sqlite, prepare_store=None if sqlite else empty
+        settings, shop_classifier, create_schema=sqlite, prepare_store=None if sqlite else empty
     ) as deskbot:
         yield deskbot
     if not sqlite:
