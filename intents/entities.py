@@ -30,12 +30,13 @@ the NLU data so training can put a placeholder there, but never learnt as lookup
 the extractor knows no shop's nouns or id format."""
 
 # Words that make a bare number a quantity ("2 pieces", "3 more"): units and containers that
-# any trade sells by, never one shop's goods. A number before a product the shop found (a
-# ``known`` span) is a quantity too, whatever the product is called.
+# any trade sells by, never one shop's goods; words that are also common verbs or pronouns
+# ("can", "one") only in the plural. A number before a product the shop found (a ``known``
+# span) is a quantity too, whatever the product is called.
 DEFAULT_ITEM_WORDS = frozenset(
     """item items piece pieces pc pcs unit units pair pairs set sets pack packs packet packets box
-    boxes bottle bottles bag bags can cans jar jars tube tubes roll rolls bar bars tin tins carton
-    cartons case cases copy copies product products thing things one ones more extra""".split()
+    boxes bottle bottles bag bags jar jars tube tubes roll rolls tin tins carton cartons cans bars
+    copies more extra""".split()
 )
 # Words after a number that say it is not a quantity of goods ("2 days", "3 weeks ago").
 _NOT_ITEMS = frozenset(
