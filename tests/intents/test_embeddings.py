@@ -7,6 +7,7 @@ installs; without them these tests are skipped with the reason shown.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from intents import classifier as classifier_module
-from intents.base import Prediction
+from intents.base import Entity, Prediction
 from intents.classifier import BuiltinClassifier, ModelLoadError
 from intents.config import ClassifierConfig
 from intents.embeddings import BertEncoder, EmbeddingsUnavailable, english_share
@@ -131,9 +132,9 @@ async def test_async_predict_of_the_accurate_model_runs_off_the_event_loop(
     threads: list[int] = []
     original = accurate.predict_sync
 
-    def recording(text: str, language: str | None = None) -> Prediction:
+    def recording(text: str, language: str | None = None, *, known: Sequence[Entity] = ()) -> Prediction:
         threads.append(threading.get_ident())
-        return original(text, language)
+        return original(text, language, known=known)
 
     monkeypatch.setattr(accurate, "predict_sync", recording)
     prediction = await accurate.predict("where is my order A12345")
