@@ -25,7 +25,7 @@ from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
 from handlers.handoff import acknowledge_queued, reopen_on_return, transition
-from handlers.router import FALLBACK, FORMS, Handler, build_routes
+from handlers.router import FALLBACK, FORM_ANSWERS, FORMS, Handler, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
@@ -209,7 +209,7 @@ class Pipeline:
                 state.end_form()
                 turn.say("form_cancelled")
                 return
-            if intent not in FORM_ESCAPES:
+            if intent not in FORM_ESCAPES or FORM_ANSWERS[state.form](turn):
                 await FORMS[state.form](turn)
                 return
             state.end_form()

@@ -426,10 +426,11 @@ def judge_faq(probe: FaqProbe, seen: Seen, judge: Judge) -> Finding:
         return finding(True, "answered", "answered")
     if seen.crashed:
         return finding(False, "error", judge.came_back(seen))
-    if probe.kind == "phrasing" and seen.acted:
+    if seen.acted:
         # The owner's own wording is a request the bot acts on ("I want to return my order":
         # a return starts). That is an answer too, and no FAQ change alters it. A paraphrase
-        # is a question about the answer, so there an action is a miss.
+        # built from the answer's words may read as a request just as well ("…free exchange or
+        # a full refund?"): listed as a note, since no FAQ change would alter that either.
         return finding(True, "request", f"handled as a request ({seen.intent}), not from the FAQ")
     got = judge.came_back(seen)
     if seen.acted:

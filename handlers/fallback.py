@@ -2,8 +2,33 @@
 
 from __future__ import annotations
 
+import re
+
 from handlers.context import Turn
+from handlers.presale import CONFIDENT_FAQ, SURE_INTENT
 from knowledge.additions import known_question
+
+QUESTION = re.compile(
+    r"[?？]|[吗呢么哪几]|什么|多少|怎么|是否|有没有|能不能|可不可以|"
+    r"^\s*(?:do|does|did|is|are|can|could|will|would|how|what|when|where|which|who|why)\b",
+    re.IGNORECASE,
+)
+
+
+def _answer_from_faq(turn: Turn, min_factor: float = 1.0) -> bool:
+    """Answer from the FAQ when it is sure enough of an entry (``min_factor`` × its threshold).
+
+    The intent model knows customers' intents, not this shop's FAQ: a question it cannot
+    place, or reads as small talk ("周末有客服吗？" as a greeting, "I want to cancel my
+    purchase" outside any form), may still be one the shop answered.
+    """
+    faq = turn.services.faq
+    hits = faq.search(turn.msg.text, turn.lang, k=1)
+    if not hits or hits[0][1] < min_factor * faq.min_score:
+        return False
+    turn.state.misunderstood = 0
+    turn.say_text(hits[0][0].answer_for(turn.lang))
+    return True
 
 
 async def fallback(turn: Turn) -> None:
@@ -13,6 +38,8 @@ async def fallback(turn: Turn) -> None:
         # missed list): answered, whatever the intent classifier made of it.
         turn.state.misunderstood = 0
         turn.say_text(entry.answer_for(turn.lang))
+        return
+    if turn.msg.text.strip() and _answer_from_faq(turn):
         return
     turn.missed = "fallback"
     turn.state.misunderstood += 1
@@ -34,8 +61,16 @@ async def fallback(turn: Turn) -> None:
 
 
 async def smalltalk(turn: Turn) -> None:
-    """Greetings and courtesies; affirm/deny/cancel outside any form."""
+    """Greetings and courtesies; affirm/deny/cancel outside any form.
+
+    A question, or a cancel/yes/no outside any form, that the FAQ answers confidently gets
+    that answer instead: "I want to cancel my purchase" is about the shop's cancellation rule.
+    """
     intent = turn.prediction.intent
+    courtesy = intent in ("greet", "goodbye", "thanks")
+    unsure = turn.prediction.confidence < SURE_INTENT  # "下错单了" read as a goodbye at 0.4
+    if (not courtesy or unsure or QUESTION.search(turn.msg.text)) and _answer_from_faq(turn, CONFIDENT_FAQ):
+        return
     key = {
         "greet": "greet",
         "goodbye": "goodbye",

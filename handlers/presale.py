@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from bot.messages import Button
 from handlers.context import Turn
+from knowledge.additions import known_question
 from knowledge.products import ProductMention
 from knowledge.shop import Product, fold_text
 
@@ -148,6 +149,11 @@ def _answer_faq(turn: Turn, topic: str | None, named: _Named | None = None, *, c
     score of :data:`CONFIDENT_FAQ` times the FAQ's threshold. With product mentions, the text
     without them is tried too: "can I return the trail shoes?" is "can I return …?"."""
     faq = turn.services.faq
+    verbatim = known_question(faq.faq, turn.msg.text)
+    if verbatim is not None:
+        # One of the shop's own phrasings, word for word: its entry, whatever the ranking says.
+        turn.say_text(verbatim.answer_for(turn.lang))
+        return True
     queries = [turn.msg.text]
     if named is not None and named.any and named.rest:
         queries.append(named.rest)

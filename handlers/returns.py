@@ -478,6 +478,20 @@ async def submit_return(turn: Turn, filled: dict[str, Any]) -> str | None:
     return None
 
 
+SLOT_ENTITIES = {"order_id": ("order_id",), "contact": ("email", "phone"), "item": ("product",)}
+"""Entity types that answer the question the form asked."""
+
+
+def answers_requested_slot(turn: Turn) -> bool:
+    """Whether the message holds a value for the slot the form just asked for.
+
+    Such a message is the answer, whatever intent the classifier guessed: a bare e-mail
+    address after "which e-mail is on the order?" can read as a request for a person.
+    """
+    wanted = SLOT_ENTITIES.get(turn.state.requested_slot or "", ())
+    return any(turn.prediction.entity(kind) for kind in wanted)
+
+
 async def start_return(turn: Turn) -> None:
     turn.state.end_form()
     turn.state.form = FORM

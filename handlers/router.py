@@ -29,4 +29,6 @@ def build_routes() -> dict[str, Handler]:
 
 
 FORMS: dict[str, Handler] = {returns.FORM: returns.continue_return}
+FORM_ANSWERS: dict[str, Callable[[Turn], bool]] = {returns.FORM: returns.answers_requested_slot}
+"""Per form: does this message answer what the form asked? (Then no intent may interrupt it.)"""
 FALLBACK: Handler = fallback.fallback
