@@ -103,8 +103,8 @@ def select_formatter(fmt: LogFormat, stream: TextIO | None) -> logging.Formatter
 
 
 # Libraries whose INFO lines say nothing an operator acts on (alembic.runtime.plugins: one
-# "setup plugin" line per built-in plugin whenever alembic is imported).
-QUIET_LOGGERS = ("uvicorn.access", "httpx", "aiosqlite", "asyncio", "alembic.runtime.plugins")
+# "setup plugin" line per built-in plugin whenever alembic is imported; bm25s: a line per index built).
+QUIET_LOGGERS = ("uvicorn.access", "httpx", "aiosqlite", "asyncio", "alembic.runtime.plugins", "bm25s")
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
