@@ -80,7 +80,7 @@ class ClassifierConfig(BaseModel):
     """Only training sets of at least this many examples prune rare features; a tiny one
     keeps them all."""
     entity_placeholders: bool = True
-    """Featurise entities as their type (``A10234`` → order_id): the intent never hinges on which."""
+    """Featurise entities as their type (``KX-20417`` → order_id): the intent never hinges on which."""
 
     C: float = Field(default=20.0, gt=0.0)
     """Inverse regularisation strength of the logistic regression."""

@@ -215,7 +215,7 @@ _RANK_PHONE, _RANK_LOOKUP, _RANK_QUANTITY = 0, 1, 2
 
 
 def _strip_anchors(pattern: str) -> str:
-    """Drop ``^``/``$``/``\\b`` at the ends: ``\\b`` fails between 订单 and A10234."""
+    """Drop ``^``/``$``/``\\b`` at the ends: ``\\b`` fails between 订单 and KX-20417."""
     changed = True
     while changed:
         changed = False

@@ -16,7 +16,7 @@ _LETTER = re.compile(r"[^\W\d_]")
 _SAMPLE_CHARS = 2000
 
 # One Han character carries about as much as a short English word (~3 letters), so a
-# message like "我的订单A10234呢" or "卫衣 price?" counts as Chinese while
+# message like "我的订单KX-20417呢" or "卫衣 price?" counts as Chinese while
 # "do you sell 卫衣" stays English.
 _LETTERS_PER_HAN = 3
 
