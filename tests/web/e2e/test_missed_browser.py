@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["admin", "browser", "browser_available"]  # fixtures shared with the other browser tests
 
 FAQ = load_faq(REPO / "examples" / "shop" / "faq.yml")
-QUESTION = "Can I pay in installments with Klarna?"  # a payment question the demo FAQ does not answer
+QUESTION = "Do you take bitcoin?"  # a payment question the demo FAQ does not answer (its answer names no crypto)
 HOSTILE = "Who designs your clothes? <img src=x onerror=window.__pwned=1>"
 CHINESE = "你们有会员卡吗"
 
