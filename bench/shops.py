@@ -50,7 +50,11 @@ from intents.base import IntentClassifier  # noqa: E402
 from intents.classifier import load_or_train  # noqa: E402
 from knowledge.products import ProductMention  # noqa: E402
 from knowledge.shop import load_faq  # noqa: E402
-from tests.shops import conversations_cosmetics, conversations_electronics  # noqa: E402, F401 (registers them)
+from tests.shops import (  # noqa: E402, F401 (registers them)
+    conversations_cosmetics,
+    conversations_electronics,
+    conversations_furniture,
+)
 from tests.shops.harness import (  # noqa: E402
     CONVERSATIONS,
     SHOPS,

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.shops.harness", "tests.shops.conversations_electronics", "tests.shops.conversations_cosmetics")
+pytest.register_assert_rewrite(
+    "tests.shops.harness",
+    "tests.shops.conversations_electronics",
+    "tests.shops.conversations_cosmetics",
+    "tests.shops.conversations_furniture",
+)
 
 from bot.app import App  # noqa: E402
 from intents.classifier import BuiltinClassifier  # noqa: E402

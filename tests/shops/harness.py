@@ -88,6 +88,8 @@ SHOPS: dict[str, ShopSpec] = {
             "水漾小铺",
             {"DESKBOT_SHOP__RETURN_WINDOW_DAYS": "15", "DESKBOT_SHOP__HIGH_VALUE_ORDER": "1000"},
         ),
+        # Furniture in pounds: an order is "high value" from 1,000 GBP.
+        ShopSpec("furniture", "Fjord & Fern Home", {"DESKBOT_SHOP__HIGH_VALUE_ORDER": "1000"}),
     )
 }
 
@@ -157,7 +159,7 @@ async def open_shop_app(
 
 
 # -- facts in replies --------------------------------------------------------------------
-_CURRENCY_SIGNS = {"USD": r"US\$|\$", "CNY": r"¥|￥|RMB|CN¥", "EUR": "€"}
+_CURRENCY_SIGNS = {"USD": r"US\$|\$", "CNY": r"¥|￥|RMB|CN¥", "EUR": "€", "GBP": "£"}
 
 
 def price(amount: str, currency: str) -> re.Pattern[str]:

@@ -18,10 +18,10 @@ from tests.shops.harness import ANCHOR, SHOPS, load_probes, shifted_orders_csv
 
 ALL_SHOPS = sorted(SHOPS)
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "shop"
-ID_FORMATS = {"electronics": r"\d{6}", "cosmetics": r"DD\d{11}"}
-CURRENCIES = {"electronics": "USD", "cosmetics": "CNY"}
-FIRST_LANGUAGE = {"electronics": "en", "cosmetics": "zh"}
-BRANDS = ("Nova X2", "Volt", "Pulse Mini", "Arc 14", "Arc 16", "水漾")  # the test shops' own names
+ID_FORMATS = {"electronics": r"\d{6}", "cosmetics": r"DD\d{11}", "furniture": r"\d{4}-\d{2}-\d{6}"}
+CURRENCIES = {"electronics": "USD", "cosmetics": "CNY", "furniture": "GBP"}
+FIRST_LANGUAGE = {"electronics": "en", "cosmetics": "zh", "furniture": "en"}
+BRANDS = ("Nova X2", "Volt", "Pulse Mini", "Arc 14", "Arc 16", "水漾", "Oslo Oak", "Bergen Linen", "Malmo", "Fjord")  # the test shops' own names
 
 
 def _words(name: str) -> set[str]:
