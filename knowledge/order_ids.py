@@ -15,7 +15,10 @@ Never an order id (unless the store has exactly that id): e-mail addresses, URLs
 numbers, prices, quantities, dates, times and the bot's own ticket numbers (``T-1001``). A
 shape made only of digits is too common a sight to be trusted on its own: an unknown id of
 that shape needs a cue ("order", "订单号", a leading ``#``) or a question that asked for it, and
-so does a short known id (a small shop's order ``2`` or ``2019``: "2 shirts", "since 2019").
+so does a short known id (a small shop's order ``2`` or ``2019``: "2 shirts", "since 2019"),
+unless the shop groups its digits with written separators into a long id (``2026-11-000402``):
+no date, price or phone number looks like that. After a cue, the serial alone ("order no.
+000402") stands for the one known id that ends in it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ MAX_ATOMS = 6
 MIN_BARE = 4
 MIN_BARE_DIGITS = 6
 """Known ids shorter than this (in letters/digits; in digits for digits-only ids) need a cue."""
+
+MIN_TAIL_DIGITS = 3
+"""A serial shorter than this ("order 7") never stands for a whole id."""
+MIN_STRUCTURED_DIGITS = 8
+"""A digits-only shape with two written separators is trusted without a cue from this many digits on."""
 
 _TOKEN = re.compile(r"[A-Za-z]+|[0-9]+|[^A-Za-z0-9]+")
 _ATOM = re.compile(r"[A-Za-z0-9]+")
@@ -137,10 +145,29 @@ class Shape:
         digits = sum(r.min_len for r in self.runs if r.kind == "D")
         # Trusted without a cue: a literal prefix or separator structure a stray word or number
         # would not have. Digits alone (``100234``) could be a postcode or an amount.
-        self.distinctive = digits >= 3 and (literal_letters >= 1 or letters >= 2)
+        lettered = digits >= 3 and (literal_letters >= 1 or letters >= 2)
+        self.distinctive = lettered or self._structured(digits)
+        self.written = self.distinctive and not lettered
+        """Trusted by its separators alone: without a cue, only as the shop writes them (not ``2026 11 000998``)."""
 
     def __repr__(self) -> str:
         return f"Shape({self.describe()!r}, count={self.count})"
+
+    def _structured(self, digits: int) -> bool:
+        """Digits the shop always groups with two or more written separators into a long id
+        (``2026-11-000402``): a stray number would not have that structure. Not when the
+        groups read as a date (``2026-11-23``), an amount (``1,234,567``) or a phone number
+        (spaces, or the 3-3-4 of ``415-555-2671``); the text's dates, prices and phones stay
+        protected anyway."""
+        seps = [sep for sep in self.seps if sep]
+        if digits < MIN_STRUCTURED_DIGITS or len(seps) < 2 or any(c.isspace() for sep in seps for c in sep):
+            return False
+        highs = [run.max_len for run in self.runs]
+        if all(sep in ",." for sep in seps) and all(high == 3 for high in highs[1:]):
+            return False  # 1,234,567 or 1.234.567
+        if len(highs) == 3 and ((highs[0] == 4 and max(highs[1:]) <= 2) or (highs[2] == 4 and max(highs[:2]) <= 2)):
+            return False  # 2026-11-23, 23.11.2026
+        return highs != [3, 3, 4]
 
     def describe(self) -> str:
         """A readable form, e.g. ``KX-99999`` or ``DD9{11}``."""
@@ -337,12 +364,21 @@ class OrderIds:
         regular = {form: self._render(order_key(example)) == example for form, (_, example) in census.forms.items()}
         self._keys: set[str] = set()
         self._spelled: dict[str, str] = {}  # ids the shapes do not spell back exactly
+        # The last run of each regular form ("000402" of 2026-11-000402), when the runs before
+        # it are not one literal prefix (those ids are completed by their shape).
+        tail_of = {form: self._tail_length(example) if regular[form] else 0
+                   for form, (_, example) in census.forms.items()}
+        self._tails: dict[str, str | None] = {}  # serial -> the one known key ending in it, None when shared
         for spelling in ids:
             key = order_key(spelling)
             if not key or key in self._keys or key in self._spelled:
                 continue
-            if regular[_form(spelling)]:
+            form = _form(spelling)
+            if regular[form]:
                 self._keys.add(key)
+                if tail := tail_of[form]:
+                    serial = key[-tail:]
+                    self._tails[serial] = key if serial not in self._tails else None
             else:
                 self._spelled[key] = spelling
         runs = [len(shape.runs) for shape in self.shapes] + [len(_RUNS.findall(s)) for s in self._spelled.values()]
@@ -389,12 +425,26 @@ class OrderIds:
                 return completed
         return re.sub(r"\s+", "", cleaned).upper()
 
+    def _tail_length(self, example: str) -> int:
+        """How long the serial of ids of this form is, when one may stand for the whole id."""
+        runs = _RUNS.findall(example)
+        shape = next((s for s in self.shapes if s.render(order_key(example)) == example), None)
+        if shape is None or len(runs) < 2 or not runs[-1].isdigit() or len(runs[-1]) < MIN_TAIL_DIGITS:
+            return 0
+        return 0 if len(shape.runs[0].literals) == 1 and len(runs) == 2 else len(runs[-1])
+
     def _complete(self, atoms: Sequence[str], gaps: Sequence[str]) -> str | None:
-        """A known id whose literal prefix the customer left out ("order 20417" for ``KX-20417``)."""
+        """A known id the customer gave part of: its literal prefix left out ("order 20417" for
+        ``KX-20417``), or only its serial when exactly one known id ends in it ("order no. 000402"
+        for ``2026-11-000402``; a serial two ids share stays as typed)."""
         for shape in self.shapes:
             spelled = shape.complete(atoms, gaps)
             if spelled is not None and self.spelling(spelled) is not None:
                 return spelled
+        if len(atoms) == 1:
+            key = self._tails.get(atoms[0].upper())
+            if key is not None:
+                return self._render(key)
         return None
 
     def example(self) -> str | None:
@@ -464,6 +514,8 @@ class OrderIds:
             atoms, gaps = window.pieces(end)
             for shape in self.shapes:
                 if not (shape.distinctive or cued) or not shape.fits_length(window.key(end)):
+                    continue
+                if shape.written and not cued and any(gap.isspace() or not gap for gap in gaps):
                     continue
                 spelled = shape.fit(atoms, gaps)
                 if spelled is not None and self._take(found, protected, *window.span(end), spelled, known=False):

@@ -11,6 +11,7 @@ DIGITS = ["100234", "100235", "100301", "100302"]
 DATED = ["DD20261123001", "DD20261123002", "DD20261201017"]
 DEMO = ["A10231", "A10234", "A10255"]
 SLASHED = ["ORD/2026/0042", "ORD/2026/0043", "ORD/2025/0999"]
+MONTHLY = ["2026-10-000388", "2026-11-000398", "2026-11-000402", "2026-11-000415", "2025-11-000415"]
 
 
 def values(ids: OrderIds, text: str, **kwargs: bool) -> list[str]:
@@ -103,6 +104,40 @@ def test_bare_digits_of_a_digits_only_shape_need_a_cue() -> None:
     assert values(ids, "100999", expect=True) == ["100999"]
 
 
+def test_long_digit_groups_with_the_shops_separators_need_no_cue() -> None:
+    ids = OrderIds(MONTHLY)
+    assert [s.distinctive for s in ids.shapes] == [True]
+    assert values(ids, "where is 2026-11-000998?") == ["2026-11-000998"]
+    assert values(ids, "where is 2026/11/000998?") == ["2026-11-000998"]
+    assert values(ids, "2026 11 000415 is late") == ["2026-11-000415"]  # known: any spelling
+    assert values(ids, "call 0207 11 123456") == []  # unknown and spaced: a phone as likely as an id
+    assert values(ids, "order 2026 11 000999") == ["2026-11-000999"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["2026-11-23", "2026-11-24", "2026-12-01"],  # dates
+        ["1,234,567", "2,345,678", "3,456,789"],  # amounts
+        ["415-555-2671", "415-555-2672", "212-555-0100"],  # phone numbers
+        ["2026 11 000402", "2026 11 000403", "2026 10 000388"],  # spaces, as phones are grouped
+        ["26-11-42", "26-11-43", "26-10-38"],  # too short
+    ],
+)
+def test_digit_groups_that_read_as_dates_amounts_or_phones_need_a_cue(ids: list[str]) -> None:
+    assert [s.distinctive for s in infer_shapes(ids)] == [False]
+
+
+def test_a_serial_after_a_cue_stands_for_the_one_known_id_ending_in_it() -> None:
+    ids = OrderIds(MONTHLY)
+    assert values(ids, "order no. 000402") == ["2026-11-000402"]
+    assert values(ids, "订单000398到哪了") == ["2026-11-000398"]
+    assert ids.canonical("000402") == "2026-11-000402"
+    assert values(ids, "order 000415") == ["000415"]  # two years end in it: as typed
+    assert values(ids, "order 000999") == ["000999"]  # no known id ends in it
+    assert values(ids, "000402 is late") == []  # a bare serial needs the cue
+
+
 def test_a_prefix_left_out_finds_the_known_id() -> None:
     assert values(OrderIds(KX), "my order 20417 is late") == ["KX-20417"]
     assert OrderIds(KX).canonical("20417") == "KX-20417"
@@ -145,7 +180,7 @@ def test_the_configured_pattern_recognises_ids_before_any_import() -> None:
 
 
 # -- what is never an order id -----------------------------------------------------------------
-@pytest.mark.parametrize("shop", [KX, DIGITS, DATED, DEMO, SLASHED, []])
+@pytest.mark.parametrize("shop", [KX, DIGITS, DATED, DEMO, SLASHED, MONTHLY, []])
 @pytest.mark.parametrize(
     "text",
     [
