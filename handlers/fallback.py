@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from handlers.context import Turn
-from handlers.presale import CONFIDENT_FAQ, SURE_INTENT
+from handlers.presale import CONFIDENT_FAQ, SURE_INTENT, follow_up
 from knowledge.additions import known_question
 
 QUESTION = re.compile(
@@ -39,7 +39,7 @@ async def fallback(turn: Turn) -> None:
         turn.state.misunderstood = 0
         turn.say_text(entry.answer_for(turn.lang))
         return
-    if turn.msg.text.strip() and _answer_from_faq(turn):
+    if turn.msg.text.strip() and (await follow_up(turn) or _answer_from_faq(turn)):
         return
     turn.missed = "fallback"
     turn.state.misunderstood += 1

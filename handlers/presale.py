@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.messages import Button
 from handlers.context import Turn
 from knowledge.additions import known_question
 from knowledge.products import ProductMention
-from knowledge.shop import Product, fold_text
+from knowledge.shop import FaqEntry, Product, fold_text
 
 FAQ_TOPICS = {
     "ask_shipping": "shipping",
@@ -118,10 +118,13 @@ def _describe(turn: Turn, product: Product) -> str:
 
 def _size_asked(turn: Turn, product: Product, text: str) -> str | None:
     """The size the customer asks about: one of this product's own sizes written in the
-    message ("口红N02有货吗", "socks in 39-42"), else the classifier's ``size`` entity.
+    message ("口红N02有货吗", "socks in 39-42"), else the classifier's ``size`` entity."""
+    return _own_size(product, text) or turn.prediction.entity("size")
 
-    A one-letter size counts only as written (capital "M", never the "m" of "I'm").
-    """
+
+def _own_size(product: Product, text: str) -> str | None:
+    """One of the product's sizes as written in ``text``; a one-letter size counts only as
+    written (capital "M", never the "m" of "I'm")."""
     folded = fold_text(text)
     for label in product.sizes or ():
         key = fold_text(label)
@@ -131,7 +134,7 @@ def _size_asked(turn: Turn, product: Product, text: str) -> str | None:
             found = re.search(f"(?<![0-9a-z]){re.escape(key)}(?![0-9a-z])", folded)
         if found:
             return label
-    return turn.prediction.entity("size")
+    return None
 
 
 async def _answer_product(turn: Turn, product: Product, intent: str, text: str = "") -> None:
@@ -144,27 +147,32 @@ async def _answer_product(turn: Turn, product: Product, intent: str, text: str =
         turn.say_text(_describe(turn, product))
 
 
-def _answer_faq(turn: Turn, topic: str | None, named: _Named | None = None, *, confident: bool = False) -> bool:
-    """Answer from the FAQ (one topic, or any with ``topic`` None); ``confident`` asks for a
-    score of :data:`CONFIDENT_FAQ` times the FAQ's threshold. With product mentions, the text
-    without them is tried too: "can I return the trail shoes?" is "can I return …?"."""
+def _faq_hit(turn: Turn, topic: str | None, named: _Named | None = None, *, confident: bool = False) -> FaqEntry | None:
+    """The FAQ entry that answers the message (one topic, or any with ``topic`` None), or None;
+    ``confident`` asks for a score of :data:`CONFIDENT_FAQ` times the FAQ's threshold."""
     faq = turn.services.faq
     verbatim = known_question(faq.faq, turn.msg.text)
     if verbatim is not None:
         # One of the shop's own phrasings, word for word: its entry, whatever the ranking says.
-        turn.say_text(verbatim.answer_for(turn.lang))
-        return True
-    queries = [turn.msg.text]
-    if named is not None and named.any and named.rest:
-        queries.append(named.rest)
-    hits = [hit for query in queries for hit in faq.search(query, turn.lang, topic=topic, k=1)]
+        return verbatim
+    # With product mentions only the rest is asked: a name says nothing about a policy, and
+    # its words may brush an unrelated answer ("the Bergen sofa" and a guarantee naming sofas).
+    query = named.rest if named is not None and named.any else turn.msg.text
+    hits = faq.search(query, turn.lang, topic=topic, k=1) if query.strip() else []
     if not hits:
-        return False
-    entry, score = max(hits, key=lambda hit: hit[1])
+        return None
+    entry, score = hits[0]
     if confident and score < CONFIDENT_FAQ * faq.min_score:
-        return False
-    turn.say_text(entry.answer_for(turn.lang))
-    return True
+        return None
+    return entry
+
+
+def _answer_faq(turn: Turn, topic: str | None, named: _Named | None = None, *, confident: bool = False) -> bool:
+    """Answer from the FAQ entry :func:`_faq_hit` finds; False when there is none."""
+    entry = _faq_hit(turn, topic, named, confident=confident)
+    if entry is not None:
+        turn.say_text(entry.answer_for(turn.lang))
+    return entry is not None
 
 
 def _ask_which(turn: Turn, mention: ProductMention, intent: str) -> None:
@@ -187,6 +195,35 @@ def _remember(turn: Turn, product: Product) -> None:
     turn.state.last_product = product.sku  # "do you have it in L?" next
 
 
+FOLLOW_UP = re.compile(
+    r"^\W*(?:(?:and|what|how|about|the|in|with|for|too|also|then|of|it|one|那|还有|和|的|呢|吗|怎么样|呀|啊)\W*)*$",
+    re.IGNORECASE,
+)
+
+
+def _is_follow_up(rest: str) -> bool:
+    """Nothing but the product and small words around it ("and the armchair?", "那扶手椅呢？"):
+    the customer asks the previous question again about another product."""
+    return bool(FOLLOW_UP.match(rest))
+
+
+async def follow_up(turn: Turn) -> bool:
+    """A size of the product discussed last, on its own ("and in 160x230?"): its stock.
+
+    The intent model cannot know one shop's sizes, so such a message may read as anything;
+    only a size this very product is sold in counts, never the generic size entity.
+    """
+    last = turn.services.catalog.find_by_value(turn.state.last_product) if turn.state.last_product else None
+    if last is None or not last.sizes or turn.services.shop.products.mentions(turn.msg.text, turn.lang):
+        return False
+    size = _own_size(last, turn.msg.text)
+    if size is None:
+        return False
+    turn.state.last_intent = "ask_stock"
+    turn.say_text(_stock_line(turn, last, size))
+    return True
+
+
 def _unknown(turn: Turn, intent: str) -> None:
     buttons = (turn.button("button_human", "/human_handoff"),)
     turn.missed = "product_unknown" if intent in PRODUCT_INTENTS else "faq_unknown"  # the workspace's missed list
@@ -199,10 +236,21 @@ def _unknown(turn: Turn, intent: str) -> None:
 
 async def _product_question(turn: Turn, intent: str, named: _Named) -> None:
     if named.resolved:
-        if intent == "ask_product":
-            # "Are the shoes true to size?", "how do I wash the scarf?": a product-topic FAQ
-            # entry that answers the message confidently comes first, the product after it.
-            _answer_faq(turn, "product", named, confident=True)
+        previous = turn.state.last_intent
+        if previous in PRODUCT_INTENTS and previous != intent and _is_follow_up(named.rest):
+            # "is the sofa in stock?" … "and the armchair?": the same question again.
+            intent = previous
+            turn.prediction = replace(turn.prediction, intent=previous)
+        entry = _faq_hit(turn, None, named, confident=True) if intent == "ask_product" else None
+        if entry is not None:
+            # "Do the shoes run true to size?", "will you assemble the dining table?": an FAQ
+            # entry that answers the message confidently comes first. About the products (a
+            # size guide) the product follows it; about a service (assembly, samples) the
+            # card would only bury the answer.
+            turn.say_text(entry.answer_for(turn.lang))
+            if entry.topic != "product":
+                _remember(turn, named.resolved[0])
+                return
         for product in named.resolved[:MAX_ANSWERED]:
             await _answer_product(turn, product, intent, named.rest)
             _remember(turn, product)
