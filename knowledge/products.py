@@ -26,6 +26,11 @@ matcher works on the words a name is made of:
    for Chinese a bigram of its last three characters: 围巾, 精华/华液), a model code with
    digits ("X2", "65W"), or at least two of its words covering half its weight ("halo mini").
    "Alps", "city", "running", "wool", "阿尔卑斯", "保湿" alone find nothing.
+   A Chinese name's last character is a term of its own, its head character (桌 of 餐桌 and
+   咖啡桌, 鞋 of 鞋子): "奥斯陆橡木桌", "奥斯陆橡木的桌子" and "桌子" fit every table and none
+   tells them apart, so the bot asks which, as for "oak table". Customers add 子/儿 to a
+   head character (桌子, 杯子, 椅子); alone, a head character is no mention ("发" of 沙发 in
+   "发货"): it needs other words of the name before it, or that suffix.
 5. **Ranking.** Each candidate scores the share of the mention it explains (typos count at
    their rapidfuzz similarity), times how little of its own name the customer left out —
    counting only the words that tell it apart from the other candidates — times a small
@@ -76,6 +81,8 @@ SKU_SEPARATORS = frozenset("-_ /.#")
 SKU_MAX_TOKENS = 3  # "ab-12-x" is three words
 FUZZY_MIN_LENGTH = 5  # shorter words must be spelt right: "shop" is not "shoe"
 LONE_FUZZY_MIN_LENGTH = 6  # a mention that is only a misspelt word needs a longer one ("order" ≠ "folder")
+# Suffixes Chinese adds to a one-character noun without changing it: 桌子 is 桌, 盒儿 is 盒.
+NOUN_SUFFIXES = frozenset("子儿")
 
 
 @functools.cache
@@ -175,6 +182,7 @@ class _Entry:
     forms: list[_Form] = field(default_factory=list)
     terms: set[str] = field(default_factory=set)
     heads: set[str] = field(default_factory=set)
+    head_chars: set[str] = field(default_factory=set)  # its names' head characters (桌 of 餐桌)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +284,18 @@ def _head_terms(pieces: Sequence[_Piece]) -> tuple[list[str], list[str]]:
     return [], []
 
 
+def head_char(pieces: Sequence[_Piece]) -> str | None:
+    """The head character of a name whose head noun is Chinese: its last character, or the one
+    before a 子/儿 suffix (鞋 of 鞋子); None for a Latin head or a one-character name."""
+    heads, maybe = _head_terms(pieces)
+    if not heads or not _is_cjk(heads[0]):
+        return None
+    ending = "".join(t[0] for t in maybe) + heads[0]
+    if len(ending) < 2:
+        return None
+    return ending[-2] if ending[-1] in NOUN_SUFFIXES else ending[-1]
+
+
 class ProductMatcher:
     """Finds the catalog's products in a message (see the module docstring for how).
 
@@ -313,6 +333,8 @@ class ProductMatcher:
         compounds: dict[str, set[str]] = {}
         maybe_heads: list[tuple[_Entry, list[str]]] = []
         modifiers: set[str] = set()  # terms some name uses before its head noun
+        regular: set[str] = set()  # terms from the words of names (not only a head character)
+        head_chars: set[str] = set()
         for product in catalog.products:
             entry = _Entry(product)
             forms = [(lang, name) for lang, name in product.name.items()]
@@ -320,11 +342,20 @@ class ProductMatcher:
             for lang, text in forms:
                 folded = fold_text(text)
                 pieces = _pieces(folded)
-                heads, maybe = _head_terms(_pieces(_SEGMENT.split(folded, maxsplit=1)[0]))
+                main = _pieces(_SEGMENT.split(folded, maxsplit=1)[0])
+                heads, maybe = _head_terms(main)
                 entry.heads.update(heads)
                 maybe_heads.append((entry, maybe))
-                terms = frozenset(_piece_terms(pieces))
-                modifiers |= terms.difference(heads, maybe)
+                words = frozenset(_piece_terms(pieces))
+                regular |= words
+                modifiers |= words.difference(heads, maybe)
+                terms = words
+                char = head_char(main)
+                if char is not None:  # a pointer to the head noun, no extra weight: not a word of the form
+                    entry.heads.add(char)
+                    entry.terms.add(char)
+                    entry.head_chars.add(char)
+                    head_chars.add(char)
                 if not terms:
                     continue
                 entry.forms.append(_Form(terms, 0.0, lang))
@@ -339,6 +370,8 @@ class ProductMatcher:
         # is in "羊毛围巾" (so "羊毛袜" is found by "毛袜", and "羊毛" alone names nothing).
         for entry, maybe in maybe_heads:
             entry.heads.update(term for term in maybe if term not in modifiers)
+        # Characters that are terms only as the head of a name: 发 of 沙发 is no mention alone.
+        self._head_chars = frozenset(head_chars - regular)
 
         # Which products have a term, and what the term is worth (idf over products).
         products_of: dict[str, set[int]] = {}
@@ -441,13 +474,18 @@ class ProductMatcher:
                 continue
             if token.cjk:
                 nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-                if nxt is not None and nxt.cjk and nxt.start == token.end and i + 1 not in used:
-                    terms = self._lookup.get(token.key + nxt.key)
-                    if terms:
-                        units.append(self._unit(token.start, nxt.end, i, i + 1, {t: 1.0 for t in terms}, False))
+                touching = nxt if nxt is not None and nxt.cjk and nxt.start == token.end and i + 1 not in used else None
+                pair = self._lookup.get(token.key + touching.key) if touching is not None else None
+                if touching is not None and pair:
+                    units.append(self._unit(token.start, touching.end, i, i + 1, dict.fromkeys(pair, 1.0), False))
                 terms = self._lookup.get(token.key)
-                if terms:  # a single-character term ("T恤", "维C")
-                    units.append(self._unit(token.start, token.end, i, i, {t: 1.0 for t in terms}, False))
+                if terms and not terms <= self._head_chars:  # a single-character term ("T恤", "维C")
+                    units.append(self._unit(token.start, token.end, i, i, dict.fromkeys(terms, 1.0), False))
+                elif terms and not pair:  # a head character, not inside a word of a name (水 of 补水面膜)
+                    if touching is not None and touching.key in NOUN_SUFFIXES:  # 桌子
+                        units.append(self._unit(token.start, touching.end, i, i + 1, dict.fromkeys(terms, 1.0), False))
+                    else:
+                        units.append(self._unit(token.start, token.end, i, i, dict.fromkeys(terms, 1.0), False, True))
                 i += 1
                 continue
             nxt = tokens[i + 1] if i + 1 < len(tokens) else None
@@ -502,12 +540,14 @@ class ProductMatcher:
                 corrected[term] = max(corrected.get(term, 0.0), similarity)
         return corrected
 
-    def _unit(self, start: int, end: int, first: int, last: int, terms: dict[str, float], fuzzy: bool) -> _Unit:
+    def _unit(
+        self, start: int, end: int, first: int, last: int, terms: dict[str, float], fuzzy: bool, bare: bool = False
+    ) -> _Unit:
         owners: set[int] = set()
         for term in terms:
             owners |= self._products_of[term]
         weight = max(self._idf[t] for t in terms)
-        return _Unit(start, end, first, last, terms, frozenset(owners), weight, fuzzy)
+        return _Unit(start, end, first, last, terms, frozenset(owners), weight, fuzzy, bare)
 
     def _spans(self, text: str, tokens: Sequence[_Token], units: Sequence[_Unit]) -> Iterable[list[_Unit]]:
         """Adjacent units that some product has all of; a unit no such product shares starts
@@ -517,11 +557,16 @@ class ProductMatcher:
         for unit in units:
             if unit.fuzzy and current and all(any(t in u.terms for u in current) for t in unit.terms):
                 continue  # a near-miss of a word already there ("socks in stock") adds nothing
-            if current and _adjacent(text, current[-1], unit):
+            adjacent = bool(current) and _adjacent(text, current[-1], unit)
+            if unit.bare and (not adjacent or self._is_head(current[-1], shared)):
+                continue  # a head character follows the other words of its name, not its head (沙发发货)
+            if adjacent:
                 together = shared & unit.owners
                 if together:
                     current.append(unit)
                     shared = together
+                    continue
+                if unit.bare:  # a head character of another name ends nothing: 沙发套 is still 沙发
                     continue
                 # Keep the longest tail of the current span that still fits with this unit.
                 tail: list[_Unit] = []
@@ -543,8 +588,15 @@ class ProductMatcher:
         if current:
             yield current
 
+    def _is_head(self, unit: _Unit, owners: Iterable[int]) -> bool:
+        return any(term in self._entries[index].heads for index in owners for term in unit.terms)
+
     def _score(self, text: str, span: Sequence[_Unit], language: str | None) -> ProductMention | None:
         if all(u.fuzzy for u in span) and sum(u.end - u.start for u in span) < LONE_FUZZY_MIN_LENGTH:
+            return None
+        while span and span[0].bare:  # 发 of 发货 is not 沙发; "衣和卫衣" starts at 卫衣
+            span = span[1:]
+        if not span:
             return None
         owners = span[0].owners
         for unit in span[1:]:
@@ -562,7 +614,9 @@ class ProductMatcher:
         candidates = frozenset(fit.index for fit in fits)
         ranked: list[tuple[float, _Fit]] = []
         for fit in fits:
-            found = fit.coverage * fit.form.weight
+            # A head character the customer wrote counts as found, though it is no word of the name.
+            pointers = self._entries[fit.index].head_chars - fit.form.terms
+            found = fit.coverage * fit.form.weight + sum(self._idf[t] for t in fit.matched if t in pointers)
             # Words of its name the customer left out count only where they tell this
             # candidate from the others: "x2 earbuds" fits the X2 better than the X2 Pro.
             missing = sum(
@@ -598,9 +652,10 @@ class ProductMatcher:
             explained += best
             matched[best_term] = max(matched.get(best_term, 0.0), unit.terms[best_term])
         best_form, coverage, complete = entry.forms[0], -1.0, False
+        words = {t for t in matched if t not in entry.head_chars}
         for form in entry.forms:
             covered = sum(matched.get(t, 0.0) * self._idf[t] for t in form.terms) / form.weight
-            whole = form.terms == matched.keys()
+            whole = form.terms == words | (matched.keys() & form.terms)
             if (whole, covered, form.language == language) > (complete, coverage, best_form.language == language):
                 best_form, coverage, complete = form, covered, whole
         carrier = any(term in entry.heads or _is_code(term) for term in matched)
@@ -632,6 +687,7 @@ class _Unit:
     owners: frozenset[int]
     weight: float
     fuzzy: bool
+    bare: bool = False  # a head character alone, without 子/儿: a mention only after other words of a name
 
 
 def _message_tokens(text: str) -> list[_Token]:

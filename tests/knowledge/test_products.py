@@ -1,4 +1,4 @@
-"""Products as customers name them, on three catalogs unlike the demo and unlike each other.
+"""Products as customers name them, on four catalogs unlike the demo and unlike each other.
 
 Each case is a message, its language and what the matcher must make of it:
 
@@ -166,6 +166,35 @@ CASES: dict[str, list[tuple[str, str, Expected]]] = {
         ("how long does shipping take", "en", None),
         ("is it suitable for sensitive skin", "en", None),
     ],
+    "home": [
+        # The head character (桌) fits several names and nothing before it tells them apart:
+        # ask which, as for "oak table"; 子 and a 的 between modifier and head change nothing.
+        ("奥斯陆橡木桌有货吗？", "zh", ("DT", "CT")),
+        ("奥斯陆橡木的桌子有货吗", "zh", ("DT", "CT")),
+        ("奥斯陆桌子多少钱", "zh", ("DT", "CT")),
+        ("桌子多少钱", "zh", ("DT", "CT")),
+        ("椅子有货吗", "zh", ("AC", "DC")),
+        ("oak table", "en", ("DT", "CT")),
+        ("table price", "en", ("DT", "CT")),
+        # ... and where the words before it do, that product alone.
+        ("橡木餐桌", "zh", "DT"),
+        ("咖啡桌多少钱", "zh", "CT"),
+        ("橡木椅子", "zh", "DC"),
+        ("亚麻椅子", "zh", "AC"),
+        ("卑尔根的沙发多少钱", "zh", "SF"),
+        ("亚麻的裙子", "zh", "DRS"),
+        # a one-character head said with 子
+        ("杯子多少钱", "zh", "MUG"),
+        ("裙子有红色的吗", "zh", "DRS"),
+        ("柜子有几层", "zh", "SB"),
+        ("马克杯", "zh", "MUG"),
+        ("手提包", "zh", "BAG"),
+        # a head character alone is no product: 发 of 发货, 包 of 包邮, 杯 of 杯垫
+        ("发货要多久", "zh", None),
+        ("多少钱包邮", "zh", None),
+        ("有杯垫吗", "zh", None),
+        ("包包多少钱", "zh", None),
+    ],
 }
 
 ALL_CASES = [(shop, *case) for shop, cases in CASES.items() for case in cases]
@@ -253,6 +282,20 @@ def test_entities_give_the_best_sku_at_the_real_offsets(matchers: dict[str, Prod
     # An ambiguous mention still gives its best guess as the entity (handlers ask which one).
     [shoes] = matchers["outdoor"].entities("running shoes", "en")
     assert shoes.value in {"RT-220", "CR-110"} and shoes.text == "running shoes"
+
+
+def test_a_chinese_mention_spans_its_head_and_suffix(matchers: dict[str, ProductMatcher]) -> None:
+    home = matchers["home"]
+    text = "奥斯陆橡木的桌子和粗陶马克杯还有吗"
+    assert [(m.text, sorted(p.sku for p, _ in m.candidates)) for m in home.mentions(text, "zh")] == [
+        ("奥斯陆橡木的桌子", ["CT", "DT"]),
+        ("粗陶马克杯", ["MUG"]),
+    ]
+    # The full name is still exact; a head character of another name does not cut a mention short.
+    [table] = home.mentions("奥斯陆橡木餐桌", "zh")
+    assert [(p.sku, c) for p, c in table.candidates] == [("DT", 1.0)]
+    [sofa] = home.mentions("卑尔根亚麻沙发发货要多久", "zh")
+    assert sofa.text == "卑尔根亚麻沙发" and [p.sku for p, _ in sofa.candidates] == ["SF"]
 
 
 def test_a_shop_alias_decides_over_a_partial_match() -> None:
