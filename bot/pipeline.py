@@ -25,7 +25,7 @@ from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
 from handlers.handoff import acknowledge_queued, reopen_on_return, transition
-from handlers.router import FALLBACK, FORM_ANSWERS, FORMS, Handler, build_routes
+from handlers.router import FALLBACK, FORM_ANSWERS, FORM_ESCAPES, FORMS, Handler, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
@@ -40,7 +40,6 @@ PAYLOAD = re.compile(r"^/(?P<intent>[a-z_]+)(?P<json>\{.*\})?$", re.S)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 MAX_STORED_CHARS = 64_000
 MAX_CLASSIFIED_CHARS = 2_000
-FORM_ESCAPES = {"human_handoff"}
 # E-mails, order/ticket numbers and URLs say nothing about the customer's language.
 NOT_LANGUAGE = re.compile(r"\S+@\S+|https?://\S+|\b[A-Za-z]{0,3}-?\d[\w-]*\b")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
@@ -209,7 +208,7 @@ class Pipeline:
                 state.end_form()
                 turn.say("form_cancelled")
                 return
-            if intent not in FORM_ESCAPES or FORM_ANSWERS[state.form](turn):
+            if FORM_ANSWERS[state.form](turn) or not FORM_ESCAPES[state.form](turn):
                 await FORMS[state.form](turn)
                 return
             state.end_form()

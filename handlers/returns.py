@@ -24,6 +24,7 @@ from bot.messages import Button
 from handlers.complaints import strong_wording
 from handlers.context import Turn
 from handlers.handoff import escalate, sla_due
+from handlers.order_access import contact_matches, link, owns
 from intents.base import Prediction
 from knowledge.bundle import ShopKnowledge
 from knowledge.products import ProductMatcher
@@ -64,26 +65,6 @@ def _resolution_from_text(text: str) -> str | None:
     if any(w in lowered for w in REFUND_WORDS):
         return "refund"
     return None
-
-
-def _order_matches_customer(turn: Turn, order: Order) -> bool:
-    customer = turn.customer
-    if order.customer_id == customer.id:
-        return True
-    if customer.email and order.email and customer.email.lower() == order.email.lower():
-        return True
-    return bool(customer.phone and order.phone and _digits(customer.phone) == _digits(order.phone))
-
-
-def _digits(value: str) -> str:
-    return re.sub(r"\D", "", value)[-10:]
-
-
-def _contact_matches(order: Order, contact: str) -> bool:
-    if "@" in contact:
-        return bool(order.email and order.email.lower() == contact.strip().lower())
-    digits = _digits(contact)
-    return bool(len(digits) >= 6 and order.phone and _digits(order.phone) == digits)
 
 
 def _order_lines(order: Order, catalog: Catalog) -> tuple[Catalog, dict[str, dict[str, Any]]] | None:
@@ -247,17 +228,13 @@ class ReturnsForm:
             turn.say("return_order_not_found", order_id=order_id)
             return "re-ask", {}
         self.order = order
-        if not _order_matches_customer(turn, order):
+        if not owns(turn.customer, order):
             contact = self.slots.get("contact")
             if contact is None:
                 return None  # the contact slot will be asked next
-            if not _contact_matches(order, str(contact)):
+            if not contact_matches(order, str(contact)):
                 return "why_contact_mismatch", {"order_id": order_id}
-            order.customer_id = turn.customer.id
-            if "@" in str(contact):
-                turn.customer.email = turn.customer.email or str(contact).lower()
-            else:
-                turn.customer.phone = turn.customer.phone or str(contact)
+            link(order, turn.customer, str(contact))
         if order.delivered_at is None:
             return "why_not_delivered", {"order_id": order_id, "status": order.status}
         window = turn.services.policy.return_window_days
@@ -290,7 +267,7 @@ class ReturnsForm:
             turn.say("return_item_not_in_order", item=shown)
 
     def _needs_contact(self) -> bool:
-        return self.order is not None and not _order_matches_customer(self.turn, self.order)
+        return self.order is not None and not owns(self.turn.customer, self.order)
 
     # -- asking ----------------------------------------------------------------------
     def _next_slot(self) -> str | None:

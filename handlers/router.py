@@ -28,7 +28,23 @@ def build_routes() -> dict[str, Handler]:
     return routes
 
 
-FORMS: dict[str, Handler] = {returns.FORM: returns.continue_return}
-FORM_ANSWERS: dict[str, Callable[[Turn], bool]] = {returns.FORM: returns.answers_requested_slot}
+FORMS: dict[str, Handler] = {returns.FORM: returns.continue_return, status.FORM: status.continue_order_status}
+FORM_ANSWERS: dict[str, Callable[[Turn], bool]] = {
+    returns.FORM: returns.answers_requested_slot,
+    status.FORM: status.gives_contact,
+}
 """Per form: does this message answer what the form asked? (Then no intent may interrupt it.)"""
+STATUS_QUESTIONS = frozenset({"order_status", "ticket_status"})
+ESCAPE_CONFIDENCE = 0.9
+"""A status question this sure leaves the return form (which would otherwise read it as the reason)."""
+
+
+def _leaves_returns(turn: Turn) -> bool:
+    intent, confidence = turn.prediction.intent, turn.prediction.confidence
+    return intent == "human_handoff" or (intent in STATUS_QUESTIONS and confidence >= ESCAPE_CONFIDENCE)
+
+
+FORM_ESCAPES: dict[str, Callable[[Turn], bool]] = {returns.FORM: _leaves_returns, status.FORM: lambda turn: True}
+"""Per form: may a message that does not answer it leave the form for its own intent? The
+order-status question asks only for a contact: anything else is a new request."""
 FALLBACK: Handler = fallback.fallback

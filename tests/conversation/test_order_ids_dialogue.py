@@ -126,7 +126,8 @@ async def test_angry_return_stays_a_return_with_high_priority(kx_shop: App, http
 
 async def test_order_status_in_the_shops_spelling(kx_shop: App, http: httpx.AsyncClient) -> None:
     say = customer(http, "kx-6")
-    assert "Order KX-20502 isn't linked to you" in text(await say("where is my order kx20502?"))
+    asked = text(await say("where is my order kx20502?"))
+    assert "Order KX-20502 isn't linked to you" in asked and "e-mail" in asked and "return" not in asked
     assert "I couldn't find order KX-77777" in text(await say("what's the status of order KX-77777"))
     assert "like KX-20417" in text(await say("where is my order"))  # none linked to this customer
 
@@ -144,3 +145,51 @@ async def test_orders_imported_by_another_process_are_recognised_without_a_resta
         await other_process.close()
     assert "e-mail" in text(await say("I want to return qz 7781"))
     assert kx_shop.services.shop.order_ids.spelling("qz7781") == "QZ/7781"
+
+
+# -- the status of an order not linked to the customer: only with the contact on it ----------------
+async def test_status_with_the_orders_e_mail_in_the_same_message(kx_shop: App, http: httpx.AsyncClient) -> None:
+    say = customer(http, "kx-status-1")
+    answer = text(await say("what's the status of KX 20502? it's under dave@example.com"))
+    assert "KX-20502" in answer and "delivered" in answer and "Everyday Hoodie" in answer, answer
+    listed = text(await say("where is my order"))  # now linked to this customer
+    assert "KX-20502" in listed and "Everyday Hoodie" in listed, listed
+
+
+async def test_status_asks_for_the_contact_and_the_next_message_gives_it(
+    kx_shop: App, http: httpx.AsyncClient
+) -> None:
+    say = customer(http, "kx-status-2")
+    asked = text(await say("what's the status of order KX-20502"))
+    assert "isn't linked to you" in asked and "Everyday Hoodie" not in asked and "delivered" not in asked
+    answer = text(await say("+44 7700 900999"))
+    assert "KX-20502" in answer and "delivered" in answer and "Everyday Hoodie" in answer, answer
+
+
+async def test_status_with_someone_elses_contact_shows_nothing(kx_shop: App, http: httpx.AsyncClient) -> None:
+    say = customer(http, "kx-status-3")
+    await say("what's the status of order KX-20502")
+    refused = text(await say("alice@example.com"))  # the e-mail of other orders, not this one
+    assert "isn't the e-mail address or phone number on order KX-20502" in refused
+    assert "Everyday Hoodie" not in refused and "delivered" not in refused
+    again = text(await say("where is my order kx20502? it's under eve@example.com"))
+    assert "KX-20502" in again and "Everyday Hoodie" not in again and "delivered" not in again
+
+
+async def test_a_new_request_after_the_contact_question_leaves_it(kx_shop: App, http: httpx.AsyncClient) -> None:
+    say = customer(http, "kx-status-4")
+    await say("what's the status of order KX-20502")
+    assert "for example KX-20417" in text(await say("I want to return something"))
+    answer = text(await say("dave@example.com"))  # the return form asked for an order number
+    assert "order number" in answer and "delivered" not in answer and "Everyday Hoodie" not in answer
+
+
+async def test_a_sure_status_question_leaves_the_return_form(kx_shop: App, http: httpx.AsyncClient) -> None:
+    say = customer(http, "kx-status-5")
+    await say("I want to return the hoodie from order KX-20417")
+    assert "reason" in text(await say("alice@example.com"))
+    status = text(await say("what's the status of my order?"))
+    assert "KX-20417" in status and "delivered" in status and "reason" not in status, status
+    await say("I want to return the hoodie from order KX-20417")
+    await say("alice@example.com")
+    assert "refund" in text(await say("it never arrived"))  # a reason, not a status question
