@@ -625,7 +625,10 @@ class ProductMatcher:
             ranked.append((fit.quality * (found / (found + missing)) ** 0.25, fit))
         ranked.sort(key=lambda r: (-r[0], r[1].form.language != language, r[1].index))
         top = ranked[0][0]
-        kept = [r for r in ranked if r[0] >= top - self.margin][: self.max_candidates]
+        # When every candidate fits by the very same words, the message holds nothing that tells
+        # them apart ("耳机" of 无线耳机 and 降噪无线耳机): however much longer one name is, ask.
+        alike = len({frozenset(fit.matched) for fit in fits}) == 1
+        kept = [r for r in ranked if alike or r[0] >= top - self.margin][: self.max_candidates]
         # Confidence: how well the words fit, shared among the readings still open.
         total = sum(rank for rank, _ in kept)
         scored = sorted(

@@ -176,6 +176,11 @@ CASES: dict[str, list[tuple[str, str, Expected]]] = {
         ("椅子有货吗", "zh", ("AC", "DC")),
         ("oak table", "en", ("DT", "CT")),
         ("table price", "en", ("DT", "CT")),
+        # A name that is another plus a word: its head alone says nothing of that word.
+        ("地毯多少钱", "zh", ("RUG", "RUGX")),
+        ("wool rug", "en", ("RUG", "RUGX")),
+        ("防滑地毯", "zh", "RUGX"),
+        ("non-slip rug", "en", "RUGX"),
         # ... and where the words before it do, that product alone.
         ("橡木餐桌", "zh", "DT"),
         ("咖啡桌多少钱", "zh", "CT"),
