@@ -4,8 +4,9 @@ Nothing here talks to the bot: these are the questions and the facts their answe
 
 - Products are named as customers name them: the full name, each alias, and a short name —
   the last one or two words of the name ("Jacket", "Rain Jacket"), after dropping trailing
-  codes and pack sizes. A form that is the short name of several products ("Jacket" for three
-  jackets) fits them all: the bot should ask which one is meant.
+  codes and pack sizes; in Chinese, written without spaces, the last two or three characters
+  (沙发, 咖啡桌), where the head noun is. A form that is the short name of several products
+  ("Jacket" for three jackets) fits them all: the bot should ask which one is meant.
 - An FAQ entry is asked by each phrasing and by a paraphrase built from its answer: the
   answer's most distinctive words (in the fewest other answers) that its phrasings do not
   already use, because that is how a customer asks about a fact only the answer states
@@ -48,6 +49,11 @@ ASK: dict[str, dict[str, str]] = {
 }
 
 CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+# A run of CJK characters, or a word in another script: the pieces of a Chinese name.
+_CJK_RUN = re.compile(f"{CJK.pattern}+|[^\\W_{CJK.pattern[1:-1]}]+")
+# A run that starts with a numeral is a count or a generation, no name: 二代, 三双装.
+_CJK_NUMERALS = frozenset("零一二三四五六七八九十百千万两")
+_BRACKETED = re.compile(r"\([^)]*\)|\[[^\]]*\]|（[^）]*）|【[^】]*】")
 _WORD = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
 _LETTERS = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _ROMAN = re.compile(r"[ivxlcdm]+", re.I)
@@ -77,13 +83,13 @@ def short_names(name: str) -> list[str]:
     """How customers shorten a product name: its last word and its last two words.
 
     Trailing codes and pack sizes ("3-Pack", "2m", "(2nd gen.)") are dropped first: customers
-    name the thing, not the variant; a tail of codes or numerals ("Mk II") is no name. Names in
-    a script without spaces get none (no word boundaries to cut at); their aliases cover them.
+    name the thing, not the variant; a tail of codes or numerals ("Mk II") is no name. A
+    Chinese name has no spaces to cut at: see :func:`chinese_short_names`.
     """
     if CJK.search(name):
-        return []
+        return chinese_short_names(name)
     full = _WORD.findall(name)
-    words = _WORD.findall(re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", name))
+    words = _WORD.findall(_BRACKETED.sub(" ", name))
     while words and any(char.isdigit() for char in words[-1]):
         words.pop()
     found: list[str] = []
@@ -95,6 +101,27 @@ def short_names(name: str) -> list[str]:
             continue
         found.append(" ".join(tail))
     return found
+
+
+def chinese_short_names(name: str) -> list[str]:
+    """The last two and the last three characters of a Chinese name: where its head noun is
+    (餐桌 of 奥斯陆橡木餐桌, 咖啡桌 of 奥斯陆橡木咖啡桌), which the product matcher finds
+    alone. Without a dictionary the check cannot tell which of the two is the word, so it asks
+    with both. Trailing codes, counts and pack sizes ("SPF50", "10片装", "（三双装）", "二代") are
+    dropped first, as in English; a name that then ends in no Chinese run of two characters
+    ("经典纯棉T恤") gets none."""
+    runs = [m.group(0) for m in _CJK_RUN.finditer(_BRACKETED.sub(" ", name))]
+    while runs and (
+        any(char.isdigit() for char in runs[-1])
+        or runs[-1][0] in _CJK_NUMERALS
+        or (len(runs) > 1 and runs[-2].isdigit() and len(runs[-1]) <= 2)  # 10片装, not 30升登山背包
+    ):
+        runs.pop()
+    if not runs or not CJK.match(runs[-1]):
+        return []
+    whole = "".join(name.split())
+    run = runs[-1]
+    return [run[-n:] for n in (2, 3) if len(run) >= n and run[-n:] != whole and run[-n] not in _CJK_NUMERALS]
 
 
 def hard_to_type(name: str) -> bool:

@@ -14,7 +14,9 @@ import pytest
 
 from bot.config import load_settings
 from bot.shop_check import Finding, ShopReport, check_shop, render
+from bot.shop_probes import CatalogView, short_names
 from intents.classifier import BuiltinClassifier
+from knowledge.shop import load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples/shop"
@@ -106,6 +108,23 @@ async def test_weak_shop_names_each_weakness_and_its_fix(
     for finding in names.values():
         assert str(finding.fix) in text
     assert str(wholesale.fix) in text and text.rstrip().endswith("(exit code 1)")
+
+
+def test_chinese_short_names_are_the_ending_of_the_name() -> None:
+    """No spaces to cut at: the last two and three characters, after codes, counts and pack sizes."""
+    assert short_names("奥斯陆橡木咖啡桌") == ["啡桌", "咖啡桌"]
+    assert short_names("卑尔根亚麻沙发") == ["沙发", "麻沙发"]
+    assert short_names("棒球帽") == ["球帽"]
+    assert short_names("中筒袜（三双装）") == ["筒袜", "中筒袜"]
+    assert short_names("玻尿酸补水面膜10片装") == ["面膜", "水面膜"]
+    assert short_names("清透防晒霜SPF50") == ["晒霜", "防晒霜"]
+    assert short_names("Summit 30升登山背包") == ["背包", "山背包"]
+    assert short_names("BG-80 二代") == [] and short_names("经典纯棉T恤") == []
+    # A short name two products end in fits both: the bot must ask which one.
+    view = CatalogView(load_catalog(ROOT / "tests/shops/furniture/catalog.yml"), ["en", "zh"])
+    assert view.probe("餐桌", "zh").fits == ("OSL-DT6",)
+    weak = CatalogView(load_catalog(WEAK / "catalog.yml"), ["en", "zh"])
+    assert weak.probe("滤杯", "zh").fits == ("DR-CER", "DR-GLS")
 
 
 def test_json_report_parses(cli_env: dict[str, str], tmp_path: Path) -> None:
