@@ -217,8 +217,10 @@ class Pipeline:
             await FALLBACK(turn)
             return
         state.misunderstood = 0
-        state.last_intent = intent
         await handler(turn)
+        # After the handler, which sees the previous one and may read a follow-up ("and the
+        # armchair?") as the question before it.
+        state.last_intent = turn.prediction.intent
         if turn.missed is None and turn.prediction.confidence < self.settings.unsure_below:
             turn.missed = "low_confidence"
 
