@@ -226,6 +226,7 @@ def _tops(rows: Sequence[tuple[FloatArray, bool | None]], rivalry: float) -> lis
 
 
 RIVALRIES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+"""At most half: a runner-up as good as the best then still leaves half the best's score."""
 NOISE = 2 * WRONG_COST
 """Utility differences up to two wrong answers are not told apart (of ~200 tuning questions)."""
 
@@ -252,41 +253,62 @@ def _middle_of_best(results: Sequence[tuple[float, float, float]]) -> tuple[floa
     return tied[(len(tied) - 1) // 2]
 
 
+def _one_phrasing(faq: Faq) -> bool:
+    return all(len(questions) == 1 for entry in faq.entries for questions in entry.questions.values())
+
+
 def fit(tuning: Sequence[Shop], encoders: dict[str, TextEncoder] | None) -> None:
     names = ", ".join(f"{shop.name} ({len(shop.questions)} questions)" for shop in tuning)
     print(f"fitting on {names}; utility = right - {WRONG_COST:g} x wrong, one threshold for all")
+    # The phrasings/answer balance on the one-phrasing FAQ, the issue's case: with six phrasings
+    # an entry's phrasings carry a message whatever the balance. Where the tuning set cannot tell
+    # (within NOISE), the answer-heavier weight: in a one-phrasing FAQ the answer holds the facts.
+    # Never under 0.4: with BM25's length normalisation (phrasings are short, answers long) a
+    # word matched in a phrasing then still counts more than one matched in the answer.
+    one = [shop for shop in tuning if _one_phrasing(shop.faq)]
     lexical: list[tuple[float, float, float]] = []
-    # Never under 0.4: with BM25's length normalisation (phrasings are short, answers long) a word
-    # matched in a phrasing then still counts more than one matched in the answer.
     for question_weight in (0.4, 0.5, 0.6, 0.7):
-        rows = _shares(lambda faq, w=question_weight: FaqSearch(faq, question_weight=w), tuning)
-        threshold, utility = _best_threshold(_tops(rows, 0.0))
-        print(f"  lexical  question_weight {question_weight:.2f}: threshold {threshold:.3f}, utility {utility:g}")
+        rows = _shares(lambda faq, w=question_weight: FaqSearch(faq, question_weight=w), one)
+        utility, rivalry, threshold = max(
+            (_best_threshold(_tops(rows, rivalry))[1], rivalry, 0.0) for rivalry in RIVALRIES
+        )
+        print(f"  lexical  question_weight {question_weight:.2f} on {', '.join(s.name for s in one)}: "
+              f"utility {utility:g} (rivalry {rivalry:.1f})")
         lexical.append((utility, question_weight, threshold))
-    _, question_weight, _ = _middle_of_best(lexical)
+    best = max(utility for utility, _, _ in lexical)
+    question_weight = min(weight for utility, weight, _ in lexical if utility >= best - NOISE)
     rows = _shares(lambda faq: FaqSearch(faq, question_weight=question_weight), tuning)
     _, rivalry, threshold = _fit_rivalry(rows, f"lexical  question_weight {question_weight:.2f}")
     print(f"  -> QUESTION_WEIGHT = {question_weight}, LEXICAL_RIVALRY = {rivalry}, LEXICAL_MIN_SCORE = {threshold:.3f}")
     if encoders is not None:
-        blended: list[tuple[float, float, float]] = []
-        for dense_weight in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
-            rows = _shares(
-                lambda faq, w=dense_weight: FaqSearch(faq, encoders, question_weight=question_weight, dense_weight=w),
-                tuning,
-            )
-            threshold, utility = _best_threshold(_tops(rows, 0.0))
-            print(f"  blended  dense_weight {dense_weight:.1f}: threshold {threshold:.3f}, utility {utility:g}")
-            blended.append((utility, dense_weight, threshold))
-        _, dense_weight, _ = _middle_of_best(blended)
+        # The blend's own phrasings/answer balance: the encoders already hear the phrasings.
+        blended: list[tuple[float, tuple[float, float], float]] = []
+        for blended_weight in (0.4, 0.5, 0.6):
+            for dense_weight in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+                rows = _shares(
+                    lambda faq, q=blended_weight, w=dense_weight: FaqSearch(
+                        faq, encoders, blended_question_weight=q, dense_weight=w
+                    ),
+                    tuning,
+                )
+                threshold, utility = _best_threshold(_tops(rows, 0.0))
+                print(f"  blended  question_weight {blended_weight:.1f}, dense_weight {dense_weight:.1f}: "
+                      f"threshold {threshold:.3f}, utility {utility:g}")
+                blended.append((utility, (blended_weight, dense_weight), threshold))
+        top = max(utility for utility, _, _ in blended)
+        tied = [row for row in blended if row[0] == top]
+        _, (blended_weight, dense_weight), _ = tied[(len(tied) - 1) // 2]
         rows = _shares(
-            lambda faq: FaqSearch(faq, encoders, question_weight=question_weight, dense_weight=dense_weight),
+            lambda faq: FaqSearch(faq, encoders, blended_question_weight=blended_weight, dense_weight=dense_weight),
             tuning,
         )
         _, rivalry, threshold = _fit_rivalry(rows, f"blended  dense_weight {dense_weight:.1f}")
-        print(f"  -> DENSE_WEIGHT = {dense_weight}, BLENDED_RIVALRY = {rivalry}, BLENDED_MIN_SCORE = {threshold:.3f}")
+        print(f"  -> BLENDED_QUESTION_WEIGHT = {blended_weight}, DENSE_WEIGHT = {dense_weight}, "
+              f"BLENDED_RIVALRY = {rivalry}, BLENDED_MIN_SCORE = {threshold:.3f}")
     print(
         f"  shipped: QUESTION_WEIGHT {faq_search.QUESTION_WEIGHT}, LEXICAL_RIVALRY {faq_search.LEXICAL_RIVALRY}, "
-        f"LEXICAL_MIN_SCORE {faq_search.LEXICAL_MIN_SCORE}, DENSE_WEIGHT {faq_search.DENSE_WEIGHT}, "
+        f"LEXICAL_MIN_SCORE {faq_search.LEXICAL_MIN_SCORE}, BLENDED_QUESTION_WEIGHT "
+        f"{faq_search.BLENDED_QUESTION_WEIGHT}, DENSE_WEIGHT {faq_search.DENSE_WEIGHT}, "
         f"BLENDED_RIVALRY {faq_search.BLENDED_RIVALRY}, BLENDED_MIN_SCORE {faq_search.BLENDED_MIN_SCORE}"
     )
 

@@ -21,10 +21,10 @@ first (a lone "退" is a return, "退款" a refund).
 from __future__ import annotations
 
 ENGLISH: tuple[tuple[str, ...], ...] = (
-    ("warranty", "warranties", "guarantee", "guaranty", "guaranteed"),
+    ("warranty", "guarantee", "guaranty", "guaranteed"),
     (
         "ship", "shipping", "shipped", "shipment", "deliver", "delivery", "delivered", "delivering",
-        "dispatch", "dispatched", "courier", "arrive", "arrival", "arrived", "arrives",
+        "dispatch", "dispatched", "courier", "arrive", "arrival", "arrived",
     ),
     ("package", "parcel", "packet"),
     ("pay", "payment", "paying", "paid", "checkout"),
@@ -51,7 +51,7 @@ ENGLISH: tuple[tuple[str, ...], ...] = (
     ("change", "modify", "amend", "edit", "alter"),
     ("genuine", "authentic", "authenticity", "fake", "counterfeit", "legit"),
     ("international", "internationally", "abroad", "overseas", "worldwide"),
-    ("customs", "duty", "duties", "tariff", "import tax"),
+    ("customs", "duty", "tariff", "import tax"),
     ("wash", "washing", "laundry", "launder"),
     ("expire", "expiry", "expiration", "expired", "best before"),
     ("saturday", "sunday", "weekend"),
@@ -87,5 +87,6 @@ CHINESE: tuple[tuple[str, ...], ...] = (
     ("清洗", "洗涤", "机洗", "手洗", "水洗"),
     ("过期", "保质期", "有效期", "保存期"),
     ("会员", "积分"),
+    ("多久", "多长时间", "多少时间", "几天", "多少天"),
 )
 """Chinese groups, matched as substrings of a message (longest member first)."""

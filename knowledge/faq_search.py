@@ -49,7 +49,6 @@ from typing import Protocol
 import bm25s
 import numpy as np
 import numpy.typing as npt
-import scipy.sparse as sp
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_EN_PLUS
 
 from knowledge import faq_lexicon
@@ -65,9 +64,12 @@ QUESTION_WEIGHT = 0.4
 """Share of the phrasings in the lexical score (the answer has the rest). Each field's score is
 already a 0–1 share, so this is the whole weighting; heavier phrasings lose answers found only
 in the answer text."""
+BLENDED_QUESTION_WEIGHT = 0.4
+""":data:`QUESTION_WEIGHT` of the lexical score in the blend: the encoders already hear how a
+message resembles a phrasing, the words matter most for the facts in the answer."""
 PHRASING_WEIGHT = 0.5
 """Share of the best single phrasing in the question score (the phrasings pooled have the rest)."""
-DENSE_WEIGHT = 0.4
+DENSE_WEIGHT = 0.3
 """Share of the dense score in the blend when encoders are given."""
 LEXICAL_MIN_SCORE = 0.098
 """Abstention threshold of the lexical score alone (the fast path)."""
@@ -76,9 +78,9 @@ LEXICAL_RIVALRY = 0.4
 decides: a message whose words two entries fit about equally ("how long does express take":
 delivery time or express delivery?) answers neither with confidence, one that fits one entry
 far better is an answer even when it also says things the FAQ never does."""
-BLENDED_MIN_SCORE = 0.113
+BLENDED_MIN_SCORE = 0.114
 """Abstention threshold of the lexical + dense blend (the accurate path)."""
-BLENDED_RIVALRY = 0.4
+BLENDED_RIVALRY = 0.5
 """:data:`LEXICAL_RIVALRY` of the blend."""
 
 # Chosen on the tuning set with bench/faq.py (not fitted per shop).
@@ -108,10 +110,15 @@ _STOPWORDS = frozenset(STOPWORDS_EN)
 """Dropped from texts and messages alike (bm25s's English list: "the", "is", "to" …)."""
 _QUESTION_WORDS = frozenset({"how", "what", "when", "where", "which", "who", "why", "can"})
 _QUESTION_FRAME = frozenset({"ok", "okay", "fine", "possible", "please", "thanks", "thank", "hi", "hello", "hey"})
-_FUNCTION_WORDS = (frozenset(STOPWORDS_EN_PLUS) | _QUESTION_FRAME) - _STOPWORDS - _QUESTION_WORDS
-"""Kept, at :data:`FUNCTION_WORD_WEIGHT` in a message: NLTK's longer list (as bm25s ships it)
-and the words a question is wrapped in ("is PayPal ok?", "hi, …"). Question words keep their
-full weight: "when" and "where" ask different things."""
+_LIGHT_VERBS = frozenset(
+    {"take", "get", "make", "go", "come", "give", "want", "need", "know", "like", "would", "could", "tell", "let",
+     "use", "see", "look"}
+)
+_FUNCTION_WORDS = (frozenset(STOPWORDS_EN_PLUS) | _QUESTION_FRAME | _LIGHT_VERBS) - _STOPWORDS - _QUESTION_WORDS
+"""Kept, at :data:`FUNCTION_WORD_WEIGHT` in a message: NLTK's longer list (as bm25s ships it),
+the words a question is wrapped in ("is PayPal ok?", "hi, …") and light verbs ("how long does
+it take", "can I get"). Question words keep their full weight against the phrasings: "when"
+and "where" ask different things."""
 _CHINESE_FUNCTION_CHARS = frozenset("的了吗呢吧啊呀哦嘛是有在我你您他她它们么这那个也都就还又很好请谢")
 """Characters a Chinese message wraps a question in ("…吗", "…呢"); alone they are no topic
 ("你好")."""
@@ -406,12 +413,12 @@ class _Field:
         bm25.index(list(documents), show_progress=False)
         self._vocab: dict[str, int] = {str(term): int(i) for term, i in bm25.vocab_dict.items()}
         self._n = len(documents)
-        # bm25s keeps term × document scores column-compressed by term: read as rows, one per term.
+        # bm25s keeps term × document scores compressed by term: per term, its documents and scores.
         matrix = bm25.scores
-        n_terms = len(matrix["indptr"]) - 1
-        self._matrix = sp.csr_array(
-            (matrix["data"], matrix["indices"], matrix["indptr"]), shape=(n_terms, matrix["num_docs"])
-        )
+        self._indptr = np.asarray(matrix["indptr"], dtype=np.intp)
+        self._documents = np.asarray(matrix["indices"], dtype=np.intp)
+        self._scores = np.asarray(matrix["data"], dtype=np.float64)
+        n_terms = len(self._indptr) - 1
         # The same idf as bm25s's Lucene variant: the most a term can add to a document's score.
         frequency = np.zeros(n_terms)
         for document in documents:
@@ -419,6 +426,17 @@ class _Field:
                 frequency[self._vocab[term]] += 1
         self._idf = np.log(1 + (self._n - frequency + 0.5) / (frequency + 0.5))
         self._unseen_idf = math.log(1 + (self._n + 0.5) / 0.5)
+
+    def _rows(self, ids: IntArray, present: npt.NDArray[np.bool_]) -> FloatArray:
+        """term × document BM25 scores of the message's terms (rows of zeros for unseen ones)."""
+        rows = np.zeros((len(ids), self._n))
+        starts = self._indptr[ids[present]]
+        lengths = self._indptr[ids[present] + 1] - starts
+        # Every stored (term, document) score of those terms, gathered in one pass.
+        positions = np.arange(int(lengths.sum())) + np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+        terms = np.repeat(np.flatnonzero(present), lengths)
+        rows[terms, self._documents[positions]] = self._scores[positions]
+        return rows
 
     def scores(self, plan: _Plan) -> FloatArray:
         """Per document, the share of the message's weight it covers (0–1).
@@ -434,8 +452,7 @@ class _Field:
             return np.zeros(self._n)
         idf = np.full(len(ids), self._unseen_idf)
         idf[present] = self._idf[ids[present]]
-        rows = np.zeros((len(ids), self._n))
-        rows[present] = self._matrix[ids[present]].toarray()
+        rows = self._rows(ids, present)
         form_weight = plan.forms @ idf
         # A word counts once however often the document repeats it (BM25 can pass idf).
         cover = np.minimum((plan.forms @ rows) / form_weight[:, None], 1.0)
@@ -472,19 +489,19 @@ class _Lexical:
     borrows words from several still finds it).
     """
 
-    def __init__(self, texts: _Texts, question_weight: float) -> None:
+    def __init__(self, texts: _Texts) -> None:
         self._phrasings = _Field([analyse(q) for qs in texts.questions for q in qs])
         self._starts = np.cumsum([0] + [len(qs) for qs in texts.questions[:-1]]).astype(np.intp)
         self._pooled = _Field([analyse(" ".join(qs)) for qs in texts.questions])
         self._answers = _Field([analyse(" ".join(answers)) for answers in texts.answers], answers=True)
-        self._question_weight = question_weight
 
-    def scores(self, plan: _Plan) -> FloatArray:
-        """Per entry, the share of the message's weight its question and answer cover (0–1)."""
+    def scores(self, plan: _Plan, question_weight: float) -> FloatArray:
+        """Per entry, the share of the message's weight its question and answer cover (0–1),
+        the question weighing ``question_weight``."""
         best = np.maximum.reduceat(self._phrasings.scores(plan), self._starts)
         question = PHRASING_WEIGHT * best + (1.0 - PHRASING_WEIGHT) * self._pooled.scores(plan)
         answer = self._answers.scores(plan)
-        blended: FloatArray = self._question_weight * question + (1.0 - self._question_weight) * answer
+        blended: FloatArray = question_weight * question + (1.0 - question_weight) * answer
         return blended
 
 
@@ -568,6 +585,7 @@ class FaqSearch:
         encoders: Mapping[str, TextEncoder] | None = None,
         *,
         question_weight: float = QUESTION_WEIGHT,
+        blended_question_weight: float = BLENDED_QUESTION_WEIGHT,
         dense_weight: float = DENSE_WEIGHT,
         lexical_min_score: float = LEXICAL_MIN_SCORE,
         blended_min_score: float = BLENDED_MIN_SCORE,
@@ -589,7 +607,9 @@ class FaqSearch:
         languages = sorted({lang for entry in self._entries for lang in (*entry.questions, *entry.answer)})
         views: dict[str | None, _Texts] = {lang: _texts_for(self._entries, lang) for lang in languages}
         views[None] = _texts_for(self._entries, None)
-        self._fields = {lang: _Lexical(texts, question_weight) for lang, texts in views.items()}
+        self._question_weight = question_weight
+        self._blended_question_weight = blended_question_weight
+        self._fields = {lang: _Lexical(texts) for lang, texts in views.items()}
         self._dense = {lang: _Dense(encoder, views, query_cache) for lang, encoder in (encoders or {}).items()}
 
     @property
@@ -646,10 +666,12 @@ class FaqSearch:
         view = normalise_language(language) if language else None
         if view not in self._fields:
             view = DEFAULT_LANGUAGE
-        lexical = self._fields[view].scores(_plan(units))
+        plan = _plan(units)
         dense = self._dense.get(self._hearer(text)) if self._dense else None
         if dense is None:
+            lexical = self._fields[view].scores(plan, self._question_weight)
             return lexical, self._lexical_min_score, self._lexical_rivalry
+        lexical = self._fields[view].scores(plan, self._blended_question_weight)
         blended = (1.0 - self._dense_weight) * lexical + self._dense_weight * dense.scores(text, view)
         return blended, self._blended_min_score, self._blended_rivalry
 

@@ -24,7 +24,7 @@ from storage.missed import KNOWLEDGE_CHANGED
 from storage.models import AdditionKind, MissedReason, utcnow
 
 FAQ = load_faq(Path(__file__).resolve().parents[2] / "examples" / "shop" / "faq.yml")
-KLARNA = "Can I pay in installments with Klarna?"  # ask_payment, but the FAQ has no answer
+BITCOIN = "Do you take bitcoin?"  # ask_payment, but the FAQ has no answer (its payment answer names no crypto)
 PULLOVER = "how much is the comfy pullover"  # ask_price, naming no product the catalog knows
 DESIGNERS = "Who designs your clothes?"  # out of scope for the classifier
 
@@ -49,7 +49,7 @@ async def teach(app: App, kind: AdditionKind, target: str, text: str, language: 
 
 
 async def test_what_the_bot_could_not_answer_is_recorded_with_its_reason(app: App) -> None:
-    assert "don't have an answer" in (await ask(app, "c1", KLARNA))[0]
+    assert "don't have an answer" in (await ask(app, "c1", BITCOIN))[0]
     assert "couldn't find that product" in (await ask(app, "c2", PULLOVER))[0]
     assert "rephrase" in (await ask(app, "c3", DESIGNERS))[0]
     answered = await ask(app, "c4", "How long does delivery take?")
@@ -58,7 +58,7 @@ async def test_what_the_bot_could_not_answer_is_recorded_with_its_reason(app: Ap
     assert [(r.text, r.reason, r.language) for r in rows] == [
         (DESIGNERS, MissedReason.FALLBACK, "en"),
         (PULLOVER, MissedReason.PRODUCT_UNKNOWN, "en"),
-        (KLARNA, MissedReason.FAQ_UNKNOWN, "en"),
+        (BITCOIN, MissedReason.FAQ_UNKNOWN, "en"),
     ]
     assert rows[0].intent == "out_of_scope" and rows[2].intent == "ask_payment"
     assert rows[2].confidence is not None and rows[2].confidence > 0.5
@@ -85,9 +85,9 @@ async def test_what_admins_teach_is_answered_without_a_restart(app: App) -> None
     payment = FAQ.get("payment_methods")
     assert payment is not None
     shop_before = app.services.shop
-    await teach(app, AdditionKind.FAQ_PHRASING, "payment_methods", KLARNA)
+    await teach(app, AdditionKind.FAQ_PHRASING, "payment_methods", BITCOIN)
     assert app.services.shop is not shop_before
-    assert await ask(app, "c7", KLARNA) == [payment.answer_for("en")]
+    assert await ask(app, "c7", BITCOIN) == [payment.answer_for("en")]
 
     # Out of scope for the classifier, yet answered: the fallback knows the taught question.
     contact = FAQ.get("contact")
@@ -120,15 +120,15 @@ async def test_an_addition_the_files_contradict_is_skipped_at_load(app: App, tra
 @pytest.mark.parametrize("app", ["postgres+redis"], indirect=True)
 async def test_another_process_learns_it_from_the_event_bus(app: App, trained_classifier: IntentClassifier) -> None:
     async with build_app(app.settings, classifier=trained_classifier) as other:
-        assert "don't have an answer" in (await ask(other, "c11", KLARNA))[0]
+        assert "don't have an answer" in (await ask(other, "c11", BITCOIN))[0]
         reloads = other.knowledge.reloads
-        await teach(app, AdditionKind.FAQ_PHRASING, "payment_methods", KLARNA)
+        await teach(app, AdditionKind.FAQ_PHRASING, "payment_methods", BITCOIN)
         for _ in range(200):
             if other.knowledge.reloads > reloads:
                 break
             await asyncio.sleep(0.05)
         assert other.knowledge.reloads == reloads + 1
-        assert await ask(other, "c11", KLARNA) == [FAQ.get("payment_methods").answer_for("en")]  # type: ignore[union-attr]
+        assert await ask(other, "c11", BITCOIN) == [FAQ.get("payment_methods").answer_for("en")]  # type: ignore[union-attr]
     assert app.knowledge.reloads == 1  # its own event did not make it reload twice
 
 

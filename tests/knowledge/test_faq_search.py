@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from knowledge import faq_lexicon
 from knowledge.bundle import ShopKnowledge
 from knowledge.faq_search import FaqSearch, analyse, bundled_encoders
 from knowledge.shop import Faq, FaqEntry, fold_text, load_catalog, load_faq
@@ -344,6 +345,166 @@ class TestAbstention:
         scores, threshold = voltwerk.scores("which payment methods do you accept", "en")
         assert threshold == voltwerk.min_score
         assert scores.max() <= 1.0 and scores.min() >= 0.0
+
+
+# --- synonyms: the customer's word is not the shop's ------------------------------------
+
+def _entry(entry_id: str, topic: str, questions: tuple[str, str], answers: tuple[str, str]) -> FaqEntry:
+    return FaqEntry(
+        id=entry_id,
+        topic=topic,
+        questions={"en": [questions[0]], "zh": [questions[1]]},
+        answer={"en": answers[0], "zh": answers[1]},
+    )
+
+
+@pytest.fixture(scope="module")
+def small_shop() -> FaqSearch:
+    """A shop's own wording, one phrasing per entry: "warranty", "质保", "支付", "Visa"."""
+    return FaqSearch(
+        Faq(
+            entries=[
+                _entry(
+                    "warranty", "product", ("How long is the warranty?", "质保多久？"),
+                    ("Every device has a 2-year manufacturer warranty from the date of delivery.",
+                     "所有设备自签收之日起享受两年厂家质保。"),
+                ),
+                _entry(
+                    "shipping", "shipping", ("How long does shipping take?", "多久发货？"),
+                    ("Orders leave our warehouse within one working day; standard shipping takes 3–5 working days.",
+                     "下单后一个工作日内从仓库发货，标准配送需要 3–5 个工作日。"),
+                ),
+                _entry(
+                    "payment", "payment", ("Which payment methods do you accept?", "支持哪些支付方式？"),
+                    ("We accept Visa, Mastercard, PayPal, Alipay and WeChat Pay.",
+                     "我们接受 Visa、万事达、PayPal、支付宝和微信支付。"),
+                ),
+                _entry(
+                    "returns", "returns", ("Can I return an item?", "可以退货吗？"),
+                    ("Unused items can be returned within 30 days of delivery.", "签收后 30 天内，未使用的商品可以退货。"),
+                ),
+                _entry(
+                    "refund", "returns", ("When will I get my refund?", "退款多久到账？"),
+                    ("We refund within 5 working days of receiving your parcel, to the original payment method.",
+                     "收到退回的包裹后 5 个工作日内原路退款。"),
+                ),
+                _entry(
+                    "contact", "general", ("How can I contact you?", "怎么联系你们？"),
+                    ("Write to help@example.com or use the chat, Monday to Friday 9:00–17:00.",
+                     "请发邮件至 help@example.com 或在线留言，周一至周五 9:00–17:00。"),
+                ),
+                _entry(
+                    "invoice", "general", ("Can I get an invoice?", "能开发票吗？"),
+                    ("Every order comes with an electronic invoice by e-mail.", "每笔订单都会通过邮件发送电子发票。"),
+                ),
+            ]
+        )
+    )
+
+
+class TestSynonyms:
+    @pytest.mark.parametrize(
+        ("text", "language", "expected"),
+        [
+            ("how long is the guarantee on your gadgets?", "en", "warranty"),  # the entry says warranty
+            ("is the guarantee two years", "en", "warranty"),
+            ("保修期是多长时间？", "zh", "warranty"),  # 质保多久
+            ("能用微信付款吗？", "zh", "payment"),  # 微信支付
+            ("does your shop take WeChat Pay?", "en", "payment"),  # named only in the answer
+            ("do you take credit cards?", "en", "payment"),  # Visa, Mastercard
+            ("can I send it back?", "en", "returns"),
+            ("I want my money back", "en", "refund"),
+        ],
+    )
+    def test_the_customers_word_finds_the_shops(
+        self, small_shop: FaqSearch, text: str, language: str, expected: str
+    ) -> None:
+        assert [entry.id for entry, _ in small_shop.search(text, language, k=1)] == [expected]
+
+    def test_the_synonym_carries_the_match(self, small_shop: FaqSearch) -> None:
+        # The same message with a word no group holds: nothing left to answer with.
+        assert small_shop.search("how long is the guarantee on your gadgets?", "en", k=1)
+        assert small_shop.search("how long is the blorptang on your gadgets?", "en", k=1) == []
+
+    @pytest.mark.parametrize(
+        ("synonym", "word", "language"),
+        [
+            ("how long is the guarantee on your gadgets?", "how long is the warranty on your gadgets?", "en"),
+            ("can I pay by credit card", "can I pay by visa card", "en"),  # the answer says Visa
+            ("保修多久？", "质保多久？", "zh"),
+        ],
+    )
+    def test_the_shops_own_word_counts_more(self, small_shop: FaqSearch, synonym: str, word: str, language: str) -> None:
+        (by_synonym, synonym_score), = small_shop.search(synonym, language, k=1)
+        (by_word, word_score), = small_shop.search(word, language, k=1)
+        assert by_synonym.id == by_word.id
+        assert synonym_score < word_score
+
+    @pytest.mark.parametrize(
+        ("text", "language"),
+        [
+            ("what's the weather", "en"),
+            ("tell me a joke", "en"),
+            ("do you sell gift cards", "en"),  # "cards" is a payment word here, gift cards are not
+            ("can I get a discount", "en"),
+            ("hello", "en"),
+            ("thanks a lot", "en"),
+            ("今天天气怎么样", "zh"),
+            ("给我讲个笑话", "zh"),
+            ("有礼品卡吗", "zh"),
+            ("你好", "zh"),
+        ],
+    )
+    def test_off_topic_gets_nothing(self, small_shop: FaqSearch, text: str, language: str) -> None:
+        assert small_shop.search(text, language) == []
+
+    @pytest.mark.parametrize("shop", ["electronics", "cosmetics"])
+    @pytest.mark.parametrize(
+        ("text", "language"),
+        [("what's the weather", "en"), ("tell me a joke", "en"), ("do you sell gift cards", "en"), ("讲个笑话", "zh")],
+    )
+    def test_off_topic_gets_nothing_in_the_test_shops(self, shop: str, text: str, language: str) -> None:
+        index = FaqSearch(load_faq(ROOT / "tests" / "shops" / shop / "faq.yml"))
+        assert index.search(text, language) == []
+
+    def test_two_entries_fitting_alike_answer_neither(self, small_shop: FaqSearch) -> None:
+        # The refund's answer mentions the parcel, the shipping entry is about arriving: a guess.
+        scores, threshold = small_shop.scores("when will my parcel arrive?", "en")
+        best, runner_up = sorted(scores, reverse=True)[:2]
+        assert best >= threshold and runner_up >= threshold
+        assert small_shop.search("when will my parcel arrive?", "en") == []
+
+
+class TestLexicon:
+    def test_phrases_keep_two_words(self) -> None:
+        from knowledge.faq_search import _english_key
+
+        short = [member for group in faq_lexicon.ENGLISH for member in group if " " in member]
+        assert short and all(len(_english_key(member)) >= 2 for member in short)
+
+    def test_a_word_means_one_thing(self) -> None:
+        from knowledge.faq_search import _english_key
+
+        # No word (once stemmed) in two groups, none written twice in one.
+        english = [_english_key(member) for group in faq_lexicon.ENGLISH for member in group]
+        chinese = [member for group in faq_lexicon.CHINESE for member in group]
+        assert len(set(english)) == len(english)
+        assert len(set(chinese)) == len(chinese)
+
+    def test_no_shops_product_is_a_synonym(self) -> None:
+        members = {fold_text(member) for group in (*faq_lexicon.ENGLISH, *faq_lexicon.CHINESE) for member in group}
+        catalogs = [SHOP / "catalog.yml", *sorted((ROOT / "tests" / "shops").glob("*/catalog.yml"))]
+        names = {
+            fold_text(text)
+            for path in catalogs
+            for product in load_catalog(path).products
+            for text in (
+                product.sku,
+                *product.name.values(),
+                *(alias for aliases in product.aliases.values() for alias in aliases),
+            )
+        }
+        assert names and members.isdisjoint(names)
 
 
 class TestAnalyser:

@@ -13,7 +13,7 @@ from knowledge.shop import load_faq
 from tests.web.api.conftest import Desk
 
 FAQ = load_faq(Path(__file__).resolve().parents[3] / "examples" / "shop" / "faq.yml")
-KLARNA = "Can I pay in installments with Klarna?"
+BITCOIN = "Do you take bitcoin?"  # a payment question the demo FAQ does not answer (its answer names no crypto)
 PULLOVER = "how much is the comfy pullover"
 
 
@@ -31,19 +31,19 @@ async def groups(client: Any) -> list[dict[str, Any]]:
 
 
 async def test_missed_questions_are_grouped_counted_and_masked(desk: Desk) -> None:
-    await desk.customer_says("ann", KLARNA)
-    await desk.customer_says("bob", "can I pay in installments with klarna")
+    await desk.customer_says("ann", BITCOIN)
+    await desk.customer_says("bob", "do you take bitcoin")
     await desk.customer_says("bob", "How long does delivery take?")  # answered: not listed
     await desk.customer_says("cat", "Who designs your clothes? Write to cat.lover@mail.example or +31 6 1234 5678")
     client, _ = await desk.session("sam@shop.example")  # any agent may look
 
     page = (await client.get("/api/v1/missed")).json()
     assert page["total"] == 3 and page["truncated"] is False and page["days"] == 30
-    klarna, designers = page["groups"]
-    assert klarna["count"] == 2 and klarna["customers"] == 2 and klarna["language"] == "en"
-    assert klarna["reasons"] == {"faq_unknown": 2} and klarna["handoffs"] == 0
-    assert len(klarna["ids"]) == 2 and klarna["text"] in (KLARNA, "can I pay in installments with klarna")
-    assert klarna["faq_suggestions"][0]["id"] == "payment_methods"
+    bitcoin, designers = page["groups"]
+    assert bitcoin["count"] == 2 and bitcoin["customers"] == 2 and bitcoin["language"] == "en"
+    assert bitcoin["reasons"] == {"faq_unknown": 2} and bitcoin["handoffs"] == 0
+    assert len(bitcoin["ids"]) == 2 and bitcoin["text"] in (BITCOIN, "do you take bitcoin")
+    assert bitcoin["faq_suggestions"][0]["id"] == "payment_methods"
     assert designers["text"] == "Who designs your clothes? Write to c***@mail.example or ***78"
     assert "cat.lover" not in str(page) and "1234" not in str(page)
     assert designers["reasons"] == {"fallback": 1}
@@ -61,7 +61,7 @@ async def test_missed_questions_are_grouped_counted_and_masked(desk: Desk) -> No
 
 
 async def test_an_admin_turns_a_group_into_a_phrasing_and_the_bot_answers_at_once(desk: Desk) -> None:
-    await desk.customer_says("ann", KLARNA)
+    await desk.customer_says("ann", BITCOIN)
     admin, headers = await desk.session("ada@shop.example", role="admin")
     agent, agent_headers = await desk.session("sam@shop.example")
     [group] = await groups(admin)
@@ -74,21 +74,21 @@ async def test_an_admin_turns_a_group_into_a_phrasing_and_the_bot_answers_at_onc
     learned = created.json()
     assert learned["resolved"] == 1
     assert learned["addition"] | {"id": 0, "created_at": ""} == {
-        "id": 0, "kind": "faq_phrasing", "target": "payment_methods", "language": "en", "text": KLARNA,
+        "id": 0, "kind": "faq_phrasing", "target": "payment_methods", "language": "en", "text": BITCOIN,
         "created_at": "", "created_by": "Ada", "active": True,
     }
-    assert await desk.customer_says("bob", KLARNA) == [answer("payment_methods")]
+    assert await desk.customer_says("bob", BITCOIN) == [answer("payment_methods")]
     assert await groups(admin) == []  # resolved, and not missed again
 
     again = await admin.post("/api/v1/missed/phrasing", json=body, headers=headers)
     assert again.status_code == 409 and "already a phrasing of payment_methods" in again.json()["error"]
     additions = (await agent.get("/api/v1/knowledge/additions")).json()
-    assert [(a["kind"], a["text"], a["active"]) for a in additions] == [("faq_phrasing", KLARNA, True)]
+    assert [(a["kind"], a["text"], a["active"]) for a in additions] == [("faq_phrasing", BITCOIN, True)]
 
     # Taken back: the bot no longer knows it, at once.
     gone = await admin.delete(f"/api/v1/knowledge/additions/{additions[0]['id']}", headers=headers)
     assert gone.status_code == 204
-    assert "don't have an answer" in (await desk.customer_says("cat", KLARNA))[0]
+    assert "don't have an answer" in (await desk.customer_says("cat", BITCOIN))[0]
     assert (await admin.delete(f"/api/v1/knowledge/additions/{additions[0]['id']}", headers=headers)).status_code == 404
 
 
