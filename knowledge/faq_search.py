@@ -444,7 +444,8 @@ class _Field:
         Each unit weighs its idf (a word the field never uses: the highest idf) and is covered
         by its best form: as written, or a synonym at :data:`SYNONYM_WEIGHT`. A word the field
         only knows through a synonym weighs what the synonym weighs; an unknown word counts in
-        full, so a message mostly about something else covers little.
+        full, so a message mostly about something else covers little. Against the answers,
+        question words weigh :data:`FUNCTION_WORD_WEIGHT`.
         """
         ids = np.asarray([self._vocab.get(term, -1) for term in plan.terms], dtype=np.intp)
         present = ids >= 0
@@ -454,8 +455,9 @@ class _Field:
         idf[present] = self._idf[ids[present]]
         rows = self._rows(ids, present)
         form_weight = plan.forms @ idf
-        # A word counts once however often the document repeats it (BM25 can pass idf).
-        cover = np.minimum((plan.forms @ rows) / form_weight[:, None], 1.0)
+        # Per form, the share of its weight a document covers: below 1, as bm25s's Lucene
+        # scores stay below the idf.
+        cover = (plan.forms @ rows) / form_weight[:, None]
         known = plan.heads @ (~present).astype(np.float64) == 0
         usable = known | ~plan.synonym
         cover = np.where(usable[:, None], cover, 0.0) * np.where(plan.synonym, SYNONYM_WEIGHT, 1.0)[:, None]
