@@ -11,12 +11,15 @@ query latency p50/p99 on a 50-entry FAQ (the shops' FAQs merged).
 Shops:
 - ``demo``: examples/shop/faq.yml cut to its first phrasing per entry and language, with
   tests/knowledge/faq_shops/demo/queries.yml, and ``demo, all phrasings``: the same questions
-  on the whole file. **The tuning sets**: ``--fit`` picks the weights and thresholds of
-  knowledge/faq_search.py on these two, and only on these (one threshold for both, so it holds
-  whether a shop writes one phrasing per entry or six).
+  on the whole file. **The tuning sets**: ``--fit`` picks the weights, rivalries and thresholds
+  of knowledge/faq_search.py on these two, and only on these (one threshold for both, so it
+  holds whether a shop writes one phrasing per entry or six; the phrasings/answer weight on the
+  one-phrasing FAQ). Where settings are within two wrong answers of the best (NOISE), it takes
+  the answer-heavier weight and the larger rivalry: the tuning sets cannot tell them apart, and
+  a score measured against the runner-up carries over to other FAQs better.
 - ``voltwerk`` (electronics, English first) and ``huajian`` (cosmetics, Chinese first):
   tests/knowledge/faq_shops/*/ — FAQ and questions written for this bench, never tuned on.
-- ``shops/electronics``, ``shops/cosmetics``: tests/shops/*/faq.yml with the ``faq:`` probes
+- ``shops/<name>`` (electronics, cosmetics, furniture …): tests/shops/*/faq.yml with the ``faq:`` probes
   of their probes.yml, written by someone else for the conversation tests, when present.
 
 Methods: ``old`` is the TF-IDF index over question phrasings that deskbot used before
