@@ -13,6 +13,7 @@ then by rapidfuzz similarity ("the shoes" → "Ridge Trail Running Shoes").
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -240,7 +241,10 @@ class ReturnsForm:
         window = turn.services.policy.return_window_days
         age = turn.now() - order.delivered_at
         if age > timedelta(days=window):
-            return "why_outside_window", {"order_id": order_id, "days": age.days, "window": window}
+            # Days begun, not whole days: 30 days and 22 hours is past a 30-day window, and
+            # "delivered 30 days ago, outside our 30-day window" would read as a contradiction.
+            days = math.ceil(age / timedelta(days=1))
+            return "why_outside_window", {"order_id": order_id, "days": days, "window": window}
         if len(order.items) == 1 and "item" not in self.slots:
             self.slots["item"] = _item_value(order.items[0])
         return None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from bot.app import App
 from bot.messages import Incoming
-from storage.models import Owner, Priority, TicketKind, TicketStatus
+from storage.models import Owner, Priority, TicketKind, TicketStatus, utcnow
 from tests.factories import Chat, add_orders, order
 
 
@@ -96,6 +98,16 @@ async def test_several_slots_in_one_message_and_an_exchange(app: App) -> None:
     assert ticket.kind == TicketKind.EXCHANGE
     assert ticket.fields["item"] == "HD-001" and ticket.fields["wanted"] == "L"
     assert ticket.fields["reason"] == "it's too small"
+
+
+async def test_a_return_just_past_the_window_counts_the_day_begun(app: App) -> None:
+    late = order("A20012")
+    late.delivered_at = utcnow() - timedelta(days=30, hours=20)  # past a 30-day window by hours
+    await add_orders(app, late)
+    chat = Chat(app, "dora")
+    await chat.say("return order A20012 please")
+    await chat.say("alice@example.com")
+    assert "was delivered 31 days ago, outside our 30-day return window" in chat.text
 
 
 async def test_return_outside_the_window_is_escalated_with_the_reason(app: App) -> None:
