@@ -15,7 +15,7 @@ QUESTION = re.compile(
 )
 
 
-def _answer_from_faq(turn: Turn, min_factor: float = 1.0) -> bool:
+def answer_from_faq(turn: Turn, min_factor: float = 1.0) -> bool:
     """Answer from the FAQ when it is sure enough of an entry (``min_factor`` × its threshold).
 
     The intent model knows customers' intents, not this shop's FAQ: a question it cannot
@@ -39,7 +39,7 @@ async def fallback(turn: Turn) -> None:
         turn.state.misunderstood = 0
         turn.say_text(entry.answer_for(turn.lang))
         return
-    if turn.msg.text.strip() and (await follow_up(turn) or _answer_from_faq(turn)):
+    if turn.msg.text.strip() and (await follow_up(turn) or answer_from_faq(turn)):
         return
     turn.missed = "fallback"
     turn.state.misunderstood += 1
@@ -69,7 +69,7 @@ async def smalltalk(turn: Turn) -> None:
     intent = turn.prediction.intent
     courtesy = intent in ("greet", "goodbye", "thanks")
     unsure = turn.prediction.confidence < SURE_INTENT  # "下错单了" read as a goodbye at 0.4
-    if (not courtesy or unsure or QUESTION.search(turn.msg.text)) and _answer_from_faq(turn, CONFIDENT_FAQ):
+    if (not courtesy or unsure or QUESTION.search(turn.msg.text)) and answer_from_faq(turn, CONFIDENT_FAQ):
         return
     key = {
         "greet": "greet",

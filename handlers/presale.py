@@ -241,7 +241,12 @@ async def _product_question(turn: Turn, intent: str, named: _Named) -> None:
             # "is the sofa in stock?" … "and the armchair?": the same question again.
             intent = previous
             turn.prediction = replace(turn.prediction, intent=previous)
-        entry = _faq_hit(turn, None, named, confident=True) if intent == "ask_product" else None
+        entry = (
+            # Confident over every topic, or the best about products ("亚麻套可以机洗吗？": care).
+            _faq_hit(turn, None, named, confident=True) or _faq_hit(turn, "product", named)
+            if intent == "ask_product"
+            else None
+        )
         if entry is not None:
             # "Do the shoes run true to size?", "will you assemble the dining table?": an FAQ
             # entry that answers the message confidently comes first. About the products (a

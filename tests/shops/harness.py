@@ -401,6 +401,32 @@ def order_ids_in(text: str) -> list[str]:
 Conversation = Callable[[Visit], Awaitable[None]]
 CONVERSATIONS: dict[str, list[Conversation]] = {key: [] for key in SHOPS}
 
+# Conversations the bot still gets wrong, kept as strict expected failures so the suite stays
+# green and a fix shows up (an unexpected pass fails until the entry is removed). Each is an
+# FAQ question whose wording shares (almost) nothing with the entry's one phrasing and answer;
+# bench/shops.py counts them as failed. Keyed by (shop, conversation, classifier model).
+_NO_SHARED_WORDS = "FAQ recall: the question shares no word (or synonym) with the entry's one phrasing or answer"
+KNOWN_MISSES: dict[tuple[str, str, str], str] = {
+    ("electronics", "faq_by_paraphrase_en", "fast"): "FAQ recall: 'guarantee … gadgets' scores just under the threshold",
+    ("electronics", "faq_in_chinese", "fast"): "FAQ recall: 保修期 vs 多长时间 (the shipping entry's words) ties",
+    ("cosmetics", "faq_by_paraphrase_zh", "fast"): _NO_SHARED_WORDS + " (下单以后几天能收到)",
+    ("cosmetics", "faq_by_a_fact_only_in_the_answer_zh", "fast"): _NO_SHARED_WORDS + " (开封后能放多久)",
+    ("furniture", "faq_by_paraphrase_naming_a_product_en", "fast"): _NO_SHARED_WORDS + " ('put together' vs assembly)",
+    ("furniture", "faq_by_paraphrase_en", "fast"): _NO_SHARED_WORDS + " ('choose which day')",
+}
+
+
+def conversation_cases(shop: str, model: str = "fast") -> list[Any]:
+    """The shop's conversations as pytest parameters, a known miss marked strict xfail."""
+    import pytest
+
+    cases = []
+    for script in CONVERSATIONS[shop]:
+        reason = KNOWN_MISSES.get((shop, script.__name__, model))
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        cases.append(pytest.param(script, id=script.__name__, marks=marks))
+    return cases
+
 
 def conversation(shop: str) -> Callable[[Conversation], Conversation]:
     """Register a scripted conversation for ``shop`` (its name is the test's id)."""

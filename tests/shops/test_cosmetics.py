@@ -6,11 +6,11 @@ import pytest
 
 from bot.app import App
 from tests.shops import conversations_cosmetics
-from tests.shops.harness import CONVERSATIONS, SHOPS, Conversation, play
+from tests.shops.harness import SHOPS, Conversation, conversation_cases, play
 
 SHOP = conversations_cosmetics.SHOP
 
 
-@pytest.mark.parametrize("script", CONVERSATIONS[SHOP], ids=lambda script: script.__name__)
+@pytest.mark.parametrize("script", conversation_cases(SHOP))
 async def test_conversation(shop_app: App, script: Conversation) -> None:
     await play(SHOPS[SHOP], shop_app, script)
