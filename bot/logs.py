@@ -112,6 +112,9 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = "auto", stream: Text
     stream = sys.stderr if stream is None else stream
     handler = logging.StreamHandler(stream)
     handler.setFormatter(select_formatter(fmt, stream))
+    # The handler filters too: a library may set its own logger to DEBUG when imported
+    # (bm25s does), after this ran, and its records must still stop at the configured level.
+    handler.setLevel(level)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -108,6 +108,19 @@ def test_text_line_masks_the_traceback() -> None:
     assert rest[-1] == "ValueError: cannot reach a***@example.com"
 
 
+def test_a_library_that_sets_its_logger_to_debug_after_start_up_stays_quiet(root_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    chatty = logging.getLogger("deskbot.test.chatty-library")
+    chatty.setLevel(logging.DEBUG)  # what bm25s does when it is imported
+    try:
+        chatty.debug("Building index from tokens")
+        chatty.info("kept")
+    finally:
+        chatty.setLevel(logging.NOTSET)
+    assert [json.loads(line)["event"] for line in stream.getvalue().splitlines()] == ["kept"]
+
+
 def test_configure_logging_writes_the_chosen_format(root_logger: logging.Logger) -> None:
     stream = io.StringIO()
     configure_logging("INFO", "auto", stream)
