@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from handlers.context import Turn
-from handlers.presale import CONFIDENT_FAQ, SURE_INTENT, follow_up
+from handlers.presale import SURE_INTENT, faq_search_hit, follow_up
 from knowledge.additions import known_question
 
 QUESTION = re.compile(
@@ -15,19 +15,18 @@ QUESTION = re.compile(
 )
 
 
-def answer_from_faq(turn: Turn, min_factor: float = 1.0) -> bool:
-    """Answer from the FAQ when it is sure enough of an entry (``min_factor`` × its threshold).
+def answer_from_faq(turn: Turn, *, confident: bool = False) -> bool:
+    """Answer from the FAQ when its search finds an entry (``confident``: clearly).
 
     The intent model knows customers' intents, not this shop's FAQ: a question it cannot
     place, or reads as small talk ("周末有客服吗？" as a greeting, "I want to cancel my
     purchase" outside any form), may still be one the shop answered.
     """
-    faq = turn.services.faq
-    hits = faq.search(turn.msg.text, turn.lang, k=1)
-    if not hits or hits[0][1] < min_factor * faq.min_score:
+    entry = faq_search_hit(turn, turn.msg.text, confident=confident)
+    if entry is None:
         return False
     turn.state.misunderstood = 0
-    turn.say_text(hits[0][0].answer_for(turn.lang))
+    turn.say_text(entry.answer_for(turn.lang))
     return True
 
 
@@ -69,7 +68,7 @@ async def smalltalk(turn: Turn) -> None:
     intent = turn.prediction.intent
     courtesy = intent in ("greet", "goodbye", "thanks")
     unsure = turn.prediction.confidence < SURE_INTENT  # "下错单了" read as a goodbye at 0.4
-    if (not courtesy or unsure or QUESTION.search(turn.msg.text)) and answer_from_faq(turn, CONFIDENT_FAQ):
+    if (not courtesy or unsure or QUESTION.search(turn.msg.text)) and answer_from_faq(turn, confident=True):
         return
     key = {
         "greet": "greet",

@@ -158,6 +158,13 @@ def _faq_hit(turn: Turn, topic: str | None, named: _Named | None = None, *, conf
     # With product mentions only the rest is asked: a name says nothing about a policy, and
     # its words may brush an unrelated answer ("the Bergen sofa" and a guarantee naming sofas).
     query = named.rest if named is not None and named.any else turn.msg.text
+    return faq_search_hit(turn, query, topic, confident=confident)
+
+
+def faq_search_hit(turn: Turn, query: str, topic: str | None = None, *, confident: bool = False) -> FaqEntry | None:
+    """The FAQ search's best entry for ``query`` (its own threshold, or :data:`CONFIDENT_FAQ`
+    times it), or None."""
+    faq = turn.services.faq
     hits = faq.search(query, turn.lang, topic=topic, k=1) if query.strip() else []
     if not hits:
         return None

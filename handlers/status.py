@@ -10,7 +10,6 @@ from __future__ import annotations
 from handlers.context import Turn
 from handlers.fallback import answer_from_faq
 from handlers.order_access import contact_matches, link, owns
-from handlers.presale import CONFIDENT_FAQ
 from knowledge.order_ids import order_key
 from storage.models import Order, parse_ticket_number
 
@@ -68,7 +67,7 @@ async def order_status(turn: Turn) -> None:
     if not orders:
         # "When will my package arrive if I order today?" reads as order status as well as a
         # shipping question: with no order to show, the FAQ's confident answer comes first.
-        answer_from_faq(turn, CONFIDENT_FAQ)
+        answer_from_faq(turn, confident=True)
         example = turn.services.shop.order_ids.example()
         turn.say("no_orders" if example else "no_orders_plain", example=example)
         return
