@@ -6,8 +6,10 @@ past the adapter knows which platform a message came from beyond its channel nam
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from storage.models import utcnow
 
@@ -16,6 +18,22 @@ from storage.models import utcnow
 class Button:
     title: str
     payload: str
+
+
+def buttons_payload(buttons: Iterable[Button]) -> dict[str, Any]:
+    """How an outbound message's buttons are stored (``Message.payload``): the one writer."""
+    listed = [[b.title, b.payload] for b in buttons]
+    return {"buttons": listed} if listed else {}
+
+
+def stored_buttons(payload: Mapping[str, Any] | None) -> tuple[Button, ...]:
+    """The buttons of a stored outbound message: the one reader, tolerant of bad rows."""
+    raw = (payload or {}).get("buttons") or []
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        Button(str(item[0]), str(item[1])) for item in raw if isinstance(item, (list, tuple)) and len(item) == 2
+    )
 
 
 @dataclass(frozen=True, slots=True)

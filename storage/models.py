@@ -118,8 +118,9 @@ class Author(str, enum.Enum):
 
 class DeliveryStatus(str, enum.Enum):
     RECEIVED = "received"  # inbound
-    QUEUED = "queued"  # waiting for the channel to pick it up (REST polling)
-    SENT = "sent"
+    QUEUED = "queued"  # in the outbox: waiting to be sent (push) or picked up and acknowledged (poll)
+    SENDING = "sending"  # handed to the platform under a lease; the outcome is not known yet
+    SENT = "sent"  # the platform accepted it, or the client acknowledged it
     FAILED = "failed"
 
 
@@ -173,6 +174,9 @@ class Identity(Base):
     channel: Mapped[str] = mapped_column(String(32))
     external_id: Mapped[str] = mapped_column(String(200))
     chat_id: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of the proof a client must show to act as this identity (the REST channel's
+    # sender token); NULL for channels whose platform proves the identity (Telegram, web chat).
+    proof_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     customer: Mapped[Customer] = relationship(back_populates="identities")
@@ -340,6 +344,9 @@ class Message(Base):
         Index("ix_messages_outbox", "customer_id", "status"),
         # Analytics per day and retention by age (storage/analytics.py, storage/data_rights.py).
         Index("ix_messages_created", "created_at"),
+        # The outbox reader: pending outbound messages of a channel, oldest first.
+        Index("ix_messages_pending", "status", "channel", "id"),
+        Index("ix_messages_reply_to", "reply_to_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -358,6 +365,27 @@ class Message(Base):
     status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # The outbox (outbound rows): send attempts so far, not before when the next one may go
+    # (a 429's retry_after, a 5xx back-off), the lease of the process sending it now, and
+    # when the platform accepted it or the polling client acknowledged it.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # A bot reply: the inbound message it answers (a retried REST request gets the same replies).
+    reply_to_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ProcessedUpdate(Base):
+    """A platform update already handled, for intakes whose work is not one message row
+    (the agents' Telegram group: commands, claims, replies). Durable whatever the state
+    backend, so a redelivery after a restart is recognised."""
+
+    __tablename__ = "processed_updates"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
 
 
 class TicketEvent(Base):

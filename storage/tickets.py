@@ -76,6 +76,11 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "intent": None,
     "confidence": None,
     "error": None,
+    "attempts": 0,
+    "not_before": None,
+    "lease_until": None,
+    "sent_at": None,
+    "reply_to_id": None,
 }
 
 
