@@ -18,10 +18,13 @@ What "erased" means, the same for an erase request and for retention:
   phone and name and are unlinked; amounts and dates stay.
 
 Retention anonymises, per channel, messages older than that channel's period and the
-resolved/closed tickets of that channel untouched for longer; open tickets and their
-messages are left to the agents. Identities of the channel whose customer has not
-written on it within the period are deleted. Every statement is idempotent (rows already
-erased are skipped), so a run after a crash just finishes the job.
+resolved/closed tickets of that channel untouched for longer. Identities of the channel
+whose customer has not written on it within the period are deleted. A conversation still
+going on is never touched: a customer with an open ticket, or with a reply still waiting
+in the outbox (queued, or being sent), keeps every identity and message — deleting the
+identity would turn their next message into a new customer and strand the queued reply
+(a REST poll or a Telegram send could no longer reach them). Every statement is idempotent
+(rows already erased are skipped), so a run after a crash just finishes the job.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from storage.errors import NotFound
 from storage.models import (
     CLOSED_STATUSES,
     Customer,
+    DeliveryStatus,
+    Direction,
     Identity,
     Message,
     Owner,
@@ -54,6 +59,8 @@ log = logging.getLogger(__name__)
 ERASED = "[erased]"
 # Audit events whose data can hold what a customer wrote or personal details.
 EVENTS_WITH_TEXT = ("customer_message", "note", "rating_comment", "created", "delivery_failed")
+# An outbound message in these states has not reached the customer yet (CONTRACT: the outbox).
+PENDING_DELIVERY = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 
 
 def _row(obj: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -103,7 +110,8 @@ async def export_customer(tx: TicketSession, customer_id: int) -> dict[str, Any]
         by_ticket.setdefault(event.ticket_id, []).append(_row(event, skip=("ticket_id",)))
     return {
         "customer": _row(customer),
-        "identities": [_row(i, skip=("customer_id",)) for i in await tx.identities(customer_id)],
+        # proof_hash verifies a REST sender token: a credential, not data about the person.
+        "identities": [_row(i, skip=("customer_id", "proof_hash")) for i in await tx.identities(customer_id)],
         "messages": [_row(m, skip=("customer_id",)) for m in messages],
         "tickets": [
             {**_row(t, skip=("customer_id", "sla_due_at")), "number": t.number, "events": by_ticket.get(t.id, [])}
@@ -248,13 +256,12 @@ async def apply_retention(
             Ticket.channel == channel, Ticket.status.in_(CLOSED_STATUSES), Ticket.updated_at < cutoff
         )
         result.tickets[channel] = await _scrub_tickets(tx, old_tickets, batch)
-        open_tickets = select(Ticket.id).where(Ticket.status.not_in(CLOSED_STATUSES))
         result.messages[channel] = await _scrub_messages(
             tx,
             and_(
                 Message.channel == channel,
                 Message.created_at < cutoff,
-                or_(Message.ticket_id.is_(None), Message.ticket_id.not_in(open_tickets)),
+                Message.customer_id.not_in(_conversations_going_on()),
             ),
             batch,
         )
@@ -263,7 +270,12 @@ async def apply_retention(
         )
         stale = (
             select(Identity.id)
-            .where(Identity.channel == channel, Identity.created_at < cutoff, not_(recent))
+            .where(
+                Identity.channel == channel,
+                Identity.created_at < cutoff,
+                not_(recent),
+                Identity.customer_id.not_in(_conversations_going_on()),
+            )
             .correlate(None)
         )
         gone = await tx.db.execute(
@@ -276,15 +288,25 @@ async def apply_retention(
     return result
 
 
+def _conversations_going_on() -> Select[Any]:
+    """The customers retention leaves alone: an open ticket, or a reply not delivered yet."""
+    open_ticket = select(Ticket.customer_id).where(Ticket.status.not_in(CLOSED_STATUSES)).correlate(None)
+    pending_reply = (
+        select(Message.customer_id)
+        .where(Message.direction == Direction.OUTBOUND, Message.status.in_(PENDING_DELIVERY))
+        .correlate(None)
+    )
+    return open_ticket.union(pending_reply).subquery().select()
+
+
 async def _forget_unreachable_customers(tx: TicketSession) -> int:
     """Customers left without any identity have no channel left to own them: anonymise."""
     has_identity = exists().where(Identity.customer_id == Customer.id)
-    has_open_ticket = exists().where(Ticket.customer_id == Customer.id, Ticket.status.not_in(CLOSED_STATUSES))
     forgotten = await tx.db.execute(
         update(Customer)
         .where(
             not_(has_identity),
-            not_(has_open_ticket),
+            Customer.id.not_in(_conversations_going_on()),
             or_(
                 Customer.display_name.is_not(None),
                 Customer.email.is_not(None),

@@ -197,10 +197,11 @@ async def test_retention_anonymises_old_conversations_per_channel(
         tg_id, gone_id = tg.id, gone.id
     async with ticket_store.session() as tx:
         result = await apply_retention(tx, {"webchat": 7, "telegram": 30}, now=NOW)
-    # webchat: Ann's resolved ticket (10 days old) and its message; her message on the
-    # still-open ticket stays; Bob's 8-day-old message goes, his 1-day-old one stays.
+    # webchat: Ann's resolved ticket (10 days old); her messages stay while she has a
+    # ticket open (hers is a conversation going on); Bob's 8-day-old message goes, his
+    # 1-day-old one stays.
     assert result.tickets == {"telegram": 0, "webchat": 1}
-    assert result.messages == {"telegram": 3, "webchat": 2}
+    assert result.messages == {"telegram": 3, "webchat": 1}
     # Ann's webchat identity stays (she wrote 2 days ago); "tg-old" had no recent message;
     # the other telegram identity wrote 3 days ago.
     assert result.identities == {"telegram": 1, "webchat": 0}
@@ -214,7 +215,8 @@ async def test_retention_anonymises_old_conversations_per_channel(
         identities = (await tx.db.execute(select(Identity.external_id).order_by(Identity.id))).scalars().all()
     assert "any news? call me on +33 6 12 34 56 78" in texts and "hello from Bob" in texts
     assert "recent telegram message" in texts
-    for old in ("my hoodie A100 is too small, I am Ann", "old telegram message", "old webchat", "hi from long ago"):
+    assert "my hoodie A100 is too small, I am Ann" in texts
+    for old in ("old telegram message", "old webchat", "hi from long ago"):
         assert old not in texts
     assert old_timer is not None and (old_timer.display_name, old_timer.unreachable) == (None, True)
     assert kept is not None and kept.display_name == "Ann Lee"
@@ -237,8 +239,9 @@ async def test_retention_in_small_batches_does_the_same(
         gone, _ = await tx.resolve_customer("webchat", "gone-1", chat_id="1", display_name="Gone")
         (await tx.identities(gone.id))[0].created_at = days_ago(90)
     result = await run_retention(ticket_store, {"webchat": 7}, now=NOW, batch=2)
+    # Bob's five; Ann's old message stays with her open ticket.
     assert (result.messages, result.tickets, result.identities, result.customers) == (
-        {"webchat": 6}, {"webchat": 1}, {"webchat": 1}, 1
+        {"webchat": 5}, {"webchat": 1}, {"webchat": 1}, 1
     )
     async with ticket_store.session() as tx:
         left = (await tx.db.execute(select(Message.text).where(Message.text.like("old message%")))).all()
@@ -251,3 +254,54 @@ async def test_channels_without_a_period_are_kept(ticket_store: SqlTicketStore, 
     async with ticket_store.session() as tx:
         owner = await tx.get_customer(seeded["ann"])
     assert owner is not None and owner.display_name == "Ann Lee" and owner.owner == Owner.BOT
+
+
+async def test_retention_leaves_conversations_going_on_alone(ticket_store: SqlTicketStore) -> None:
+    """Defect 7: ``retention.days: {rest: 1}`` deleted the REST identity of a customer whose
+    ticket was queued; their next message started a new customer and the agent's reply
+    stayed queued for nobody. An open ticket or an undelivered reply keeps the conversation."""
+    async with ticket_store.session() as tx:
+        waiting, _ = await tx.resolve_customer("rest", "carl-1", chat_id="carl-1", display_name="Carl")
+        rated, _ = await tx.resolve_customer("rest", "dora-1", chat_id="dora-1", display_name="Dora")
+        done, _ = await tx.resolve_customer("rest", "ed-1", chat_id="ed-1", display_name="Ed")
+        for who in (waiting, rated, done):
+            (await tx.identities(who.id))[0].created_at = days_ago(5)
+        # Carl: handed to an agent 2 days ago, the ticket is still new; the agent's reply
+        # waits in the outbox for his next poll.
+        queued = await open_ticket(tx, waiting, days_ago(2), TicketStatus.NEW, channel="rest")
+        await say(tx, waiting, "where is my refund? I am Carl", days_ago(2), channel="rest", ticket=queued)
+        reply = await say(tx, waiting, "Hi Carl, refunded today", days_ago(2), channel="rest", ticket=queued,
+                          author=Author.AGENT)
+        reply.status = DeliveryStatus.QUEUED
+        # Dora: her ticket is resolved, but the rating request is still being sent.
+        resolved = await open_ticket(tx, rated, days_ago(3), TicketStatus.RESOLVED, channel="rest")
+        await say(tx, rated, "thanks, I am Dora", days_ago(3), channel="rest", ticket=resolved)
+        ask = await say(tx, rated, "How did we do, Dora?", days_ago(2), channel="rest", author=Author.BOT)
+        ask.status = DeliveryStatus.SENDING
+        # Ed: everything answered and delivered; his conversation is over.
+        await say(tx, done, "hello, I am Ed", days_ago(2), channel="rest")
+        sent = await say(tx, done, "Hello Ed!", days_ago(2), channel="rest", author=Author.BOT)
+        sent.status = DeliveryStatus.SENT
+        ids = {"carl": waiting.id, "dora": rated.id, "ed": done.id, "queued": queued.id}
+
+    result = await run_retention(ticket_store, {"rest": 1}, now=NOW)
+
+    assert result.identities == {"rest": 1} and result.customers == 1  # Ed only
+    async with ticket_store.session() as tx:
+        carl, carl_new = await tx.resolve_customer("rest", "carl-1", chat_id="carl-1")
+        dora, dora_new = await tx.resolve_customer("rest", "dora-1", chat_id="dora-1")
+        texts = set((await tx.db.execute(select(Message.text))).scalars())
+        pending = (
+            await tx.db.execute(select(Message.customer_id, Message.text).where(Message.status == DeliveryStatus.QUEUED))
+        ).all()
+        ticket = await tx.get_ticket(ids["queued"])
+        ed = await tx.get_customer(ids["ed"])
+    # Carl's next message reaches the same customer, with his queued reply and open ticket.
+    assert (carl.id, carl_new, carl.display_name) == (ids["carl"], False, "Carl")
+    assert (dora.id, dora_new, dora.display_name) == (ids["dora"], False, "Dora")
+    assert list(pending) == [(ids["carl"], "Hi Carl, refunded today")]
+    assert ticket is not None and ticket.subject.startswith("Return of")
+    for kept in ("where is my refund? I am Carl", "thanks, I am Dora", "How did we do, Dora?"):
+        assert kept in texts
+    assert "hello, I am Ed" not in texts and "Hello Ed!" not in texts
+    assert ed is not None and (ed.display_name, ed.unreachable) == (None, True)
