@@ -202,11 +202,14 @@ class RetentionConfig(Strict):
 
     ``days`` maps a channel (``webchat``, ``rest``, ``telegram``, ``console``) to a number
     of days; a channel not listed keeps everything. ``serve`` applies it every
-    ``interval_minutes`` (0: only ``deskbot retention run``).
+    ``interval_minutes`` (0: only ``deskbot retention run``). ``vacuum_after_erase``: run
+    PostgreSQL's ``VACUUM`` on the touched tables after an erasure, so the erased text does
+    not survive in dead row versions (``storage/data_rights.py``: ``vacuum_erased``).
     """
 
     days: dict[str, Annotated[int, Field(ge=1, le=36500)]] = {}
     interval_minutes: float = Field(default=60.0, ge=0)
+    vacuum_after_erase: bool = True
 
     @field_validator("days")
     @classmethod

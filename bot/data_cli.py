@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Settings
-from storage.data_rights import erase_customer, export_customer, run_retention
+from storage.data_rights import erase_customer, export_customer, run_retention, vacuum_erased
 from storage.models import utcnow
 from storage.tickets import SqlTicketStore
 
@@ -76,6 +76,8 @@ async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.st
             f"{erased.identities} identities and {erased.orders} order links removed",
             file=out,
         )
+        if settings.retention.vacuum_after_erase and await vacuum_erased(store):
+            print("VACUUM done: no old row versions with the erased text are left", file=out)
         return 0
     finally:
         await store.close()

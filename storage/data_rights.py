@@ -37,6 +37,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, not_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.errors import NotFound
 from storage.models import (
@@ -46,6 +48,7 @@ from storage.models import (
     Direction,
     Identity,
     Message,
+    Order,
     Owner,
     Ticket,
     TicketEvent,
@@ -227,6 +230,37 @@ async def erase_customer(
     )
     log.info("customer erased", extra={"customer_id": customer_id, "actor": actor})
     return result
+
+
+# Every table an erasure rewrites: PostgreSQL keeps the old row versions (with the text)
+# as dead tuples until VACUUM reclaims them.
+ERASED_TABLES: tuple[str, ...] = tuple(
+    str(model.__tablename__) for model in (Message, Ticket, TicketEvent, Identity, Customer, Order)
+)
+
+
+async def vacuum_erased(store: TicketStore) -> bool:
+    """``VACUUM`` the tables an erasure touched, so the erased text does not linger in dead
+    row versions until autovacuum gets round to them. Returns whether it ran.
+
+    PostgreSQL only: VACUUM cannot run inside a transaction, so it gets an autocommit
+    connection of its own, after the erasure committed; a plain VACUUM takes no lock that
+    stops reads or writes. Skipped on SQLite, where VACUUM rewrites the whole file under the
+    only writer lock (every turn would wait); run it there in a maintenance window. A failure
+    is logged, never raised: the erasure itself is done.
+    """
+    engine = getattr(store, "engine", None)
+    if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
+        return False
+    try:
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.exec_driver_sql("VACUUM " + ", ".join(f'"{name}"' for name in ERASED_TABLES))
+    except (SQLAlchemyError, OSError):
+        log.warning("VACUUM after an erasure failed; autovacuum will reclaim the rows later", exc_info=True)
+        return False
+    log.info("vacuumed after an erasure", extra={"tables": list(ERASED_TABLES)})
+    return True
 
 
 # -- retention ------------------------------------------------------------------------------

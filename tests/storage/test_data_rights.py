@@ -6,9 +6,17 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
-from storage.data_rights import ERASED, apply_retention, erase_customer, export_customer, run_retention
+from storage.data_rights import (
+    ERASED,
+    ERASED_TABLES,
+    apply_retention,
+    erase_customer,
+    export_customer,
+    run_retention,
+    vacuum_erased,
+)
 from storage.errors import NotFound
 from storage.models import (
     Author,
@@ -305,3 +313,35 @@ async def test_retention_leaves_conversations_going_on_alone(ticket_store: SqlTi
         assert kept in texts
     assert "hello, I am Ed" not in texts and "Hello Ed!" not in texts
     assert ed is not None and (ed.display_name, ed.unreachable) == (None, True)
+
+
+async def _last_vacuums(store: SqlTicketStore) -> dict[str, datetime | None]:
+    async with store.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT relname, last_vacuum FROM pg_stat_user_tables WHERE relname = ANY(:names)"),
+            {"names": list(ERASED_TABLES)},
+        )
+        return {str(name): when for name, when in rows.all()}
+
+
+async def test_erasure_is_vacuumed_on_postgresql(ticket_store: SqlTicketStore, seeded: dict[str, int]) -> None:
+    """Item 10: after an erasure PostgreSQL kept the old row versions, text and all, until
+    VACUUM; ``vacuum_erased`` runs it on every table the erasure rewrote (not on SQLite,
+    where VACUUM rewrites the whole file under the only writer lock)."""
+    postgres = ticket_store.engine.dialect.name == "postgresql"
+    before = await _last_vacuums(ticket_store) if postgres else {}
+    async with ticket_store.session() as tx:
+        await erase_customer(tx, seeded["ann"], actor="admin@shop.test")
+
+    assert await vacuum_erased(ticket_store) is postgres
+    if not postgres:
+        return
+    after = await _last_vacuums(ticket_store)
+    assert set(after) == set(ERASED_TABLES)
+    for table, when in after.items():
+        assert when is not None and (before.get(table) is None or when > before[table]), table  # type: ignore[operator]
+    async with ticket_store.engine.connect() as conn:
+        dead = (
+            await conn.execute(text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'messages'"))
+        ).scalar_one()
+    assert dead == 0

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import JSONResponse
 
 from bot.app import App
 from bot.web.auth import AdminAgent
-from storage.data_rights import erase_customer, export_customer
+from storage.data_rights import erase_customer, export_customer, vacuum_erased
 
 
 def build_router(app: App) -> APIRouter:
@@ -28,9 +28,11 @@ def build_router(app: App) -> APIRouter:
         )
 
     @router.delete("/customers/{customer_id}", summary="Erase a customer's personal data (admin)")
-    async def erase(customer_id: int, admin: AdminAgent) -> dict[str, Any]:
+    async def erase(customer_id: int, admin: AdminAgent, background: BackgroundTasks) -> dict[str, Any]:
         async with app.tickets.session() as tx:
             result = await erase_customer(tx, customer_id, actor=admin.email, state=app.state)
+        if app.settings.retention.vacuum_after_erase:  # after the answer: VACUUM may take a while
+            background.add_task(vacuum_erased, app.tickets)
         return {
             "erased": result.customer_id,
             "messages": result.messages,
