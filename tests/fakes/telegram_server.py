@@ -11,7 +11,13 @@ real. Tests use it to:
 - inject faults (``fault("sendMessage", 429, retry_after=1, times=3)``, 5xx, ``slow()``,
   ``block(chat_id)`` for 403 "bot was blocked by the user");
 - read what the bot did (``calls``, ``sent(chat_id)``, ``answered_callbacks``) and wait for
-  it (``await fake.wait_until(...)``, ``await fake.settled(update_id)``).
+  it (``await fake.wait_until(...)``, ``await fake.settled(update_id)``);
+- outlive the bot (the fault suite kills ``deskbot serve`` and restarts it): the queue of
+  unconfirmed updates and the offset stay here; ``webhook_max_attempts = None`` retries a
+  webhook delivery until the bot answers it (as Telegram keeps retrying), ``in_flight``
+  counts the API calls being answered, ``pending_updates()`` what is not confirmed yet, and
+  ``call_hooks`` run as a call is answered, before the bot reads the answer (to stop the bot
+  at an exact point, e.g. with a reply accepted but its acknowledgement not yet received).
 
 Parameters arrive form-encoded (nested objects as JSON strings), multipart, or JSON; all
 three are accepted. Results carry the fields both libraries require to parse them.
@@ -101,6 +107,11 @@ class FakeTelegram:
         self.faults: list[Fault] = []
         self.slows: list[Slow] = []
         self.commands: list[dict[str, Any]] = []
+        # Webhook POSTs per update before giving up; None: until the bot answers (< 500).
+        self.webhook_max_attempts: int | None = 5
+        self.in_flight = 0  # API calls (long polls excepted) received and not yet answered
+        self.call_hooks: list[Callable[[Call], None]] = []  # run with each call as it is answered
+        self.pushed: list[int] = []  # every update_id pushed, in order
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._webhook_queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -151,6 +162,7 @@ class FakeTelegram:
         """Queue a raw update (an ``update_id`` is added when missing); returns its id."""
         update = dict(update)
         update.setdefault("update_id", self.next_update_id())
+        self.pushed.append(int(update["update_id"]))
         if self.webhook_url:
             await self._webhook_queue.put(update)
         else:
@@ -161,6 +173,7 @@ class FakeTelegram:
     async def push_batch(self, updates: list[dict[str, Any]]) -> None:
         """Queue several updates at once, so one ``getUpdates`` answer carries them all."""
         for update in updates:
+            self.pushed.append(int(update["update_id"]))
             if self.webhook_url:
                 await self._webhook_queue.put(update)
             else:
@@ -304,6 +317,16 @@ class FakeTelegram:
     def texts(self, chat_id: int | str) -> list[str]:
         return [str(m["text"]) for m in self.sent(chat_id)]
 
+    def pending_updates(self) -> list[int]:
+        """Pushed update ids the bot has not finished with: in getUpdates mode not confirmed by
+        an offset, in webhook mode not (yet) answered below 500 by its latest POST."""
+        if not self.webhook_url:
+            return [u for u in self.pushed if u >= self.confirmed_below]
+        latest: dict[int, int] = {}
+        for result in self.webhook_results:
+            latest[result.update_id] = result.status
+        return [u for u in self.pushed if latest.get(u, 599) >= 500]
+
     async def wait_until(self, condition: Callable[[], bool], within: float = 30.0) -> None:
         """Wait for something the bot does; a generous limit only so a broken test ends."""
         async with self._changed:
@@ -378,6 +401,8 @@ class FakeTelegram:
         params = await self._params(request)
         call = Call(method, params)
         self.calls.append(call)
+        counted = method != "getUpdates"
+        self.in_flight += counted
         try:
             delay = self._take_slow(method)
             if delay:
@@ -398,6 +423,9 @@ class FakeTelegram:
                 return result
             return web.json_response({"ok": True, "result": result})
         finally:
+            self.in_flight -= counted
+            for hook in list(self.call_hooks):
+                hook(call)  # before the answer is written: the bot has not read it yet
             await self._notify()
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
@@ -570,13 +598,15 @@ class FakeTelegram:
         """POST each queued update to the webhook in order, as Telegram does, retrying 5xx."""
         while True:
             update = await self._webhook_queue.get()
-            for _attempt in range(5):
+            attempt = 0
+            while self.webhook_max_attempts is None or attempt < self.webhook_max_attempts:
+                attempt += 1
                 status = await self._post_update(update)
                 self.webhook_results.append(WebhookResult(int(update["update_id"]), status))
                 await self._notify()
                 if status < 500:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05 if self.webhook_max_attempts is not None else min(0.5, 0.05 * attempt))
 
     async def _post_update(self, update: dict[str, Any]) -> int:
         assert self._client is not None
