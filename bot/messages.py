@@ -72,6 +72,9 @@ class Incoming:
     language: str | None = None
     edited: bool = False
     received_at: datetime = field(default_factory=utcnow)
+    # A pull channel (REST, web chat, console) answers the turn's replies in its response:
+    # they are stored sent. A push channel's (Telegram) are queued for the outbox reader.
+    replies_in_answer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +86,6 @@ class Outgoing:
     text: str
     buttons: tuple[Button, ...] = ()
     ticket_number: str | None = None
-    message_id: int | None = None  # the stored Message row, to record delivery failures
+    message_id: int | None = None  # the stored Message row (the outbox's unit of delivery)
+    # Parts of a long message the platform accepted on earlier attempts (not sent again).
+    parts_sent: int = 0

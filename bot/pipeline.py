@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.messages import Incoming, Outgoing
+from bot.channels.outbox import fail_delivery
+from bot.messages import Incoming, Outgoing, buttons_payload
 from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
@@ -30,7 +31,7 @@ from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
-from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner
+from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
 
@@ -316,8 +317,17 @@ class Pipeline:
     async def _store_replies(
         tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply], inbound: dict[str, object]
     ) -> tuple[int, list[Outgoing]]:
-        """Store the inbound message and the replies in one statement: (the inbound id, the replies)."""
-        rows = [inbound] + [
+        """Store the inbound message, then its replies: (the inbound id, the replies).
+
+        A pull channel answers the replies in its response (``replies_in_answer``): they are
+        stored SENT. A push channel's are QUEUED for the outbox reader, which marks them sent
+        once the platform accepted them. Each reply points at the message it answers, so a
+        retried request can be answered with the same replies.
+        """
+        inbound_id = (await tx.insert_messages([inbound]))[0]
+        answered = msg.replies_in_answer
+        now = utcnow()
+        rows = [
             {
                 "customer_id": customer.id,
                 "ticket_id": reply.ticket_id,
@@ -326,15 +336,17 @@ class Pipeline:
                 "direction": Direction.OUTBOUND,
                 "author": Author.BOT,
                 "text": reply.text,
-                "status": DeliveryStatus.SENT,
-                "payload": {"buttons": [[b.title, b.payload] for b in reply.buttons]} if reply.buttons else {},
+                "status": DeliveryStatus.SENT if answered else DeliveryStatus.QUEUED,
+                "sent_at": now if answered else None,
+                "reply_to_id": inbound_id,
+                "payload": buttons_payload(reply.buttons),
             }
             for reply in replies
         ]
         ids = await tx.insert_messages(rows)
-        return ids[0], [
+        return inbound_id, [
             Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row_id)
-            for row_id, reply in zip(ids[1:], replies, strict=True)
+            for row_id, reply in zip(ids, replies, strict=True)
         ]
 
     async def _already_stored(self, msg: Incoming) -> bool:
@@ -360,23 +372,10 @@ class Pipeline:
             return [Outgoing(msg.channel, msg.chat_id, text)]
 
     async def delivery_failed(self, message_id: int, error: str, *, unreachable: bool = False) -> None:
-        """Adapters report a reply they could not deliver; it stays visible on the ticket.
+        """A reply that could not be delivered: FAILED, visible on the ticket (see
+        ``bot.channels.outbox.fail_delivery``; the outbox reader records its own failures).
 
         ``unreachable`` (the user blocked the bot) marks the customer so agents know why
         nothing arrives; their next message clears it.
         """
-        async with self.tickets.session() as tx:
-            await tx.mark_failed(message_id, error[:1000])
-            message = await tx.get_message(message_id)
-            if message is None:
-                return
-            if unreachable:
-                customer = await tx.get_customer(message.customer_id)
-                if customer is not None:
-                    customer.unreachable = True
-            if message.ticket_id is not None:
-                ticket = await tx.get_ticket(message.ticket_id)
-                if ticket is not None:
-                    data = {"message_id": message_id, "error": error[:500]}
-                    await tx.add_event(ticket, "system", "delivery_failed", data)
-
+        await fail_delivery(self.tickets, message_id, error, unreachable=unreachable)

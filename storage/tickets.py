@@ -278,9 +278,133 @@ class TicketSession:
         return await self.db.get(Message, message_id)
 
     async def mark_failed(self, message_id: int, error: str) -> None:
+        """A delivery given up for good (whatever its status was): the error stays for agents."""
         await self.db.execute(
-            update(Message).where(Message.id == message_id).values(status=DeliveryStatus.FAILED, error=error)
+            update(Message)
+            .where(Message.id == message_id)
+            .values(status=DeliveryStatus.FAILED, error=error, lease_until=None, not_before=None),
+            execution_options={"synchronize_session": False},
         )
+
+    # -- outbox (push side: bot/channels/outbox.py is the one reader) ---------------------
+    # A row goes QUEUED → SENDING (claimed under a lease, just before the platform call) →
+    # SENT, or back to QUEUED with ``not_before`` (retry), or FAILED. Every transition is one
+    # conditional UPDATE, so two readers (two processes) never send the same row.
+    async def claim_outbound(self, message_id: int, now: datetime, lease_until: datetime) -> Message | None:
+        """QUEUED → SENDING with ``attempts + 1``; None when it is not due or someone else has it."""
+        claimed = await self.db.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status == DeliveryStatus.QUEUED,
+                or_(Message.not_before.is_(None), Message.not_before <= now),
+            )
+            .values(status=DeliveryStatus.SENDING, attempts=Message.attempts + 1, lease_until=lease_until)
+            .returning(Message),
+            execution_options={"synchronize_session": False},
+        )
+        return claimed.scalars().first()
+
+    async def mark_sent(self, message_id: int, sent_at: datetime) -> bool:
+        """SENDING → SENT; False when the row is no longer ours (its lease was declared lost)."""
+        done = await self.db.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == DeliveryStatus.SENDING)
+            .values(status=DeliveryStatus.SENT, sent_at=sent_at, lease_until=None, not_before=None, error=None)
+            .returning(Message.id),
+            execution_options={"synchronize_session": False},
+        )
+        return done.first() is not None
+
+    async def retry_later(
+        self, message_id: int, not_before: datetime, error: str, payload: dict[str, Any] | None = None
+    ) -> bool:
+        """SENDING → QUEUED, not before ``not_before``; ``payload`` replaces the row's (the parts
+        already accepted). False when the row is no longer ours."""
+        values: dict[str, Any] = {
+            "status": DeliveryStatus.QUEUED, "not_before": not_before, "lease_until": None, "error": error[:1000],
+        }
+        if payload is not None:
+            values["payload"] = payload
+        done = await self.db.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == DeliveryStatus.SENDING)
+            .values(**values)
+            .returning(Message.id),
+            execution_options={"synchronize_session": False},
+        )
+        return done.first() is not None
+
+    async def due_push_chats(self, channel: str, now: datetime, limit: int = 500) -> Sequence[str]:
+        """Chats with a queued outbound row due now, the longest waiting first."""
+        query = (
+            select(Message.chat_id)
+            .where(
+                Message.status == DeliveryStatus.QUEUED,
+                Message.channel == channel,
+                Message.direction == Direction.OUTBOUND,
+                or_(Message.not_before.is_(None), Message.not_before <= now),
+            )
+            .group_by(Message.chat_id)
+            .order_by(func.min(Message.id))
+            .limit(limit)
+        )
+        return (await self.db.execute(query)).scalars().all()
+
+    async def next_push_due(self, channel: str, now: datetime) -> datetime | None:
+        """When the earliest held row of the channel may be tried again (None: nothing held)."""
+        query = select(func.min(Message.not_before)).where(
+            Message.status == DeliveryStatus.QUEUED,
+            Message.channel == channel,
+            Message.direction == Direction.OUTBOUND,
+            Message.not_before > now,
+        )
+        found = (await self.db.execute(query)).scalar_one_or_none()
+        return found if isinstance(found, datetime) or found is None else None
+
+    async def chat_outbox(self, channel: str, chat_id: str, limit: int = 20) -> Sequence[Message]:
+        """A chat's unfinished outbound rows (queued or being sent), in the order they must go."""
+        query = (
+            select(Message)
+            .where(
+                Message.channel == channel,
+                Message.chat_id == chat_id,
+                Message.direction == Direction.OUTBOUND,
+                Message.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return (await self.db.execute(query)).scalars().all()
+
+    async def expired_leases(self, channel: str, now: datetime, limit: int = 500) -> Sequence[int]:
+        """Rows left SENDING past their lease: the process sending them died mid-call."""
+        query = (
+            select(Message.id)
+            .where(
+                Message.status == DeliveryStatus.SENDING,
+                Message.channel == channel,
+                or_(Message.lease_until.is_(None), Message.lease_until < now),
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+        return (await self.db.execute(query)).scalars().all()
+
+    async def fail_interrupted(self, message_id: int, now: datetime, error: str) -> bool:
+        """SENDING with an expired lease → FAILED; False when it finished (or was failed) meanwhile."""
+        done = await self.db.execute(
+            update(Message)
+            .where(
+                Message.id == message_id,
+                Message.status == DeliveryStatus.SENDING,
+                or_(Message.lease_until.is_(None), Message.lease_until < now),
+            )
+            .values(status=DeliveryStatus.FAILED, error=error[:1000], lease_until=None)
+            .returning(Message.id),
+            execution_options={"synchronize_session": False},
+        )
+        return done.first() is not None
 
     # -- tickets ---------------------------------------------------------------------
     async def open_ticket(

@@ -3,31 +3,33 @@
 ``process(raw)`` is the one entry for every update, from the long poll or the webhook:
 let the agents' group handler take what is its own, answer a button tap at once (or the
 user's button spins), parse, hand to the pipeline (which drops a repeated ``update_id``
-through its delivery key) and deliver the replies under the retry policy. A reply that
-cannot be delivered is recorded through ``Pipeline.delivery_failed`` — on the ticket, and
-the customer marked unreachable when they blocked the bot. Nothing here raises to the
-library: a failure is logged and the next update is handled.
+through its delivery key) and hand the turn's stored replies to the outbox reader. Nothing
+here raises to the library: a failure is logged and the next update is handled.
 
-Replies agents write (web workspace, CLI, the agents' group) are queued in the database on
-the customer's channel. ``relay_queued`` sends the Telegram ones; it runs when the event
-bus says a reply was queued and, as a safety net, every ``relay_interval_seconds``.
+Replies leave only through the outbox reader (``bot/channels/outbox.py``), for which this
+class is the ``Channel`` port: ``send`` is one attempt at one stored message — its HTML
+parts from the first one Telegram has not accepted yet — classified, never slept through.
+So a reply is marked sent only once Telegram accepted it, a 429 holds only its own chat,
+and replies agents write anywhere (web workspace, CLI, the agents' group, another process)
+go out the same way: the reader wakes on the bus's events and sweeps every
+``relay_interval_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from bot.channels.outbox import OutboxReader, OutboxSettings
+from bot.channels.port import Channel, DeliveryResult
 from bot.channels.telegram.api import CHANNEL, TelegramError
-from bot.channels.telegram.delivery import DeliveryResult, RetryPolicy, Sender, Sleep
+from bot.channels.telegram.delivery import RetryPolicy, Sender, Sleep, send_parts
 from bot.channels.telegram.intake import TelegramClient
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
 from bot.messages import Button, Outgoing
-from storage.events import BusEvent
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -38,8 +40,6 @@ log = logging.getLogger("deskbot.telegram")
 
 # An update the agents' group handles itself (True) instead of the customer path.
 AgentsHook = Callable[[dict[str, Any]], Awaitable[bool]]
-# Bus events after which replies may be waiting in the outbox.
-RELAY_EVENTS = frozenset({"agent_reply", "resolved", "owner_changed", "reopened"})
 # Shown on a tap of a button whose long payload this process no longer remembers.
 EXPIRED_BUTTON = {"en": "This button has expired — please type your answer instead.",
                   "zh": "此按钮已过期，请直接输入您的回答。"}
@@ -51,7 +51,9 @@ COMMANDS = {
 }
 
 
-class TelegramChannel:
+class TelegramChannel(Channel):
+    name = CHANNEL
+
     def __init__(
         self,
         app: App,
@@ -71,18 +73,22 @@ class TelegramChannel:
         self.bot_username: str | None = None
         self.agents_hook: AgentsHook | None = None
         self.agents_group: AgentsGroup | None = None
-        self._relay_task: asyncio.Task[None] | None = None
-        self._relay_lock = asyncio.Lock()
-        self._relay_wanted = asyncio.Event()
+        self.outbox = OutboxReader(
+            app.tickets,
+            self,
+            OutboxSettings(interval=config.relay_interval_seconds, part_timeout=config.request_timeout_seconds),
+            bus=app.bus,
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self, *, polling: bool | None = None) -> None:
-        """Check the token (getMe), register the commands, start the relay and the intake."""
+        """Check the token (getMe), register the commands, start the outbox reader (which
+        resumes every queued reply) and the intake."""
         me = await self.sender.call(self.api.get_me, "getMe")
         self.bot_username = me.username
         await self._register_commands()
         await self._start_agents_group()
-        self._relay_task = asyncio.create_task(self._relay_loop(), name="telegram-relay")
+        await self.outbox.start()
         if polling if polling is not None else self.config.mode == "polling":
             await self.client.updates.start_polling(self.process)
         log.info("telegram channel started",
@@ -99,16 +105,13 @@ class TelegramChannel:
         self.agents_hook = self.agents_group.handle_update
 
     async def stop(self) -> None:
-        """Stop the intake, the agents' group and the relay; the client is closed by ``close``."""
+        """Stop the intake, the agents' group, then the outbox reader (in-flight sends finish
+        within its grace period, the rest stays queued); the client is closed by ``close``."""
         await self.client.updates.stop()
         if self.agents_group is not None:
             await self.agents_group.close()
             self.agents_group, self.agents_hook = None, None
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._relay_task
-            self._relay_task = None
+        await self.outbox.close()
 
     async def close(self) -> None:
         await self.stop()
@@ -158,7 +161,8 @@ class TelegramChannel:
             log.info("update ignored", extra={"update": parsed.update_id, "reason": parsed.ignored})
             return
         replies = await self.app.pipeline.handle(parsed.incoming)
-        await self.deliver(replies)
+        # Stored (QUEUED) by now; one attempt each, a held reply is the reader's to retry.
+        await self.outbox.deliver(replies)
 
     async def _answer_callback(self, query_id: str, text: str | None = None) -> None:
         try:
@@ -170,70 +174,14 @@ class TelegramChannel:
     def chunks(self, text: str, buttons: Sequence[Button] = ()) -> list[Chunk]:
         return render(Outgoing(CHANNEL, "", text, tuple(buttons)), self.codec)
 
-    async def deliver(self, replies: Sequence[Outgoing]) -> list[DeliveryResult]:
-        """Send the pipeline's replies in order; record the ones that cannot be delivered."""
-        results = []
-        for reply in replies:
-            result = await self.sender.send(reply.chat_id, self.chunks(reply.text, reply.buttons))
-            results.append(result)
-            if not result.ok:
-                await self._record_failure(reply.message_id, reply.chat_id, result)
-        return results
+    async def send(self, message: Outgoing) -> DeliveryResult:
+        """The port: one attempt at a stored message, from its first part not yet accepted."""
+        chunks = self.chunks(message.text, message.buttons)
+        return await send_parts(self.api, message.chat_id, chunks, start=message.parts_sent)
 
-    async def _record_failure(self, message_id: int | None, chat_id: str, result: DeliveryResult) -> None:
-        error = result.error or "not delivered"
-        log.warning("reply not delivered", extra={"chat": chat_id, "message_id": message_id, "error": error,
-                                                  "blocked": result.forbidden})
-        if message_id is None:
-            return
-        try:
-            await self.app.pipeline.delivery_failed(message_id, error, unreachable=result.forbidden)
-        except Exception:
-            log.exception("could not record a failed delivery", extra={"message_id": message_id})
-
-    # -- relay of queued replies ---------------------------------------------------------------
     async def relay_queued(self) -> int:
-        """Send every reply queued for a Telegram customer; returns how many were attempted."""
-        async with self._relay_lock:
-            attempted = 0
-            async with self.app.tickets.session() as tx:
-                customers = await tx.queued_customers(CHANNEL)
-            for customer_id in customers:
-                async with self.app.tickets.session() as tx:
-                    messages = list(await tx.take_outbox(customer_id, CHANNEL))
-                for message in messages:
-                    attempted += 1
-                    buttons = [Button(str(t), str(p)) for t, p in (message.payload or {}).get("buttons") or []]
-                    result = await self.sender.send(message.chat_id, self.chunks(message.text, buttons))
-                    if not result.ok:
-                        await self._record_failure(message.id, message.chat_id, result)
-            return attempted
-
-    def wake_relay(self) -> None:
-        self._relay_wanted.set()
-
-    async def _relay_loop(self) -> None:
-        interval = self.config.relay_interval_seconds
-        async with self.app.bus.subscribe() as events:
-            watcher = asyncio.create_task(self._watch(events))
-            try:
-                while True:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._relay_wanted.wait(), interval)
-                    self._relay_wanted.clear()
-                    try:
-                        await self.relay_queued()
-                    except Exception:
-                        log.exception("relay of queued replies failed; retrying later")
-            finally:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
-
-    async def _watch(self, events: Any) -> None:
-        async for event in events:
-            if isinstance(event, BusEvent) and event.kind in RELAY_EVENTS:
-                self._relay_wanted.set()
+        """Send every reply due now (tests, scripts); returns how many sends were attempted."""
+        return await self.outbox.flush()
 
 
 def open_channel(app: App) -> TelegramChannel:

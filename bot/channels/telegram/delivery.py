@@ -1,30 +1,34 @@
-"""Sending with Telegram's rules: wait out 429s, retry transient failures, give up on 403.
+"""Calling the Bot API with Telegram's rules, in two shapes.
 
-Neither library retries a send (see ``TELEGRAM.md``), so the policy lives here, once, over
-the port's neutral errors:
+- ``send_parts`` — a customer message (the outbox reader's one attempt, through
+  ``TelegramChannel.send``): its HTML parts in order, from the first one not accepted yet,
+  stopping at the first failure, which it classifies for the reader (``bot/channels/port.py``)
+  instead of sleeping through it. A 429 held here would hold every other chat.
+- ``Sender.call`` — every other call (getMe, answerCallbackQuery, getFile, setMyCommands):
+  retried in place, since nothing queues behind them and they are not stored:
 
-- ``RetryAfter`` (429) — sleep exactly ``retry_after``, then send again. Nothing was
-  delivered, so the retry cannot duplicate; up to ``max_rate_limited`` times.
-- ``ServerError`` / ``NetworkError`` (5xx, timeouts) — capped exponential backoff, up to
-  ``max_attempts``. A timeout may hide a message that did arrive: retrying risks a
-  duplicate, which beats a reply the customer never gets.
-- ``Forbidden`` (403) and ``BadRequest`` (400) — final at once; the caller records them.
+  - ``RetryAfter`` (429) — sleep exactly ``retry_after``, then call again (nothing happened,
+    so the retry cannot duplicate); up to ``max_rate_limited`` times.
+  - ``ServerError`` / ``NetworkError`` (5xx, timeouts) — capped exponential backoff, up to
+    ``max_attempts``.
+  - ``Forbidden`` (403) and ``BadRequest`` (400) — final at once.
+
+Neither aiogram nor python-telegram-bot retries a call by itself, so this is the one policy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bot.channels.port import DeliveryResult, Outcome
 from bot.channels.telegram.api import (
     Forbidden,
     NetworkError,
     RetryAfter,
-    SentMessage,
     ServerError,
     TelegramApi,
     TelegramError,
@@ -44,17 +48,6 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_retry_after: float = 600.0  # a longer flood wait is treated as a failure
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    sent: tuple[SentMessage, ...]
-    error: str | None = None
-    forbidden: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 class Sender:
@@ -88,32 +81,45 @@ class Sender:
                             extra={"call": what, "error": exc.__class__.__name__, "delay": delay})
                 await self._sleep(delay)
 
-    async def send(
-        self,
-        chat_id: int | str,
-        chunks: Sequence[Chunk],
-        *,
-        message_thread_id: int | None = None,
-        reply_to_message_id: int | None = None,
-    ) -> DeliveryResult:
-        """Send the chunks in order; stop at the first that cannot be delivered."""
-        sent: list[SentMessage] = []
-        for index, chunk in enumerate(chunks):
-            try:
-                send = functools.partial(
-                    self.api.send_message,
-                    chat_id,
-                    chunk.text,
-                    reply_markup=chunk.keyboard,
-                    message_thread_id=message_thread_id,
-                    reply_to_message_id=reply_to_message_id if index == 0 else None,
-                )
-                message = await self.call(send, "sendMessage")
-            except Exception as exc:  # noqa: BLE001 - a reply that cannot go out is recorded, never lost
-                if not isinstance(exc, TelegramError):
-                    log.exception("unexpected error while sending", extra={"chat": str(chat_id)})
-                where = f" (part {index + 1} of {len(chunks)})" if len(chunks) > 1 else ""
-                error = f"{exc.__class__.__name__}: {exc}{where}"
-                return DeliveryResult(tuple(sent), error, forbidden=isinstance(exc, Forbidden))
-            sent.append(message)
-        return DeliveryResult(tuple(sent))
+
+def classify(exc: BaseException) -> tuple[Outcome, float | None]:
+    """A failed send → what the outbox reader should do (and the wait a 429 asked for)."""
+    if isinstance(exc, RetryAfter):
+        return Outcome.RETRY_AFTER, exc.retry_after or 1.0
+    if isinstance(exc, (ServerError, NetworkError)):
+        return Outcome.TRANSIENT, None
+    if isinstance(exc, Forbidden):
+        return Outcome.UNREACHABLE, None
+    if isinstance(exc, TelegramError):
+        return Outcome.PERMANENT, None
+    return Outcome.TRANSIENT, None  # not the API's: a bug or a resource limit, retried then failed
+
+
+async def send_parts(
+    api: TelegramApi,
+    chat_id: int | str,
+    chunks: Sequence[Chunk],
+    *,
+    start: int = 0,
+    message_thread_id: int | None = None,
+) -> DeliveryResult:
+    """One attempt: ``chunks[start:]`` in order, stopping at the first that is not accepted.
+
+    ``parts_sent`` in the result counts every part accepted so far (``start`` included), so
+    the next attempt starts after them and never shows the customer a part twice.
+    """
+    sent = min(max(start, 0), len(chunks))
+    for index in range(sent, len(chunks)):
+        chunk = chunks[index]
+        try:
+            await api.send_message(
+                chat_id, chunk.text, reply_markup=chunk.keyboard, message_thread_id=message_thread_id
+            )
+        except Exception as exc:  # noqa: BLE001 - classified for the reader, never lost
+            if not isinstance(exc, TelegramError):
+                log.exception("unexpected error while sending", extra={"chat": str(chat_id)})
+            outcome, retry_after = classify(exc)
+            where = f" (part {index + 1} of {len(chunks)})" if len(chunks) > 1 else ""
+            return DeliveryResult(outcome, f"{exc.__class__.__name__}: {exc}{where}", retry_after, sent)
+        sent = index + 1
+    return DeliveryResult(Outcome.OK, parts_sent=sent)
