@@ -200,6 +200,7 @@ async def build_app(
             PipelineSettings(
                 state_ttl=settings.state.ttl_seconds,
                 dedupe_ttl=settings.state.dedupe_ttl_seconds,
+                inflight_ttl=settings.state.inflight_seconds,
                 default_language=settings.default_language,
                 languages=tuple(settings.languages),
                 unsure_below=settings.classifier.threshold + UNSURE_MARGIN,

@@ -48,6 +48,9 @@ class StateConfig(Strict):
     redis_url: str = "redis://127.0.0.1:6379/0"
     ttl_seconds: float = Field(default=3600.0 * 24, gt=0)
     dedupe_ttl_seconds: float = Field(default=3600.0 * 24, gt=0)
+    # A delivery being processed is marked in flight for at most this long (released after
+    # the turn); the database's unique delivery key is what makes a message count once.
+    inflight_seconds: float = Field(default=10.0, gt=0, le=300)
     key_prefix: str = "deskbot"
 
 
@@ -63,6 +66,11 @@ class WebChannelConfig(Strict):
 class RestChannelConfig(Strict):
     enabled: bool = True
     max_message_chars: int = Field(default=4000, gt=0)
+    # How a client proves it is the sender it names (a caller with the rest_token Bearer is a
+    # trusted server and needs none): ``token`` — deskbot issues a sender token on the first
+    # message (X-Deskbot-Sender-Token); ``hmac`` — the shop's backend signs the sender id with
+    # secrets.rest_identity_secret (X-Deskbot-Sender-Signature). README: "REST channel".
+    sender_proof: Literal["token", "hmac"] = "token"
 
 
 class TelegramChannelConfig(Strict):
@@ -249,6 +257,17 @@ class Settings(Strict):
                 "channels.telegram.mode webhook needs DESKBOT_SECRETS__TELEGRAM_WEBHOOK_SECRET "
                 "(Telegram sends it in X-Telegram-Bot-Api-Secret-Token)"
             )
+        if self.channels.rest.sender_proof == "hmac" and "rest_identity_secret" not in self.secrets:
+            raise ValueError(
+                "channels.rest.sender_proof hmac needs the signing key in DESKBOT_SECRETS__REST_IDENTITY_SECRET"
+            )
+        token = self.secrets.get("telegram_token")
+        if telegram.enabled and token is not None:
+            from bot.channels.telegram.api import token_problem  # no library import: a regex
+
+            problem = token_problem(token.get_secret_value())
+            if problem is not None:
+                raise ValueError(problem)
         hook_secret = self.secrets.get("telegram_webhook_secret")
         if hook_secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", hook_secret.get_secret_value()):
             raise ValueError("secrets.telegram_webhook_secret: Telegram allows 1-256 characters of A-Z a-z 0-9 _ -")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.outbox import fail_delivery
-from bot.messages import Incoming, Outgoing, buttons_payload
+from bot.messages import Incoming, Outgoing, buttons_payload, stored_buttons
 from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
@@ -49,7 +49,12 @@ LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     state_ttl: float = 24 * 3600
-    dedupe_ttl: float = 24 * 3600
+    dedupe_ttl: float = 24 * 3600  # unused: kept for callers; see inflight_ttl
+    # The in-flight hint on a delivery key: long enough for any turn, short enough that a
+    # copy whose process died holds its retry up for seconds only.
+    inflight_ttl: float = 10.0
+    # How long a redelivery waits for a copy in flight before answering "retry shortly".
+    inflight_wait: float = 5.0
     default_language: str = "en"
     languages: tuple[str, ...] = ("en", "zh")
     # An answered message classified below this confidence is still listed as missed (0: never).
@@ -77,6 +82,13 @@ def parse_payload(payload: str) -> Prediction | None:
             return None
         entities = [Entity(str(k), str(v), 0, 0, str(v)) for k, v in data.items() if v is not None]
     return Prediction(intent=match.group("intent"), confidence=1.0, entities=tuple(entities))
+
+
+INFLIGHT_POLL_SECONDS = 0.05
+
+
+class DeliveryInFlight(Exception):
+    """Another copy of this delivery is being processed right now: retry shortly (HTTP 503)."""
 
 
 class _ChatLocks:
@@ -121,30 +133,74 @@ class Pipeline:
         self.before_turn = before_turn
 
     async def handle(self, msg: Incoming) -> list[Outgoing]:
-        """Process one message; returns the replies the adapter must deliver (maybe none)."""
-        if msg.delivery_key is not None and not await self.state.claim_delivery(
-            msg.channel, msg.delivery_key, self.settings.dedupe_ttl
-        ):
-            log.info("duplicate delivery dropped", extra={"channel": msg.channel, "delivery": msg.delivery_key})
-            return []
+        """Process one message; returns the replies the adapter must deliver (maybe none).
+
+        The database's unique ``(channel, delivery_key)`` is the truth about duplicates: a
+        delivery already stored is not processed again, and a channel that answers in its
+        response (``replies_in_answer``) gets the stored replies again, so a client retrying
+        after a lost answer or a crash gets what the first copy got. The state store's claim is
+        only an in-flight hint (seconds, released after the turn) that keeps two concurrent
+        copies from both running; a copy that finds one in flight waits for it briefly and
+        raises :class:`DeliveryInFlight` if it is still running.
+        """
+        if msg.delivery_key is None:
+            return await self._handle_claimed(msg)
+        deadline = time.monotonic() + self.settings.inflight_wait
+        while True:
+            stored = await self._stored_answer(msg)
+            if stored is not None:
+                log.info("duplicate delivery", extra={"channel": msg.channel, "delivery": msg.delivery_key})
+                return stored
+            if await self.state.claim_delivery(msg.channel, msg.delivery_key, self.settings.inflight_ttl):
+                break
+            if time.monotonic() >= deadline:
+                raise DeliveryInFlight(f"delivery {msg.channel}:{msg.delivery_key} is still being processed")
+            await asyncio.sleep(INFLIGHT_POLL_SECONDS)
+        try:
+            return await self._handle_claimed(msg)
+        finally:
+            try:
+                await self.state.release_delivery(msg.channel, msg.delivery_key)
+            except Exception:  # noqa: BLE001 - the turn is done; the hint expires by itself
+                log.warning("in-flight hint not released", extra={"channel": msg.channel}, exc_info=True)
+
+    async def _handle_claimed(self, msg: Incoming) -> list[Outgoing]:
         started = time.perf_counter()
         async with self._locks.get((msg.channel, msg.user_id)):
             try:
                 out = await self._turn(msg)
             except IntegrityError:
-                if await self._already_stored(msg):
-                    # The durable guard: the delivery key is stored (another process won).
+                stored = await self._stored_answer(msg)
+                if stored is not None:
+                    # Another process stored this delivery first (its hint had expired, or the
+                    # state store is per process).
                     log.info("duplicate delivery (stored)", extra={"channel": msg.channel, "key": msg.delivery_key})
-                    return []
+                    return stored
                 log.exception("turn failed on a constraint", extra={"channel": msg.channel, "chat": msg.chat_id})
                 return await self._apologise(msg)
             except Exception:
                 log.exception("turn failed", extra={"channel": msg.channel, "chat": msg.chat_id})
-                if msg.delivery_key is not None:
-                    await self.state.release_delivery(msg.channel, msg.delivery_key)
                 return await self._apologise(msg)
         log.debug("turn done", extra={"channel": msg.channel, "ms": round((time.perf_counter() - started) * 1000, 2)})
         return out
+
+    async def _stored_answer(self, msg: Incoming) -> list[Outgoing] | None:
+        """None when the delivery is not stored yet; else what to answer for the redelivery.
+
+        A channel answering in its response gets the stored replies again; a push channel gets
+        nothing (its replies are the outbox's to deliver, once).
+        """
+        if msg.delivery_key is None:
+            return None
+        async with self.tickets.session() as tx:
+            rows = await tx.delivery_replies(msg.channel, msg.delivery_key)
+        if rows is None:
+            return None
+        if not msg.replies_in_answer:
+            return []
+        return [
+            Outgoing(msg.channel, row.chat_id, row.text, stored_buttons(row.payload), message_id=row.id) for row in rows
+        ]
 
     # -- the turn --------------------------------------------------------------------
     async def _turn(self, msg: Incoming) -> list[Outgoing]:
@@ -348,12 +404,6 @@ class Pipeline:
             Outgoing(msg.channel, msg.chat_id, reply.text, reply.buttons, message_id=row_id)
             for row_id, reply in zip(ids, replies, strict=True)
         ]
-
-    async def _already_stored(self, msg: Incoming) -> bool:
-        if msg.delivery_key is None:
-            return False
-        async with self.tickets.session() as tx:
-            return await tx.has_delivery(msg.channel, msg.delivery_key)
 
     async def _apologise(self, msg: Incoming) -> list[Outgoing]:
         """After a failed turn: keep the customer's words and say sorry, in a fresh transaction."""

@@ -406,6 +406,113 @@ class TicketSession:
         )
         return done.first() is not None
 
+    # -- pull channels (REST, web chat: the client fetches and acknowledges) -------------
+    async def delivery_replies(self, channel: str, delivery_key: str) -> Sequence[Message] | None:
+        """None when no message has this delivery key; else the replies handed in its answer.
+
+        Those are the rows whose ``reply_to_id`` is that inbound message, oldest first: a
+        client retrying the same message id gets the same answer again.
+        """
+        inbound_id = await self.inbound_id(channel, delivery_key)
+        if inbound_id is None:
+            return None
+        rows = await self.db.execute(
+            select(Message)
+            .where(Message.reply_to_id == inbound_id, Message.direction == Direction.OUTBOUND)
+            .order_by(Message.id)
+        )
+        return rows.scalars().all()
+
+    async def hand_out_replies(self, customer_id: int, channel: str) -> Sequence[Message]:
+        """Every reply queued for a polling client and not acknowledged yet, oldest first.
+
+        Each hand-out counts as an attempt: only replies handed out at least once can be
+        acknowledged, so a reply committed late with a lower id than the client's cursor is
+        not acknowledged unseen.
+        """
+        rows = await self.db.execute(
+            update(Message)
+            .where(
+                Message.customer_id == customer_id,
+                Message.channel == channel,
+                Message.direction == Direction.OUTBOUND,
+                Message.status == DeliveryStatus.QUEUED,
+            )
+            .values(attempts=Message.attempts + 1)
+            .returning(Message),
+            execution_options={"synchronize_session": False},
+        )
+        return sorted(rows.scalars().all(), key=lambda m: m.id)
+
+    async def acknowledge_replies(self, customer_id: int, channel: str, up_to: int) -> int:
+        """The client has every reply handed out up to ``up_to`` (its cursor): they are sent."""
+        done = await self.db.execute(
+            update(Message)
+            .where(
+                Message.customer_id == customer_id,
+                Message.channel == channel,
+                Message.direction == Direction.OUTBOUND,
+                Message.status == DeliveryStatus.QUEUED,
+                Message.attempts > 0,
+                Message.id <= up_to,
+            )
+            .values(status=DeliveryStatus.SENT, sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(done, "rowcount", 0) or 0)
+
+    async def hand_over_replies(self, customer_id: int, channel: str, answer_to: int | None) -> Sequence[Message]:
+        """Queued replies handed in the answer to a customer's message, marked sent.
+
+        ``answer_to`` (the inbound message, when it has a delivery key) becomes their
+        ``reply_to_id``, so a retry of that message gets them again with the turn's replies.
+        One ``UPDATE … RETURNING``: two answers at the same moment cannot both take a reply.
+        """
+        values: dict[str, Any] = {"status": DeliveryStatus.SENT, "sent_at": utcnow(), "attempts": Message.attempts + 1}
+        if answer_to is not None:
+            values["reply_to_id"] = answer_to
+        taken = await self.db.execute(
+            update(Message)
+            .where(
+                Message.customer_id == customer_id,
+                Message.channel == channel,
+                Message.direction == Direction.OUTBOUND,
+                Message.status == DeliveryStatus.QUEUED,
+            )
+            .values(**values)
+            .returning(Message),
+            execution_options={"synchronize_session": False},
+        )
+        return sorted(taken.scalars().all(), key=lambda m: m.id)
+
+    async def inbound_id(self, channel: str, delivery_key: str) -> int | None:
+        found = await self.db.execute(
+            select(Message.id).where(Message.channel == channel, Message.delivery_key == delivery_key)
+        )
+        return found.scalar_one_or_none()
+
+    async def identity_proof(self, channel: str, external_id: str) -> tuple[bool, str | None]:
+        """(whether the identity exists, the sha256 of its proof or None when it has none)."""
+        found = await self.db.execute(
+            select(Identity.proof_hash).where(Identity.channel == channel, Identity.external_id == external_id)
+        )
+        row = found.first()
+        return (False, None) if row is None else (True, row[0])
+
+    async def claim_identity_proof(self, channel: str, external_id: str, proof_hash: str) -> bool:
+        """Give an identity without a proof this one; False when it has one already (a race lost)."""
+        done = await self.db.execute(
+            update(Identity)
+            .where(
+                Identity.channel == channel,
+                Identity.external_id == external_id,
+                Identity.proof_hash.is_(None),
+            )
+            .values(proof_hash=proof_hash)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(done, "rowcount", 0) or 0) == 1
+
     # -- tickets ---------------------------------------------------------------------
     async def open_ticket(
         self,

@@ -6,15 +6,19 @@ and answers what Rasa's ``RestInput`` answers: a JSON list of
 left out when there are none). A message that is a Rasa button payload (``/affirm``,
 ``/choose{"resolution": "refund"}``) is passed on as the button's payload, not as text.
 
-Replies an agent queued for the sender (and rating requests) come first in the answer to
-the sender's next message, or from ``GET /webhooks/rest/messages?sender=...`` (polling).
+Every reply carries its stored ``id``. Replies queued later for the sender (an agent's
+reply, a rating request) come first in the answer to the sender's next message, or from
+``GET /webhooks/rest/messages?sender=...&after=<id>`` (polling): the poll hands a reply
+over until the client acknowledges it, by sending the last id it has as ``after`` (a
+cursor: every reply up to it is then marked sent). A retry of a message with the same
+``message_id`` gets the same answer again (the replies are stored with the message).
 
-``sender`` is whatever the client says it is: this channel is for a trusted front end
-or server. Set the ``rest_token`` secret (``DESKBOT_SECRETS__REST_TOKEN``) to require
-``Authorization: Bearer <token>``; browsers should use the web chat, whose identity is a
-server-issued cookie.
+Every request proves that the caller is the sender it names (``bot/channels/rest_identity.py``):
+a sender token deskbot issues on the first message (``X-Deskbot-Sender-Token``), or the
+shop backend's HMAC of the sender id; a caller with the ``rest_token`` Bearer
+(``DESKBOT_SECRETS__REST_TOKEN``) is a trusted server that needs neither.
 
-The JSON helpers here (:func:`read_json_object`, :func:`buttons_of`, :func:`take_queued`)
+The JSON helpers here (:func:`read_json_object`, :func:`buttons_of`, :func:`check_sender`)
 are shared with the web chat channel.
 """
 
@@ -32,8 +36,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from bot.app import App
-from bot.messages import Incoming, Outgoing
-from bot.pipeline import parse_payload
+from bot.channels.rest_identity import TOKEN_HEADER, SenderProofs
+from bot.messages import Incoming, Outgoing, stored_buttons
+from bot.pipeline import DeliveryInFlight, parse_payload
 from storage.models import Message
 from storage.tickets import TicketStore
 
@@ -43,6 +48,7 @@ CHANNEL = "rest"
 MAX_SENDER_CHARS = 200
 MAX_MESSAGE_ID_CHARS = 200
 MAX_LANGUAGE_CHARS = 35  # the longest sensible BCP 47 tag
+MAX_ID = 2**31 - 1  # message ids are 32-bit integers on PostgreSQL
 
 
 # -- request parsing (shared with the web chat) ----------------------------------------
@@ -69,6 +75,8 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
         raise HTTPException(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise HTTPException(400, "malformed JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
+        raise HTTPException(400, f"malformed JSON: {exc}") from None
     if not isinstance(data, dict):
         raise HTTPException(422, f"expected a JSON object, got {_json_type(data)}")
     return data
@@ -143,14 +151,48 @@ def outgoing_buttons(reply: Outgoing) -> list[dict[str, str]]:
     return [{"title": b.title, "payload": b.payload} for b in reply.buttons]
 
 
-async def take_queued(tickets: TicketStore, channel: str, external_id: str) -> Sequence[Message]:
-    """Replies queued for this identity (agent replies, rating requests), marked sent."""
+def answer_rows(rows: Sequence[Message]) -> list[Outgoing]:
+    """Stored outbound rows as replies (their ids kept, for the client's acknowledgement)."""
+    return [Outgoing(m.channel, m.chat_id, m.text, stored_buttons(m.payload), message_id=m.id) for m in rows]
+
+
+async def hand_over_queued(
+    tickets: TicketStore, channel: str, external_id: str, delivery_key: str | None
+) -> Sequence[Message]:
+    """Replies queued for this identity, handed in the answer to its message (marked sent).
+
+    With a delivery key they are tied to that message (``reply_to_id``), so a retry of the
+    message after a lost answer gets them again; without one the answer is the only copy,
+    as for the turn's own replies.
+    """
     async with tickets.session() as tx:
         customer = await tx.find_customer(channel, external_id)
         if customer is None:
             return []
-        rows: Sequence[Message] = await tx.take_outbox(customer.id, channel)
-        return rows
+        inbound = await tx.inbound_id(channel, delivery_key) if delivery_key is not None else None
+        return await tx.hand_over_replies(customer.id, channel, inbound)
+
+
+async def poll_replies(tickets: TicketStore, channel: str, external_id: str, after: int | None) -> Sequence[Message]:
+    """Acknowledge the replies up to ``after`` (the client has them), then hand out the rest."""
+    async with tickets.session() as tx:
+        customer = await tx.find_customer(channel, external_id)
+        if customer is None:
+            return []
+        if after is not None:
+            await tx.acknowledge_replies(customer.id, channel, after)
+        return await tx.hand_out_replies(customer.id, channel)
+
+
+def check_sender(sender: str, field: str = "sender") -> str:
+    """A sender id: 1-200 characters, not blank, no control characters (NUL breaks PostgreSQL)."""
+    if not sender.strip():
+        raise HTTPException(422, f"'{field}' must not be empty")
+    if len(sender) > MAX_SENDER_CHARS:
+        raise HTTPException(422, f"'{field}' is longer than {MAX_SENDER_CHARS} characters")
+    if has_control_characters(sender):
+        raise HTTPException(422, f"'{field}' must not contain control characters")
+    return _check_unicode(sender, f"'{field}'")
 
 
 # -- API schema (documentation only: the handlers parse the body themselves) ------------
@@ -160,6 +202,7 @@ class RestButton(BaseModel):
 
 
 class RestReply(BaseModel):
+    id: int | None = None
     recipient_id: str
     text: str
     buttons: list[RestButton] | None = None
@@ -198,23 +241,20 @@ REQUEST_SCHEMA: dict[str, Any] = {
 
 
 # -- the channel ----------------------------------------------------------------------------
-def _rest_reply(sender: str, text: str, buttons: list[dict[str, str]]) -> dict[str, Any]:
-    reply: dict[str, Any] = {"recipient_id": sender, "text": text}
-    if buttons:
-        reply["buttons"] = buttons
-    return reply
+def _rest_reply(sender: str, reply: Outgoing) -> dict[str, Any]:
+    out: dict[str, Any] = {"recipient_id": sender, "text": reply.text}
+    if reply.message_id is not None:
+        out["id"] = reply.message_id
+    if reply.buttons:
+        out["buttons"] = outgoing_buttons(reply)
+    return out
 
 
 def parse_incoming(data: dict[str, Any], max_message_chars: int) -> Incoming:
     """A validated webhook body as the pipeline's ``Incoming`` (HTTPException when invalid)."""
     sender = required_string(data, "sender")
     message = required_string(data, "message")
-    if not sender.strip():
-        raise HTTPException(422, "'sender' must not be empty")
-    if len(sender) > MAX_SENDER_CHARS:
-        raise HTTPException(422, f"'sender' is longer than {MAX_SENDER_CHARS} characters")
-    if has_control_characters(sender):
-        raise HTTPException(422, "'sender' must not contain control characters")
+    check_sender(sender)
     if len(message) > max_message_chars:
         raise HTTPException(413, f"'message' is longer than {max_message_chars} characters")
     metadata = data.get("metadata")
@@ -235,6 +275,7 @@ def parse_incoming(data: dict[str, Any], max_message_chars: int) -> Incoming:
         payload=message.strip() if is_payload else None,
         delivery_key=scoped_delivery_key(sender, message_id),
         language=language,
+        replies_in_answer=True,
     )
 
 
@@ -243,6 +284,13 @@ def build_router(app: App) -> APIRouter:
     settings = app.settings
     token = settings.secrets.get("rest_token")
     max_chars = settings.channels.rest.max_message_chars
+    identity_secret = settings.secrets.get("rest_identity_secret")
+    proofs = SenderProofs(
+        "trusted" if token is not None else settings.channels.rest.sender_proof,
+        app.tickets,
+        CHANNEL,
+        identity_secret.get_secret_value() if identity_secret is not None else None,
+    )
 
     async def authorised(request: Request) -> None:
         if token is None:
@@ -267,18 +315,21 @@ def build_router(app: App) -> APIRouter:
         openapi_extra=REQUEST_SCHEMA,
     )
     async def webhook(request: Request) -> JSONResponse:
-        incoming = parse_incoming(await read_json_object(request), max_chars)
-        if incoming.delivery_key is not None:
-            async with app.tickets.session() as tx:
-                if await tx.has_delivery(CHANNEL, incoming.delivery_key):
-                    return JSONResponse([])  # a redelivery: processed once already
-        replies = await app.pipeline.handle(incoming)
-        # Taken after the turn, so a failing turn never swallows the queued replies; they
-        # are older than this turn's replies and go first.
-        queued = await take_queued(app.tickets, CHANNEL, incoming.user_id)
-        body = [_rest_reply(incoming.chat_id, m.text, buttons_of(m.payload)) for m in queued]
-        body += [_rest_reply(incoming.chat_id, r.text, outgoing_buttons(r)) for r in replies]
-        return JSONResponse(body)
+        data = await read_json_object(request)
+        incoming = parse_incoming(data, max_chars)
+        issued = await proofs.for_message(request.headers, data.get("metadata") or {}, incoming.user_id)
+        try:
+            replies = await app.pipeline.handle(incoming)
+        except DeliveryInFlight:
+            raise HTTPException(503, "this message_id is still being processed; retry shortly",
+                                headers={"Retry-After": "1"}) from None
+        # After the turn, so a failing turn never swallows the queued replies; they are
+        # older than this turn's replies and go first. A retry's replayed answer has them.
+        queued = await hand_over_queued(app.tickets, CHANNEL, incoming.user_id, incoming.delivery_key)
+        answer = sorted(answer_rows(queued) + replies, key=_answer_order)
+        body = [_rest_reply(incoming.chat_id, r) for r in answer]
+        headers = {TOKEN_HEADER: issued} if issued is not None else None
+        return JSONResponse(body, headers=headers)
 
     @router.get(
         "/messages",
@@ -286,8 +337,19 @@ def build_router(app: App) -> APIRouter:
         response_model=list[RestReply],
         response_model_exclude_none=True,
     )
-    async def poll(sender: Annotated[str, Query(min_length=1, max_length=MAX_SENDER_CHARS)]) -> JSONResponse:
-        queued = await take_queued(app.tickets, CHANNEL, sender)
-        return JSONResponse([_rest_reply(sender, m.text, buttons_of(m.payload)) for m in queued])
+    async def poll(
+        request: Request,
+        sender: Annotated[str, Query(min_length=1, max_length=MAX_SENDER_CHARS)],
+        after: Annotated[int | None, Query(ge=0, le=MAX_ID, description="acknowledge replies up to this id")] = None,
+    ) -> JSONResponse:
+        check_sender(sender)
+        await proofs.for_poll(request.headers, sender)
+        pending = await poll_replies(app.tickets, CHANNEL, sender, after)
+        body = [_rest_reply(sender, r) for r in answer_rows(pending)]
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     return router
+
+
+def _answer_order(reply: Outgoing) -> int:
+    return reply.message_id if reply.message_id is not None else 2**63

@@ -14,11 +14,15 @@ Signing key: the ``session_secret`` secret (``DESKBOT_SECRETS__SESSION_SECRET``)
 it a random key is made per process, and visitors start a new conversation after a restart.
 
 API:
-- ``POST /chat/api/messages`` ``{"text": ...}`` or ``{"payload": ...}`` (a quick reply)
-  → ``{"messages": [{"text", "buttons": [{"title", "payload"}], "author"}]}``, queued agent
-  replies first.
-- ``GET /chat/api/messages`` → replies queued since (agent replies); poll every few seconds.
-- ``GET /chat/api/history`` → the visitor's conversation so far.
+- ``POST /chat/api/messages`` ``{"text": ...}`` or ``{"payload": ...}`` (a quick reply),
+  optionally ``"message_id"`` (a retry with the same id gets the same answer)
+  → ``{"messages": [{"id", "text", "buttons": [{"title", "payload"}], "author"}]}``, queued
+  agent replies first.
+- ``GET /chat/api/messages?after=<id>`` → the replies queued for the visitor (agent replies)
+  that it has not acknowledged; ``after`` (the highest id the page has shown) acknowledges
+  every reply handed out up to it. Poll every few seconds.
+- ``GET /chat/api/history`` → the visitor's conversation so far (its queued replies too,
+  acknowledged by the next poll's ``after``).
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ from starlette.responses import Response
 
 from bot.app import App
 from bot.channels.rest import (
+    MAX_ID,
     buttons_of,
     decode_json_object,
+    hand_over_queued,
     optional_string,
     outgoing_buttons,
+    poll_replies,
     scoped_delivery_key,
-    take_queued,
 )
 from bot.messages import Incoming
+from bot.pipeline import DeliveryInFlight
 from storage.models import Author, Direction, Message
 
 log = logging.getLogger("deskbot.channels.webchat")
@@ -115,6 +122,15 @@ def _api_message(row: Message, titles: dict[str, str] | None = None) -> dict[str
         "author": author,
         "at": row.created_at.isoformat() if row.created_at else None,
     }
+
+
+def _after(raw: str | None) -> int | None:
+    """The poll's acknowledgement cursor: the highest reply id the page has shown."""
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        raise HTTPException(422, f"'after' must be a message id (0 to {MAX_ID})")
+    return int(raw)
 
 
 def _history(rows: Sequence[Message]) -> list[dict[str, Any]]:
@@ -206,9 +222,14 @@ def build_router(app: App) -> APIRouter:
             payload=payload.strip() if payload else None,
             delivery_key=scoped_delivery_key(visitor, message_id),
             language=optional_string(data, "language", 35),
+            replies_in_answer=True,
         )
-        replies = await app.pipeline.handle(incoming)
-        queued = await take_queued(app.tickets, CHANNEL, visitor)
+        try:
+            replies = await app.pipeline.handle(incoming)
+        except DeliveryInFlight:
+            raise HTTPException(503, "this message is still being processed; retry shortly",
+                                headers={"Retry-After": "1"}) from None
+        queued = await hand_over_queued(app.tickets, CHANNEL, visitor, incoming.delivery_key)
         messages = [_api_message(m) for m in queued]
         messages += [{"id": r.message_id, "text": r.text, "buttons": outgoing_buttons(r), "author": "bot"}
                      for r in replies]
@@ -217,11 +238,12 @@ def build_router(app: App) -> APIRouter:
             set_cookie(request, response, new_cookie)
         return response
 
-    @router.get("/chat/api/messages", summary="Replies queued for the visitor since the last call")
+    @router.get("/chat/api/messages", summary="Replies queued for the visitor and not acknowledged yet")
     async def poll(request: Request) -> JSONResponse:
+        after = _after(request.query_params.get("after"))
         visitor = visitor_of(request)
-        queued = await take_queued(app.tickets, CHANNEL, visitor) if visitor else []
-        return JSONResponse({"messages": [_api_message(m) for m in queued]}, headers={"Cache-Control": "no-store"})
+        pending = await poll_replies(app.tickets, CHANNEL, visitor, after) if visitor else []
+        return JSONResponse({"messages": [_api_message(m) for m in pending]}, headers={"Cache-Control": "no-store"})
 
     @router.get("/chat/api/history", summary="The visitor's conversation so far")
     async def history(request: Request) -> JSONResponse:
@@ -231,9 +253,9 @@ def build_router(app: App) -> APIRouter:
             async with app.tickets.session() as tx:
                 customer = await tx.find_customer(CHANNEL, visitor)
                 if customer is not None:
-                    # Queued replies are part of the history now: mark them taken, so the
-                    # next poll does not show them twice.
-                    await tx.take_outbox(customer.id, CHANNEL)
+                    # Queued replies are part of the history: handed out, so the page's next
+                    # poll acknowledges them with its cursor.
+                    await tx.hand_out_replies(customer.id, CHANNEL)
                     rows = await tx.conversation(customer.id, limit=HISTORY_LIMIT)
         return JSONResponse({"messages": _history(rows)}, headers={"Cache-Control": "no-store"})
 

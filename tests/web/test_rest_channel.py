@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,14 +18,39 @@ from tests.web.conftest import LiveServer, OpenApp, asgi_client, messages_of
 
 WEBHOOK = "/webhooks/rest/webhook"
 POLL = "/webhooks/rest/messages"
+TOKEN = "X-Deskbot-Sender-Token"
+
+# The sender tokens each client was issued, as a widget keeps them (per client, per sender).
+_TOKENS: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def proof(client: httpx.AsyncClient, sender: str) -> dict[str, str]:
+    token = _TOKENS.get(client, {}).get(sender)
+    return {TOKEN: token} if token else {}
 
 
 async def say(client: httpx.AsyncClient, sender: str, message: str, **extra: Any) -> list[dict[str, Any]]:
-    response = await client.post(WEBHOOK, json={"sender": sender, "message": message, **extra})
+    response = await client.post(
+        WEBHOOK, json={"sender": sender, "message": message, **extra}, headers=proof(client, sender)
+    )
     assert response.status_code == 200, response.text
+    if TOKEN in response.headers:
+        _TOKENS.setdefault(client, {})[sender] = response.headers[TOKEN]
     body = response.json()
     assert isinstance(body, list)
     return body
+
+
+async def poll(client: httpx.AsyncClient, sender: str, after: int | None = None) -> list[dict[str, Any]]:
+    params: dict[str, Any] = {"sender": sender} | ({"after": after} if after is not None else {})
+    response = await client.get(POLL, params=params, headers=proof(client, sender))
+    assert response.status_code == 200, response.text
+    body: list[dict[str, Any]] = response.json()
+    return body
+
+
+def texts(replies: list[dict[str, Any]]) -> list[str]:
+    return [r["text"] for r in replies]
 
 
 def has_cjk(text: str) -> bool:
@@ -38,8 +64,9 @@ async def test_presale_question_is_answered_like_rasa(client: httpx.AsyncClient,
     assert len(replies) == 1
     assert replies[0]["recipient_id"] == "alice"
     assert "49.90" in replies[0]["text"]
-    assert set(replies[0]) == {"recipient_id", "text"}  # no "buttons" key when there are none
+    assert set(replies[0]) == {"id", "recipient_id", "text"}  # no "buttons" key when there are none
     stored = await messages_of(deskbot, "rest", "alice")
+    assert replies[0]["id"] == stored[1].id
     assert [(m.direction, m.text) for m in stored] == [
         (Direction.INBOUND, "how much is the hoodie?"),
         (Direction.OUTBOUND, replies[0]["text"]),
@@ -125,35 +152,56 @@ async def test_agent_reply_comes_first_and_by_polling(client: httpx.AsyncClient,
 
     await deskbot.desk.reply("T-1001", "hello from agent")
     replies = await say(client, "frank", "are you there?")
-    assert replies[0] == {"recipient_id": "frank", "text": "hello from agent"}
+    assert texts(replies) == ["hello from agent"]
+    assert set(replies[0]) == {"id", "recipient_id", "text"}
     # The agent owns the conversation now: the bot stays silent, nothing follows.
-    assert replies[1:] == []
 
     await deskbot.desk.reply("T-1001", "a second answer")
-    poll = await client.get(POLL, params={"sender": "frank"})
-    assert poll.status_code == 200
-    assert poll.json() == [{"recipient_id": "frank", "text": "a second answer"}]
-    assert (await client.get(POLL, params={"sender": "frank"})).json() == []  # taken once
+    first = await poll(client, "frank")
+    assert texts(first) == ["a second answer"]
+    # Not acknowledged: the next poll hands it over again (the first answer may have been lost).
+    assert await poll(client, "frank") == first
+    assert await poll(client, "frank", after=first[0]["id"]) == []  # acknowledged: gone
+    stored = {m.id: m for m in await messages_of(deskbot, "rest", "frank")}
+    assert stored[first[0]["id"]].status == DeliveryStatus.SENT and stored[first[0]["id"]].sent_at is not None
 
     # Resolving asks for a rating, with buttons, through the same outbox.
     await deskbot.desk.resolve("T-1001")
-    rating = (await client.get(POLL, params={"sender": "frank"})).json()
+    rating = await poll(client, "frank")
     assert len(rating) == 1 and len(rating[0]["buttons"]) == 5
     assert rating[0]["buttons"][4]["payload"] == '/rate{"ticket": "T-1001", "score": 5}'
     replies = await say(client, "frank", rating[0]["buttons"][4]["payload"])
-    assert replies and replies[0]["text"]
+    # The rating request was still unacknowledged: it comes again first in the answer.
+    assert replies[0] == rating[0] and replies[1]["text"]
 
-    stored = await messages_of(deskbot, "rest", "frank")
-    agent_texts = [m.text for m in stored if m.author == Author.AGENT]
+    stored_rows = await messages_of(deskbot, "rest", "frank")
+    agent_texts = [m.text for m in stored_rows if m.author == Author.AGENT]
     assert agent_texts == ["hello from agent", "a second answer"]
-    assert all(m.status != DeliveryStatus.QUEUED for m in stored)
+    assert all(m.status != DeliveryStatus.QUEUED for m in stored_rows)
 
 
-async def test_poll_for_unknown_or_missing_sender(client: httpx.AsyncClient) -> None:
-    assert (await client.get(POLL, params={"sender": "nobody"})).json() == []
+async def test_poll_needs_a_sender_and_its_proof(client: httpx.AsyncClient) -> None:
+    response = await client.get(POLL, params={"sender": "nobody"})
+    assert response.status_code == 401 and TOKEN in response.json()["error"]
     response = await client.get(POLL)
     assert response.status_code == 422
     assert "sender" in response.json()["error"]
+
+
+@pytest.mark.parametrize("sender", ["a\x00b", "\x00", "a\nb", "\x7f", "  "])
+async def test_poll_refuses_control_characters_in_the_sender(client: httpx.AsyncClient, sender: str) -> None:
+    # A NUL gave 503 on PostgreSQL and matched everything on SQLite.
+    await say(client, "a", "hello")
+    response = await client.get(POLL, params={"sender": sender}, headers=proof(client, "a"))
+    assert response.status_code == 422, response.text
+    assert "sender" in response.json()["error"]
+
+
+async def test_poll_refuses_a_bad_cursor(client: httpx.AsyncClient) -> None:
+    await say(client, "cursor", "hello")
+    for after in ("-1", "x", str(2**31), "1" * 5000):
+        response = await client.get(POLL, params={"sender": "cursor", "after": after}, headers=proof(client, "cursor"))
+        assert response.status_code == 422, (after, response.text)
 
 
 # -- delivery keys --------------------------------------------------------------------------
@@ -162,7 +210,8 @@ async def test_duplicate_message_id_is_processed_once(client: httpx.AsyncClient,
     second = await say(client, "gina", "how much is the hoodie?", message_id="m-1")
     in_metadata = await say(client, "gina", "how much is the hoodie?", metadata={"message_id": "m-1"})
 
-    assert first and second == [] and in_metadata == []
+    # A retry (the first answer was lost) gets the same answer again, processed once.
+    assert first and second == first and in_metadata == first
     stored = await messages_of(deskbot, "rest", "gina")
     assert len([m for m in stored if m.direction == Direction.INBOUND]) == 1
 
@@ -218,7 +267,7 @@ async def test_bad_input_is_refused_clearly_and_the_server_keeps_serving(
     assert response.headers["content-type"] == "application/json"
     assert error in response.json()["error"]
     after = await say(client, "steady", "how much is the hoodie?")
-    assert after == before
+    assert texts(after) == texts(before)
     stored = await messages_of(deskbot, "rest", "steady")
     assert [m.text for m in stored[:2]] == ["how much is the hoodie?", before[0]["text"]]
     assert len(stored) == 4
@@ -275,12 +324,12 @@ async def test_an_unexpected_crash_answers_json_500_and_the_server_goes_on(
             raise RuntimeError("boom")
 
         monkeypatch.setattr(deskbot.pipeline, "handle", broken)
-        response = await client.post(WEBHOOK, json={"sender": "crash", "message": "hi"})
+        response = await client.post(WEBHOOK, json={"sender": "crash", "message": "hi"}, headers=proof(client, "crash"))
         assert response.status_code == 500
         assert response.json() == {"error": "internal error"}  # no traceback leaks
 
         monkeypatch.setattr(deskbot.pipeline, "handle", handle)
-        assert await say(client, "crash", "how much is the hoodie?") == before
+        assert texts(await say(client, "crash", "how much is the hoodie?")) == texts(before)
 
 
 async def test_storage_errors_map_to_503(
@@ -307,8 +356,13 @@ async def test_rest_token_is_required_when_configured(open_app: OpenApp) -> None
         assert (await client.get(POLL, params={"sender": "tok"})).status_code == 401
         assert await messages_of(app, "rest", "tok") == []
 
-        ok = await client.post(WEBHOOK, json=body, headers={"Authorization": "Bearer s3cret-token"})
+        bearer = {"Authorization": "Bearer s3cret-token"}
+        ok = await client.post(WEBHOOK, json=body, headers=bearer)
         assert ok.status_code == 200 and ok.json()
+        # A trusted server: it vouches for the sender, no per-sender proof issued or asked.
+        assert TOKEN not in ok.headers
+        assert (await client.post(WEBHOOK, json=body, headers=bearer)).status_code == 200
+        assert (await client.get(POLL, params={"sender": "tok"}, headers=bearer)).json() == []
         # Health stays open for probes.
         assert (await client.get("/healthz")).status_code == 200
 
@@ -341,6 +395,7 @@ def test_real_uvicorn_serves_the_rest_channel(live_server: LiveServer) -> None:
         huge = http.post(WEBHOOK, content=chunks())
         assert huge.status_code == 413
 
-        again = http.post(WEBHOOK, json={"sender": "live-rest", "message": "how much is the hoodie?"})
-        assert again.status_code == 200 and again.json() == response.json()
+        again = http.post(WEBHOOK, json={"sender": "live-rest", "message": "how much is the hoodie?"},
+                          headers={TOKEN: response.headers[TOKEN]})
+        assert again.status_code == 200 and again.json()[0]["text"] == response.json()[0]["text"]
         assert http.get("/healthz").json()["status"] == "ok"
