@@ -186,6 +186,12 @@ class RecordingTelegramApi(TelegramApi):
     async def delete_webhook(self, *, drop_pending_updates: bool = False) -> None:
         self._record("deleteWebhook")
 
+    async def get_updates(
+        self, offset: int | None, timeout: int, allowed_updates: Sequence[str] | None = None, *, limit: int = 100,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        self._record("getUpdates", offset=offset, timeout=timeout)
+        return []  # updates reach the code under test directly, not through a poll
+
     async def set_my_commands(self, commands: Sequence[tuple[str, str]], *, language_code: str | None = None) -> None:
         self._record("setMyCommands", commands=list(commands))
 

@@ -1,48 +1,44 @@
-"""The Telegram port on aiogram 3: Bot API calls through ``aiogram.Bot``, intake through its ``Dispatcher``.
+"""The Telegram port on aiogram 3: every Bot API call through ``aiogram.Bot``.
 
 aiogram's exceptions become the port's neutral errors here and nowhere else, so the
-delivery policy never depends on the library. The dispatcher gets one outer middleware
-that hands every update, as Telegram's JSON, to deskbot's sink: aiogram still does the
-long poll (offsets, backoff), the webhook parsing and the model validation.
+delivery policy never depends on the library. aiogram's ``Dispatcher`` is not used: the
+long poll is deskbot's own (``intake.py``), which confirms an update only once it is
+stored; ``getUpdates`` goes through ``Bot`` as a method returning raw JSON, so aiogram's
+session still builds the request and checks the response (errors, ``retry_after``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     AiogramError,
     ClientDecodeError,
     TelegramAPIError,
+    TelegramConflictError,
     TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
+    TelegramNotFound,
     TelegramRetryAfter,
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    ReplyParameters,
-    TelegramObject,
-    Update,
-)
-from pydantic import ValidationError
+from aiogram.methods import TelegramMethod
+from aiogram.types import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
+from aiogram.utils.token import TokenValidationError
 
 from bot.channels.telegram.api import (
     BadRequest,
     BotUser,
     ChatInfo,
+    Conflict,
     FileInfo,
     Forbidden,
     InlineKeyboard,
@@ -52,14 +48,10 @@ from bot.channels.telegram.api import (
     ServerError,
     TelegramApi,
     TelegramError,
+    Unauthorized,
+    token_problem,
 )
-from bot.channels.telegram.intake import (
-    ALLOWED_UPDATES,
-    ClientOptions,
-    TelegramClient,
-    UpdateSink,
-    UpdateSource,
-)
+from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient
 
 log = logging.getLogger("deskbot.telegram.aiogram")
 
@@ -79,8 +71,10 @@ def translate(exc: AiogramError) -> TelegramError:
         return ServerError(message)
     if isinstance(exc, TelegramNetworkError):
         return NetworkError(message)
-    if isinstance(exc, TelegramUnauthorizedError):
-        return TelegramError(f"the bot token was refused: {message}")
+    if isinstance(exc, TelegramUnauthorizedError | TelegramNotFound):
+        return Unauthorized(f"the bot token was refused: {message}")
+    if isinstance(exc, TelegramConflictError):
+        return Conflict(message)
     if isinstance(exc, TelegramAPIError):
         return BadRequest(message)
     return TelegramError(message)
@@ -92,6 +86,19 @@ async def _translated() -> AsyncIterator[None]:
         yield
     except AiogramError as exc:
         raise translate(exc) from exc
+
+
+class RawGetUpdates(TelegramMethod[list[dict[str, Any]]]):
+    """``getUpdates`` whose result stays Telegram's JSON: aiogram's ``GetUpdates`` parses into
+    ``Update`` models, and one it cannot parse would fail the call (and the batch) for ever."""
+
+    __returning__ = list[dict[str, Any]]
+    __api_method__ = "getUpdates"
+
+    offset: int | None = None
+    limit: int | None = None
+    timeout: int | None = None
+    allowed_updates: list[str] | None = None
 
 
 def _markup(keyboard: InlineKeyboard | None) -> InlineKeyboardMarkup | None:
@@ -204,6 +211,15 @@ class AiogramApi(TelegramApi):
 
         return await self._call(download)
 
+    async def get_updates(
+        self, offset: int | None, timeout: int, allowed_updates: Sequence[str] | None = None, *, limit: int = 100,  # noqa: ASYNC109 - the long-poll seconds Telegram waits, not a deadline
+    ) -> list[dict[str, Any]]:
+        method = RawGetUpdates(
+            offset=offset, limit=limit, timeout=timeout,
+            allowed_updates=list(allowed_updates) if allowed_updates is not None else None,
+        )
+        return await self._call(lambda: self.bot(method, request_timeout=self._timeout + timeout))
+
     async def set_webhook(self, url: str, *, secret_token: str, allowed_updates: Sequence[str] | None = None) -> None:
         await self._call(
             lambda: self.bot.set_webhook(
@@ -228,79 +244,15 @@ class AiogramApi(TelegramApi):
         await self.bot.session.close()
 
 
-def raw_update(update: TelegramObject) -> dict[str, Any]:
-    """aiogram's model back to Telegram's JSON (aliases such as ``from``, no nulls)."""
-    data: dict[str, Any] = update.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return data
-
-
-class AiogramUpdates(UpdateSource):
-    """aiogram's ``Dispatcher`` fetching (polling) or parsing (webhook) updates for the sink."""
-
-    def __init__(self, bot: Bot, polling_timeout: int = 10) -> None:
-        self.bot = bot
-        self.polling_timeout = polling_timeout
-        self.dispatcher = Dispatcher()
-        self._sink: UpdateSink | None = None
-        self._polling: asyncio.Task[None] | None = None
-        self.dispatcher.update.outer_middleware(self._to_sink)
-
-    async def _to_sink(
-        self, handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]], event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        sink = data.get("deskbot_sink") or self._sink
-        if sink is None:
-            log.error("update arrived before a sink was set", extra={"update": getattr(event, "update_id", None)})
-            return None
-        await sink(raw_update(event))
-        return True
-
-    async def start_polling(self, sink: UpdateSink, allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
-        self._sink = sink
-        # aiogram's polling does not remove a webhook; a stale one means 409 forever.
-        async with _translated():
-            await self.bot.delete_webhook()
-        started = asyncio.Event()
-        self.dispatcher.startup.register(started.set)
-        self._polling = asyncio.create_task(
-            self.dispatcher.start_polling(
-                self.bot,
-                polling_timeout=self.polling_timeout,
-                handle_as_tasks=False,  # in order; confirmed only once handled
-                allowed_updates=list(allowed_updates),
-                handle_signals=False,
-                close_bot_session=False,
-            ),
-            name="telegram-polling-aiogram",
-        )
-        waiting = asyncio.create_task(started.wait())
-        await asyncio.wait({waiting, self._polling}, return_when=asyncio.FIRST_COMPLETED)
-        waiting.cancel()
-        if self._polling.done():
-            self._polling.result()  # polling died while starting: raise its error
-
-    async def feed_webhook(self, raw: dict[str, Any], sink: UpdateSink) -> None:
-        try:
-            update = Update.model_validate(raw, context={"bot": self.bot})
-        except ValidationError as exc:
-            raise ValueError(f"not a Telegram update: {exc.error_count()} invalid fields") from None
-        await self.dispatcher.feed_update(self.bot, update, deskbot_sink=sink)
-
-    async def stop(self) -> None:
-        if self._polling is None:
-            return
-        polling, self._polling = self._polling, None
-        if not polling.done():
-            with contextlib.suppress(RuntimeError):  # "Polling is not started": already ending
-                await self.dispatcher.stop_polling()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
-
-
 def open_aiogram(options: ClientOptions) -> TelegramClient:
+    problem = token_problem(options.token)
+    if problem is not None:  # aiogram's own check would raise a bare "Token is invalid!"
+        raise Unauthorized(problem)
     session = AiohttpSession(api=TelegramAPIServer.from_base(options.api_base.rstrip("/")))
     session.timeout = options.request_timeout
-    bot = Bot(options.token, session=session)
+    try:
+        bot = Bot(options.token, session=session)
+    except TokenValidationError as exc:
+        raise Unauthorized(f"secrets.telegram_token: {exc}") from None
     api = AiogramApi(bot, options.request_timeout)
-    return TelegramClient("aiogram", api, AiogramUpdates(bot, options.polling_timeout))
+    return TelegramClient("aiogram", api, PollingIntake(api, options))

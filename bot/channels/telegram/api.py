@@ -10,9 +10,11 @@ parsing of an update into ``Incoming`` is shared too.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from storage.errors import ChannelError
 
@@ -85,6 +87,26 @@ class NetworkError(TelegramError):
     """Timeout or connection failure: transient, retry with backoff."""
 
 
+class Conflict(TelegramError):
+    """409 on getUpdates: a webhook is set, or another process polls with the same token."""
+
+
+class Unauthorized(TelegramError):
+    """401/404 on every call: Telegram refuses the bot token; nothing works until it is fixed."""
+
+
+# What BotFather hands out: the bot's numeric id, a colon, then letters, digits, _ and -.
+TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a bot token (never quoting it), or None if it looks like one."""
+    if TOKEN_SHAPE.fullmatch(token):
+        return None
+    return ("secrets.telegram_token is not a Telegram bot token: expected the form BotFather gives, "
+            "<digits>:<letters, digits, _ or ->, e.g. 123456789:AAH... (check DESKBOT_SECRETS__TELEGRAM_TOKEN)")
+
+
 class TelegramApi(ABC):
     """The Bot API calls deskbot makes. ``parse_mode`` is always HTML (see ``render.py``)."""
 
@@ -137,6 +159,18 @@ class TelegramApi(ABC):
 
     @abstractmethod
     async def download_file(self, file_path: str) -> bytes: ...
+
+    @abstractmethod
+    async def get_updates(
+        self, offset: int | None, timeout: int, allowed_updates: Sequence[str] | None = None, *, limit: int = 100,  # noqa: ASYNC109 - the long-poll seconds Telegram waits, not a deadline
+    ) -> list[dict[str, Any]]:
+        """One ``getUpdates`` call, the updates as Telegram's raw JSON (never the library's models).
+
+        ``offset`` confirms every update below it. Raw JSON because a result the library cannot
+        parse would otherwise fail the call and the same batch would be fetched forever. The
+        client's read timeout is ``timeout`` plus the request timeout, so a long poll is not
+        mistaken for a dead connection.
+        """
 
     @abstractmethod
     async def set_webhook(

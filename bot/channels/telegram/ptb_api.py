@@ -1,10 +1,13 @@
-"""The Telegram port on python-telegram-bot 22: calls through its ``ExtBot``, intake through ``Application``.
+"""The Telegram port on python-telegram-bot 22: every Bot API call through its ``ExtBot``.
 
-PTB's exceptions become the port's neutral errors here and nowhere else. One
-``TypeHandler(Update)`` hands every update, as Telegram's JSON (``update.to_dict()``), to
-deskbot's sink; PTB's ``Updater`` still runs the long poll (offsets, backoff, the final
-confirming ``getUpdates``) and ``Update.de_json`` parses webhook bodies. Updates are
-processed one at a time (PTB's default), in order.
+PTB's exceptions become the port's neutral errors here and nowhere else. PTB's ``Updater``
+is not used: it moves the offset as soon as a batch is queued, so a stop lost every update
+fetched but not yet handled. The long poll is deskbot's own (``intake.py``); ``getUpdates``
+goes through the bot's own request path (``Bot._post``, the one private name used here,
+which ``Bot.get_updates`` itself calls) so the result stays Telegram's raw JSON — PTB's
+``get_updates`` parses into ``Update`` and one it cannot parse would fail the batch for ever.
+The ``Application`` is kept only for its lifecycle (``initialize``/``shutdown`` of the bot
+and its HTTP pools).
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 from telegram import error as ptb
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
 from bot.channels.telegram.api import (
     BadRequest,
     BotUser,
     ChatInfo,
+    Conflict,
     FileInfo,
     Forbidden,
     InlineKeyboard,
@@ -32,8 +36,10 @@ from bot.channels.telegram.api import (
     SentMessage,
     TelegramApi,
     TelegramError,
+    Unauthorized,
+    token_problem,
 )
-from bot.channels.telegram.intake import ALLOWED_UPDATES, ClientOptions, TelegramClient, UpdateSink, UpdateSource
+from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient
 
 log = logging.getLogger("deskbot.telegram.ptb")
 
@@ -53,7 +59,9 @@ def translate(exc: ptb.TelegramError) -> TelegramError:
     if isinstance(exc, ptb.NetworkError):  # timeouts, connection errors and 5xx alike
         return NetworkError(message)
     if isinstance(exc, ptb.InvalidToken):
-        return TelegramError(f"the bot token was refused: {message}")
+        return Unauthorized(f"the bot token was refused: {message}")
+    if isinstance(exc, ptb.Conflict):
+        return Conflict(message)
     return TelegramError(message)
 
 
@@ -74,9 +82,10 @@ def _markup(keyboard: InlineKeyboard | None) -> InlineKeyboardMarkup | None:
 
 
 class PtbApi(TelegramApi):
-    def __init__(self, application: PtbApplication) -> None:
+    def __init__(self, application: PtbApplication, read_timeout: float = 20.0) -> None:
         self.application = application
         self.bot = application.bot
+        self._read_timeout = read_timeout
 
     async def _ready(self) -> None:
         """PTB wants ``initialize()`` (getMe, HTTP pools) before use; it is idempotent."""
@@ -176,6 +185,17 @@ class PtbApi(TelegramApi):
             content: bytes = await self.bot.request.retrieve(f"{self.bot.base_file_url}/{file_path}")
         return content
 
+    async def get_updates(
+        self, offset: int | None, timeout: int, allowed_updates: Sequence[str] | None = None, *, limit: int = 100,  # noqa: ASYNC109 - the long-poll seconds Telegram waits, not a deadline
+    ) -> list[dict[str, Any]]:
+        await self._ready()
+        data: dict[str, Any] = {"offset": offset, "limit": limit, "timeout": timeout,
+                                "allowed_updates": list(allowed_updates) if allowed_updates is not None else None}
+        async with _translated():
+            # As ``Bot.get_updates`` does, minus its parsing; None values are dropped by ``_post``.
+            result = await self.bot._post("getUpdates", data, read_timeout=self._read_timeout + timeout)
+        return list(result)
+
     async def set_webhook(
         self, url: str, *, secret_token: str, allowed_updates: Sequence[str] | None = None
     ) -> None:
@@ -206,52 +226,10 @@ class PtbApi(TelegramApi):
         await self.application.shutdown()
 
 
-class PtbUpdates(UpdateSource):
-    """PTB's ``Updater`` (polling) or ``process_update`` (webhook) feeding the sink."""
-
-    def __init__(self, application: PtbApplication, polling_timeout: int = 10) -> None:
-        self.application = application
-        self.polling_timeout = polling_timeout
-        self._sink: UpdateSink | None = None
-        application.add_handler(TypeHandler(Update, self._to_sink))
-
-    async def _to_sink(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if self._sink is None:
-            log.error("update arrived before a sink was set", extra={"update": update.update_id})
-            return
-        await self._sink(update.to_dict())
-
-    async def start_polling(self, sink: UpdateSink, allowed_updates: Sequence[str] = ALLOWED_UPDATES) -> None:
-        self._sink = sink
-        updater = self.application.updater
-        assert updater is not None
-        async with _translated():
-            await self.application.initialize()
-            await self.application.start()
-            # start_polling deletes a webhook first (its bootstrap), then polls in the background.
-            await updater.start_polling(
-                poll_interval=0.0, timeout=self.polling_timeout, allowed_updates=list(allowed_updates)
-            )
-
-    async def feed_webhook(self, raw: dict[str, Any], sink: UpdateSink) -> None:
-        self._sink = sink
-        async with _translated():
-            await self.application.initialize()
-        try:
-            update = Update.de_json(raw, self.application.bot)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"not a Telegram update: {exc.__class__.__name__}") from None
-        await self.application.process_update(update)
-
-    async def stop(self) -> None:
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            await updater.stop()
-        if self.application.running:
-            await self.application.stop()
-
-
 def open_ptb(options: ClientOptions) -> TelegramClient:
+    problem = token_problem(options.token)
+    if problem is not None:  # PTB would only find out at the first call (404)
+        raise Unauthorized(problem)
     # PTB 22 warns on every 429 (its RetryAfter reads the int-valued, deprecated
     # ``retry_after`` in its own constructor) unless time periods are opted into as
     # ``timedelta`` — the behaviour of its next major version, which is all we read.
@@ -274,4 +252,5 @@ def open_ptb(options: ClientOptions) -> TelegramClient:
         .get_updates_request(request(timeout))  # getUpdates adds its long-poll time to this
         .build()
     )
-    return TelegramClient("python-telegram-bot", PtbApi(application), PtbUpdates(application, options.polling_timeout))
+    api = PtbApi(application, timeout)
+    return TelegramClient("python-telegram-bot", api, PollingIntake(api, options))

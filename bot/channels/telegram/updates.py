@@ -62,10 +62,75 @@ class ParsedUpdate:
     ignored: str | None = None
 
 
+def _dict(value: object) -> dict[str, Any]:
+    """A JSON object, or an empty one: a body's fields are never trusted to have their type."""
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# Update kinds whose object carries the ``chat`` it happened in.
+CHAT_KINDS = ("message", "edited_message", "channel_post", "edited_channel_post", "my_chat_member",
+              "chat_member", "chat_join_request")
+GROUP_TYPES = ("group", "supergroup")
+
+
+def chat_key(raw: dict[str, Any]) -> tuple[str, int | None]:
+    """Which conversation an update belongs to, so the intake keeps each one's updates in order."""
+    for kind in CHAT_KINDS:
+        chat_id = _int(_dict(_dict(raw.get(kind)).get("chat")).get("id"))
+        if chat_id is not None:
+            return "chat", chat_id
+    query = _dict(raw.get("callback_query"))
+    chat_id = _int(_dict(_dict(query.get("message")).get("chat")).get("id"))
+    if chat_id is not None:
+        return "chat", chat_id
+    user_id = _int(_dict(query.get("from")).get("id"))
+    if user_id is not None:
+        return "user", user_id
+    return "update", _int(raw.get("update_id"))
+
+
+def group_sighting(raw: dict[str, Any]) -> tuple[int, str] | None:
+    """``(chat id, title)`` of the group an update shows the bot in, if any.
+
+    The bot was added to a group (``my_chat_member``, now a member or an administrator), or
+    a message or a button tap came from one. Only the group's own id and title: nothing
+    about the person who wrote.
+    """
+    member = _dict(raw.get("my_chat_member"))
+    if member:
+        if str(_dict(member.get("new_chat_member")).get("status")) not in ("member", "administrator", "creator"):
+            return None
+        chat = _dict(member.get("chat"))
+    else:
+        message = _dict(raw.get("message") or raw.get("edited_message"))
+        if not message:
+            message = _dict(_dict(raw.get("callback_query")).get("message"))
+        chat = _dict(message.get("chat"))
+    chat_id = _int(chat.get("id"))
+    if chat_id is None or chat.get("type") not in GROUP_TYPES:
+        return None
+    return chat_id, str(chat.get("title") or "(untitled)")
+
+
+def chat_command(raw: dict[str, Any]) -> tuple[str, str] | None:
+    """A message's command as ``(name, addressed_to)``: ``/chatid@deskbot_bot`` → ``("chatid", "deskbot_bot")``."""
+    text = _dict(raw.get("message")).get("text")
+    if not isinstance(text, str) or not text.startswith("/") or len(text) < 2:
+        return None
+    name, _, addressed_to = text.split(maxsplit=1)[0][1:].partition("@")
+    return name.lower(), addressed_to
+
+
 def _user(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    user = raw.get("from") or {}
-    names = [str(user.get(k)) for k in ("first_name", "last_name") if user.get(k)]
-    return str(user.get("id", "")), " ".join(names) or user.get("username"), user.get("language_code")
+    user = _dict(raw.get("from"))
+    names = [str(user[k]) for k in ("first_name", "last_name") if isinstance(user.get(k), str) and user[k]]
+    username, language = user.get("username"), user.get("language_code")
+    return (str(user.get("id", "")), " ".join(names) or (username if isinstance(username, str) else None),
+            language if isinstance(language, str) else None)
 
 
 def _command(text: str, bot_username: str | None) -> str | None:
@@ -81,18 +146,22 @@ def _command(text: str, bot_username: str | None) -> str | None:
 
 def _attachments(message: dict[str, Any], media: MediaPolicy) -> list[Attachment]:
     found: list[Attachment] = []
-    photos = message.get("photo")
-    if isinstance(photos, list) and photos:
+    photos = [p for p in message.get("photo") or [] if isinstance(p, dict)] if isinstance(
+        message.get("photo"), list) else []
+    if photos:
         # Telegram lists the sizes smallest first; the largest is the one worth keeping.
-        largest = max(photos, key=lambda p: (p.get("width", 0) * p.get("height", 0), p.get("file_size") or 0))
-        size = largest.get("file_size")
+        largest = max(photos, key=lambda p: ((_int(p.get("width")) or 0) * (_int(p.get("height")) or 0),
+                                             _int(p.get("file_size")) or 0))
+        size = _int(largest.get("file_size"))
         found.append(Attachment("photo", str(largest.get("file_id")), size=size, mime_type="image/jpeg",
                                 refused=media.refusal("photo", "image/jpeg", size)))
     for kind in FILE_KINDS:
         item = message.get(kind)
         if isinstance(item, dict) and item.get("file_id"):
-            mime, size = item.get("mime_type"), item.get("file_size")
-            found.append(Attachment(kind, str(item["file_id"]), name=item.get("file_name"), size=size,
+            mime = item.get("mime_type") if isinstance(item.get("mime_type"), str) else None
+            size = _int(item.get("file_size"))
+            name = item.get("file_name") if isinstance(item.get("file_name"), str) else None
+            found.append(Attachment(kind, str(item["file_id"]), name=name, size=size,
                                     mime_type=mime, refused=media.refusal(kind, mime, size)))
     for kind in NO_TEXT_KINDS:
         if kind in message:
@@ -103,7 +172,7 @@ def _attachments(message: dict[str, Any], media: MediaPolicy) -> list[Attachment
     if isinstance(contact, dict) and contact.get("phone_number"):
         phone = str(contact["phone_number"])
         phone = phone if phone.startswith("+") else f"+{phone}"
-        sender = (message.get("from") or {}).get("id")
+        sender = _dict(message.get("from")).get("id")
         found.append(Attachment("contact", phone=phone, own=contact.get("user_id") == sender))
     return found
 
@@ -117,7 +186,7 @@ def parse_update(
     decode_button: Callable[[str], str | None] = lambda data: data,
 ) -> ParsedUpdate:
     """One raw update → ``ParsedUpdate``; anything unexpected is ignored with a reason."""
-    update_id = int(raw.get("update_id", 0))
+    update_id = _int(raw.get("update_id")) or 0
     key = str(update_id)
     query = raw.get("callback_query")
     if isinstance(query, dict):
@@ -127,9 +196,9 @@ def parse_update(
     if not isinstance(message, dict):
         kinds = sorted(k for k in raw if k != "update_id")
         return ParsedUpdate(update_id, None, ignored=f"unsupported update {kinds}")
-    chat = message.get("chat") or {}
-    chat_id, chat_type = chat.get("id"), str(chat.get("type", ""))
-    if chat_id is None or not message.get("from"):
+    chat = _dict(message.get("chat"))
+    chat_id, chat_type = _int(chat.get("id")), str(chat.get("type", ""))
+    if chat_id is None or not _dict(message.get("from")):
         return ParsedUpdate(update_id, None, ignored="no chat or sender")
     if chat_type == "channel" or (chat_type != "private" and not allow_groups):
         return ParsedUpdate(update_id, None, chat_id=chat_id, chat_type=chat_type, ignored="group chat")
@@ -162,9 +231,9 @@ def _parse_callback(
     update_id: int, query: dict[str, Any], allow_groups: bool, decode_button: Callable[[str], str | None]
 ) -> ParsedUpdate:
     query_id = str(query.get("id", ""))
-    message = query.get("message") or {}
-    chat = message.get("chat") or {}
-    chat_id, chat_type = chat.get("id"), str(chat.get("type", ""))
+    message = _dict(query.get("message"))
+    chat = _dict(message.get("chat"))
+    chat_id, chat_type = _int(chat.get("id")), str(chat.get("type", ""))
     user_id, name, language = _user(query)
     if chat_id is None:
         return ParsedUpdate(update_id, None, query_id, ignored="button of an inline message")

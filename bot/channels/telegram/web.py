@@ -2,9 +2,11 @@
 
 ``POST /telegram/webhook`` accepts an update only with the right
 ``X-Telegram-Bot-Api-Secret-Token`` (the ``telegram_webhook_secret`` secret, compared in
-constant time): a forged call gets 401 before anything is read or stored. The update is
-handled before the answer, so a 200 means it is stored and the replies were attempted;
-a 5xx makes Telegram redeliver, and the delivery key drops what was already done.
+constant time): a forged call gets 401 before anything is read or stored. The 200 is the
+update's confirmation, so it is answered only after the sink (``TelegramChannel.process``)
+returned, i.e. the update is stored; if the sink raised, the answer is 503 and Telegram
+delivers the update again, and the delivery key drops it if it was stored after all. The
+body reaches the sink as Telegram's raw JSON, as in polling (see ``intake.py``).
 
 ``GET /telegram/files/{file_id}`` fetches a customer's file (``getFile`` + download) for an
 agent signed in to the workspace (session cookie or an agent's API token as
@@ -25,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from bot.channels.rest import decode_json_object
 from bot.channels.telegram.api import BadRequest, TelegramError
 from bot.web.auth import CurrentAgent
+from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -52,9 +55,13 @@ def build_router(app: App, channel: TelegramChannel) -> APIRouter:
         if not isinstance(raw.get("update_id"), int):
             raise HTTPException(422, "not a Telegram update: 'update_id' must be an integer")
         try:
-            await channel.feed_webhook(raw)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
+            await channel.feed_webhook(raw)  # returns once the update is stored
+        except Exception as exc:  # noqa: BLE001 - not stored: Telegram must send it again
+            log.error("webhook update not stored; answering 503 so Telegram redelivers it",
+                      exc_info=not isinstance(exc, StorageError),
+                      extra={"update": raw["update_id"], "error": exc.__class__.__name__})
+            return JSONResponse({"ok": False, "error": "not stored, send it again"}, status_code=503,
+                                headers={"Retry-After": "1"})
         return JSONResponse({"ok": True})
 
     @router.get("/files/{file_id}", summary="Download a file a customer sent on Telegram")
