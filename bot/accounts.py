@@ -9,6 +9,12 @@ Independent of HTTP, so the web workspace and the ``deskbot agents`` command sha
   after ``session_idle_minutes`` without a request, whichever comes first.
 - Failed logins are counted per account and per client address in the database, so the
   lockout holds across worker processes and restarts; each failure is also slowed down.
+- argon2 is slow on purpose (about 0.1 s of CPU over several threads): it never runs on the
+  event loop, which would stall every customer's chat for that long per login. Hashing and
+  verifying go to :class:`PasswordPool`, a small thread pool sized to the cores, and never
+  inside a database transaction (SQLite sessions take turns). When a login flood fills the
+  pool and its short backlog, further logins are refused at once with
+  :class:`PasswordCheckBusy` (503 + ``Retry-After``) instead of queueing for minutes.
 """
 
 from __future__ import annotations
@@ -17,10 +23,16 @@ import asyncio
 import enum
 import hashlib
 import hmac
+import logging
+import os
 import secrets
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,6 +42,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from storage.errors import Conflict, DeskbotError, NotFound
 from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
 from storage.tickets import TicketSession, TicketStore
+
+log = logging.getLogger("deskbot.accounts")
+
+T = TypeVar("T")
 
 MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
@@ -59,6 +75,113 @@ class LoginLocked(DeskbotError):
 
 class InvalidAccount(DeskbotError):
     """An account field (e-mail, name, role, password) is not acceptable; says which."""
+
+
+class PasswordCheckBusy(DeskbotError):
+    """Every password worker is busy and the backlog is full (a login flood): try again soon."""
+
+    def __init__(self, retry_after: float = 2.0) -> None:
+        super().__init__("too many logins at once; try again in a few seconds")
+        self.retry_after = retry_after
+
+
+def _lower_priority() -> None:
+    """Worker-thread initialiser: argon2 yields the CPU to the thread serving customers.
+
+    On Linux ``setpriority`` on a thread id changes only that thread (and the threads argon2
+    starts from it inherit it); elsewhere it is skipped.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+class PasswordPool:
+    """A bounded thread pool for argon2 (see module docstring).
+
+    ``workers`` defaults to half the cores (at least one): one argon2 call with the library's
+    default ``parallelism=4`` already keeps more than one core busy, and the event loop needs
+    the rest. At most ``workers + backlog`` calls are in the pool at once (the backlog, 16 per
+    worker by default, is about two seconds of waiting). A login takes its place with
+    :meth:`slot` before any database work, and is refused at once with
+    :class:`PasswordCheckBusy` when there is none; :meth:`run` (an admin setting a password)
+    waits its turn instead.
+    """
+
+    def __init__(self, workers: int | None = None, backlog: int | None = None) -> None:
+        self.workers = workers or max(1, (os.cpu_count() or 1) // 2)
+        self.limit = self.workers + (backlog if backlog is not None else 16 * self.workers)
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="argon2", initializer=_lower_priority)
+        self._lock = threading.Lock()
+        self._in_pool = 0
+
+    @property
+    def in_pool(self) -> int:
+        """Places taken now: calls running or waiting in the pool, and logins about to call."""
+        return self._in_pool
+
+    @contextmanager
+    def slot(self) -> Iterator[PasswordSlot]:
+        """A place in the pool for one call, or PasswordCheckBusy now when the pool is full."""
+        with self._lock:
+            if self._in_pool >= self.limit:
+                raise PasswordCheckBusy()
+            self._in_pool += 1
+        place = PasswordSlot(self)
+        try:
+            yield place
+        finally:
+            if not place.used:
+                self._release(None)
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` in the pool, waiting for a place however busy it is."""
+        with self._lock:
+            self._in_pool += 1
+        return await self._submit(fn, *args)
+
+    async def _submit(self, fn: Callable[..., T], *args: object) -> T:
+        try:
+            future: Future[T] = self._executor.submit(fn, *args)
+        except BaseException:
+            self._release(None)
+            raise
+        # Counted until the thread is done (not until the caller stops waiting): a client
+        # that hangs up cannot make room for more work than the pool really has.
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    def _release(self, _future: object) -> None:
+        with self._lock:
+            self._in_pool -= 1
+
+
+class PasswordSlot:
+    """A place taken in a :class:`PasswordPool`; runs one call."""
+
+    def __init__(self, pool: PasswordPool) -> None:
+        self._pool = pool
+        self.used = False
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        if self.used:
+            raise RuntimeError("a password slot runs one call")
+        self.used = True
+        return await self._pool._submit(fn, *args)  # noqa: SLF001 - the pool's own helper
+
+
+_shared_pool: PasswordPool | None = None
+_shared_pool_lock = threading.Lock()
+
+
+def password_pool() -> PasswordPool:
+    """The process's one password pool (the cores are the process's, not one app's)."""
+    global _shared_pool  # noqa: PLW0603 - one pool per process, made on first use
+    with _shared_pool_lock:
+        if _shared_pool is None:
+            _shared_pool = PasswordPool()
+        return _shared_pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,19 +260,23 @@ class Accounts:
         policy: LoginPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
         hasher: PasswordHasher | None = None,
+        pool: PasswordPool | None = None,
     ) -> None:
         self.tickets = tickets
         self.policy = policy or LoginPolicy()
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
-        # Verified against when the e-mail is unknown, so timing does not reveal accounts.
+        self.pool = pool or password_pool()
+        # Verified against when the e-mail is unknown, so timing does not reveal accounts
+        # (made once, when the app is built, not while serving).
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
     # -- passwords ---------------------------------------------------------------------
-    def hash_password(self, password: str) -> str:
-        return self.hasher.hash(check_password(password))
+    async def hash_password(self, password: str) -> str:
+        """The argon2 hash of an acceptable password, computed in the password pool."""
+        return await self.pool.run(self.hasher.hash, check_password(password))
 
-    def _verify(self, stored: str | None, password: str) -> bool:
+    def _verify_blocking(self, stored: str | None, password: str) -> bool:
         try:
             return self.hasher.verify(stored or self._dummy_hash, password) and stored is not None
         except (VerificationError, InvalidHashError):
@@ -158,7 +285,7 @@ class Accounts:
     # -- agents ------------------------------------------------------------------------
     async def add_agent(self, email: str, name: str, role: str, password: str | None) -> Agent:
         email, name, role = normalise_email(email), check_name(name), check_role(role)
-        password_hash = self.hash_password(password) if password is not None else None
+        password_hash = await self.hash_password(password) if password is not None else None
         async with self.tickets.session() as tx:
             if await tx.agent_by_email(email) is not None:
                 raise Conflict(f"an agent with e-mail {email} already exists")
@@ -171,7 +298,7 @@ class Accounts:
     async def set_password(self, email: str, password: str) -> Agent:
         """A new password (the forgotten-password path for the shop owner): ends the agent's
         sessions and lifts a lockout of the account."""
-        password_hash = self.hash_password(password)
+        password_hash = await self.hash_password(password)
         async with self.tickets.session() as tx:
             agent = await self._agent(tx, email)
             agent.password_hash = password_hash
@@ -199,28 +326,49 @@ class Accounts:
         """A new session for a correct e-mail and password; LoginFailed / LoginLocked otherwise.
 
         A locked account stays locked even for the right password: otherwise the lockout
-        would not stop a guesser who happens to be right within the window.
+        would not stop a guesser who happens to be right within the window. The password is
+        checked between two short transactions, never inside one (see module docstring); the
+        lock is checked again before a session opens, in case guesses locked it meanwhile.
+        PasswordCheckBusy when the password pool is full.
         """
         now = self.clock()
         keys = self.throttle_keys(email, ip)
+        # The pool's place first: in a flood, the logins refused cost no database work either.
+        with self.pool.slot() as slot:
+            async with self.tickets.session() as tx:
+                await self._refuse_locked(tx, keys, now)
+                agent = await tx.agent_by_email(email) if email.strip() else None
+            stored = agent.password_hash if agent is not None else None
+            verified = await slot.run(self._verify_blocking, stored, password)
+        ok = verified and agent is not None and agent.active
+        if ok and stored is not None and self.hasher.check_needs_rehash(stored):
+            rehashed: str | None = await self.pool.run(self.hasher.hash, password)
+        else:
+            rehashed = None
         async with self.tickets.session() as tx:
-            rows = (await tx.db.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))).scalars().all()
-            locked = [r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now]
-            if locked:
-                raise LoginLocked((max(locked) - now).total_seconds())
-            agent = await tx.agent_by_email(email) if email.strip() else None
-            ok = self._verify(agent.password_hash if agent else None, password) and agent is not None and agent.active
             if not ok:
                 await self._count_failure(tx, keys, now)
             else:
                 assert agent is not None
-                await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
-                if agent.password_hash and self.hasher.check_needs_rehash(agent.password_hash):
-                    agent.password_hash = self.hasher.hash(password)
-                return await self._open_session(tx, agent, now, ip, user_agent)
+                await self._refuse_locked(tx, keys, now)
+                current = await tx.db.get(Agent, agent.id, populate_existing=True)
+                # Changed or deactivated while the password was being checked: not this one.
+                if current is not None and current.active and current.password_hash == stored:
+                    await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+                    if rehashed is not None:
+                        current.password_hash = rehashed
+                    return await self._open_session(tx, current, now, ip, user_agent)
+                await self._count_failure(tx, keys, now)
         if self.policy.failure_delay:
             await asyncio.sleep(self.policy.failure_delay)
         raise LoginFailed()
+
+    @staticmethod
+    async def _refuse_locked(tx: TicketSession, keys: list[str], now: datetime) -> None:
+        rows = (await tx.db.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))).scalars().all()
+        locked = [r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now]
+        if locked:
+            raise LoginLocked((max(locked) - now).total_seconds())
 
     async def _count_failure(self, tx: TicketSession, keys: list[str], now: datetime) -> None:
         # Counters whose window and lock are over say nothing any more: keep the table small
@@ -321,13 +469,18 @@ class Accounts:
         """Revoke every API token of the agent (a leaked token, an integration retired)."""
         async with self.tickets.session() as tx:
             agent = await self._agent(tx, email)
-            revoked = await tx.db.execute(
-                update(ApiToken)
-                .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
-                .values(revoked_at=self.clock())
-                .returning(ApiToken.id)
-            )
-            return len(revoked.all())
+            return await self.revoke_agent_tokens(tx, agent.id)
+
+    async def revoke_agent_tokens(self, tx: TicketSession, agent_id: int) -> int:
+        """Revoke the agent's live API tokens in ``tx``; how many. Deactivating an agent does
+        this too, so reactivating them later does not bring old tokens back to life."""
+        revoked = await tx.db.execute(
+            update(ApiToken)
+            .where(ApiToken.agent_id == agent_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=self.clock())
+            .returning(ApiToken.id)
+        )
+        return len(revoked.all())
 
     async def token_principal(self, token: str) -> Principal | None:
         if not token.startswith(API_TOKEN_PREFIX) or len(token) > 200:

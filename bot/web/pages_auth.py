@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from bot.accounts import LoginFailed, LoginLocked
+from bot.accounts import LoginFailed, LoginLocked, PasswordCheckBusy
 from bot.app import App
 from bot.web.auth import CSRF_HEADER, LOGIN_PATH, SESSION_COOKIE, accounts_of, client_ip, csrf_matches, safe_next
 
@@ -98,6 +98,12 @@ def build_router(app: App) -> APIRouter:
             response = render(request, 429, csrf=csrf, next_url=next_url, error=str(exc).capitalize() + ".",
                               email=email)
             response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
+            return response
+        except PasswordCheckBusy as exc:
+            # A login flood: refused at once rather than queued behind it (see bot/accounts.py).
+            response = render(request, 503, csrf=csrf, next_url=next_url,
+                              error="Too many logins at once. Please try again in a few seconds.", email=email)
+            response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
             return response
         except LoginFailed:
             return render(request, 401, csrf=csrf, next_url=next_url, error="Wrong e-mail or password.", email=email)

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from bot.accounts import InvalidAccount, Role
 from bot.app import App
-from bot.web.api.schemas import AgentCreate, AgentOut, AgentUpdate, Me, agent_out
+from bot.web.api.schemas import AgentCreate, AgentOut, AgentUpdate, Me, RowId, agent_out
 from bot.web.auth import AdminAgent, CurrentAgent, CurrentPrincipal, accounts_of
 from storage.errors import Conflict, NotFound
 from storage.models import Agent
@@ -39,9 +39,9 @@ def build_router(app: App) -> APIRouter:
         return agent_out(agent)
 
     @router.patch("/agents/{agent_id}", summary="Change an agent's name, role, password or active flag (admin)")
-    async def update_agent(request: Request, agent_id: int, body: AgentUpdate, _admin: AdminAgent) -> AgentOut:
+    async def update_agent(request: Request, agent_id: RowId, body: AgentUpdate, _admin: AdminAgent) -> AgentOut:
         accounts = accounts_of(request)
-        password_hash = accounts.hash_password(body.password) if body.password is not None else None
+        password_hash = await accounts.hash_password(body.password) if body.password is not None else None
         async with app.tickets.session() as tx:
             agent = await tx.db.get(Agent, agent_id)
             if agent is None:
@@ -60,6 +60,9 @@ def build_router(app: App) -> APIRouter:
                 agent.password_hash = password_hash
             if password_hash is not None or body.active is False:
                 await accounts.end_sessions(tx, agent.id)
+            if body.active is False:
+                # Deactivation is final for credentials: reactivating must not revive tokens.
+                await accounts.revoke_agent_tokens(tx, agent.id)
             if not agent.name.strip():
                 raise InvalidAccount("name: must not be empty")
             return agent_out(agent)
