@@ -1,8 +1,9 @@
 """What agents do to tickets — shared by the CLI and the workspace's REST API.
 
-Replies are stored as outbound messages with status ``queued``: the customer's channel
-picks them up (REST/web chat on the next poll, push channels through their sender), so
-an agent's reply reaches the customer's own channel even from another process.
+Replies are stored as outbound messages with status ``queued``, in the same transaction as
+the change they belong to: the customer's channel picks them up (REST/web chat on the next
+poll, Telegram through its outbox reader, ``bot/channels/outbox.py``), so an agent's reply
+reaches the customer's own channel even from another process.
 
 Every action is one transaction and writes its audit event (published on the event bus
 after the commit, so colleagues' dashboards update live). A change that contradicts the
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from bot.messages import Button
+from bot.messages import Button, buttons_payload
 from handlers.context import Policy
 from handlers.handoff import TicketClosed, claim, hand_back, resolve, sla_due, take_ticket, transition
 from handlers.rating import rating_buttons
@@ -79,6 +80,7 @@ class AgentDesk:
     async def _queue_to_customer(
         self, tx: TicketSession, ticket: Ticket, text: str, author: Author, agent: Agent | None,
         buttons: tuple[Button, ...] = (),
+        delivery_key: str | None = None,
     ) -> Message:
         customer = ticket.customer
         channel = customer.last_channel or ticket.channel
@@ -93,7 +95,8 @@ class AgentDesk:
             status=DeliveryStatus.QUEUED,
             ticket_id=ticket.id,
             agent_id=agent.id if agent else None,
-            payload={"buttons": [[b.title, b.payload] for b in buttons]} if buttons else None,
+            payload=buttons_payload(buttons),
+            delivery_key=delivery_key,
         )
 
     @staticmethod
@@ -101,8 +104,15 @@ class AgentDesk:
         return DeskResult(ticket.number, ticket.status.value, ticket.customer.owner.value, message_id)
 
     # -- talking to the customer ----------------------------------------------------------
-    async def reply(self, number: str, text: str, agent_email: str | None = None) -> DeskResult:
-        """Send an agent's words to the customer; the first reply claims a queued conversation."""
+    async def reply(
+        self, number: str, text: str, agent_email: str | None = None, *, delivery_key: str | None = None
+    ) -> DeskResult:
+        """Send an agent's words to the customer; the first reply claims a queued conversation.
+
+        ``delivery_key`` (the agents' Telegram group passes ``agents:{update_id}``) is stored on
+        the reply's row, unique per channel: a redelivered update fails the whole transaction
+        with an ``IntegrityError`` instead of replying twice (see ``reply_delivered``).
+        """
         text = _checked_text(text, "a reply", MAX_REPLY_CHARS)
         async with self.tickets.session() as tx:
             ticket = await tx.ticket_by_number(number)
@@ -120,7 +130,7 @@ class AgentDesk:
                 ticket.status = TicketStatus.OPEN
             if ticket.first_response_at is None:
                 ticket.first_response_at = utcnow()
-            message = await self._queue_to_customer(tx, ticket, text, Author.AGENT, agent)
+            message = await self._queue_to_customer(tx, ticket, text, Author.AGENT, agent, delivery_key=delivery_key)
             await tx.db.flush()
             await tx.add_event(ticket, agent.email, "agent_reply", {"message_id": message.id})
             return self._result(ticket, message.id)
@@ -140,6 +150,9 @@ class AgentDesk:
             assert ticket is not None
             previous_error = message.error
             message.status, message.error = DeliveryStatus.QUEUED, None
+            # A fresh start in the outbox: its own attempts, no wait (parts already accepted
+            # stay recorded in the payload, so they are not sent twice).
+            message.attempts, message.not_before, message.lease_until = 0, None, None
             await tx.add_event(
                 ticket, agent.email, "delivery_retried", {"message_id": message.id, "error": previous_error}
             )

@@ -61,11 +61,11 @@ class Chat:
 
     async def say(self, text: str, *, key: str | None = None) -> list[str]:
         return await self._send(Incoming(self.channel, self.user, self.user, text, delivery_key=key or self._key(),
-                                         language=self.language))
+                                         language=self.language, replies_in_answer=True))
 
     async def press(self, payload: str) -> list[str]:
         return await self._send(Incoming(self.channel, self.user, self.user, "", delivery_key=self._key(),
-                                         payload=payload, language=self.language))
+                                         payload=payload, language=self.language, replies_in_answer=True))
 
     async def press_title(self, title_part: str) -> list[str]:
         for reply in self.last:

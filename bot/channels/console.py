@@ -1,7 +1,9 @@
 """Talk to the bot in a terminal (``deskbot chat``): the smallest real channel.
 
-Buttons are listed with numbers; typing the number presses the button. Agent replies
-sent from another terminal (``deskbot tickets reply``) are polled from the outbox.
+Buttons are listed with numbers; typing the number presses the button. The console is a pull
+channel: a turn's replies are printed from its answer (stored sent), and replies queued later
+(``deskbot tickets reply`` from another terminal, a rating request) are polled from the
+outbox and acknowledged once printed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from bot.app import App
-from bot.messages import Button, Incoming
+from bot.messages import Button, Incoming, stored_buttons
 
 CHANNEL = "console"
 
@@ -43,7 +45,8 @@ class ConsoleChannel:
             payload, text = stripped, ""
         self._buttons = ()
         replies = await self.app.pipeline.handle(
-            Incoming(CHANNEL, self.user, self.user, text, payload=payload, display_name=self.user)
+            Incoming(CHANNEL, self.user, self.user, text, payload=payload, display_name=self.user,
+                     replies_in_answer=True)
         )
         for reply in replies:
             self._show("bot", reply.text, reply.buttons)
@@ -53,9 +56,12 @@ class ConsoleChannel:
             customer = await tx.find_customer(CHANNEL, self.user)
             if customer is None:
                 return
-            for message in await tx.take_outbox(customer.id, CHANNEL):
-                buttons = [Button(t, p) for t, p in message.payload.get("buttons", [])]
-                self._show(message.author.value, message.text, buttons)
+            messages = await tx.hand_out_replies(customer.id, CHANNEL)
+        for message in messages:
+            self._show(message.author.value, message.text, stored_buttons(message.payload))
+        if messages:
+            async with self.app.tickets.session() as tx:
+                await tx.acknowledge_replies(customer.id, CHANNEL, messages[-1].id)
 
     async def run(self, stdin: TextIO = sys.stdin) -> None:
         self._show("bot", "Type a message (Ctrl-D to quit).")

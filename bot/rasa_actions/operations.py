@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import App
-from bot.messages import Button, Incoming
+from bot.messages import Incoming, buttons_payload, stored_buttons
 from bot.pipeline import clean_text
 from handlers.complaints import complaint
 from handlers.context import Reply, Turn
@@ -27,7 +27,7 @@ from handlers.status import ticket_status
 from intents.base import Entity, IntentClassifier, Prediction
 from intents.language import detect_language
 from storage.errors import DeskbotError
-from storage.models import Author, DeliveryStatus, Direction, Message, Owner, Ticket, parse_ticket_number
+from storage.models import Author, DeliveryStatus, Direction, Message, Owner, Ticket, parse_ticket_number, utcnow
 from storage.state import StateKey
 
 log = logging.getLogger("deskbot.rasa_actions")
@@ -218,12 +218,7 @@ def _slot_entities(slots: Mapping[str, Any]) -> tuple[Entity, ...]:
 
 
 def _outbox_reply(message: Message) -> Reply:
-    buttons = (message.payload or {}).get("buttons") or []
-    return Reply(
-        message.text,
-        tuple(Button(str(title), str(payload)) for title, payload in buttons),
-        message.ticket_id,
-    )
+    return Reply(message.text, stored_buttons(message.payload), message.ticket_id)
 
 
 def _message_entities(entities: Mapping[str, str]) -> tuple[Entity, ...]:
@@ -248,6 +243,7 @@ def _ticket_slots(ticket: Ticket) -> dict[str, Any]:
 def _rows(customer_id: int, chat_id: str, text: str, turn: Turn) -> list[dict[str, object]]:
     """The customer's words and deskbot's answers, on the ticket, as the pipeline stores them."""
     rows: list[dict[str, object]] = []
+    now = utcnow()
     base = {"customer_id": customer_id, "channel": CHANNEL, "chat_id": chat_id}
     if text:
         rows.append(
@@ -269,8 +265,10 @@ def _rows(customer_id: int, chat_id: str, text: str, turn: Turn) -> list[dict[st
                 "direction": Direction.OUTBOUND,
                 "author": Author.BOT,
                 "text": reply.text,
+                # Answered in the action server's response, like a pull channel's turn.
                 "status": DeliveryStatus.SENT,
-                "payload": {"buttons": [[b.title, b.payload] for b in reply.buttons]} if reply.buttons else {},
+                "sent_at": now,
+                "payload": buttons_payload(reply.buttons),
             }
         )
     return rows

@@ -17,7 +17,13 @@ Two flows meet here:
   change nothing.
 
 The ticket ↔ topic mapping is stored (``TelegramTicketLink``), so a restart keeps working
-on the same topics. Run one agents' group consumer per deployment (the polling process, or
+on the same topics. An update Telegram delivers again (a webhook retry, a restart before the
+offset was confirmed) is acted on once, through the database whatever the state backend:
+a relayed reply's row carries ``delivery_key = agents:{update_id}`` (unique per channel), so
+the redelivery's transaction fails as a duplicate; any other action (commands, claims,
+buttons) first records ``ProcessedUpdate("agents", update_id)``, released if it fails.
+
+Run one agents' group consumer per deployment (the polling process, or
 one chosen worker): every subscriber of the bus would otherwise post the same lines.
 """
 
@@ -34,6 +40,9 @@ from datetime import datetime
 from html import escape
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
 from bot.channels.telegram import cards
 from bot.channels.telegram.agent_commands import COMMANDS, parse_command, run_command
 from bot.channels.telegram.api import BadRequest, BotUser, Forbidden, InlineKeyboard, TelegramApi, TelegramError
@@ -43,7 +52,7 @@ from handlers.sla_alerts import SlaWatch
 from storage import telegram_links
 from storage.errors import DeskbotError
 from storage.events import BusEvent
-from storage.models import Agent, Owner, Ticket, TicketKind
+from storage.models import Agent, Message, Owner, ProcessedUpdate, Ticket, TicketKind, utcnow
 from storage.tickets import TicketSession
 
 if TYPE_CHECKING:
@@ -55,8 +64,8 @@ T = TypeVar("T")
 POSTED_KINDS = (TicketKind.HANDOFF.value, TicketKind.COMPLAINT.value)
 GROUP_MEMBER = ("creator", "administrator", "member", "restricted")
 MAX_CALLBACK_ANSWER = 200
-RELAYED_MEMORY = 1000
-DEDUPE_CHANNEL = "telegram-agents"  # delivery keys of agents' group updates (apart from customers')
+DEDUPE_SOURCE = "agents"  # ProcessedUpdate.source of the agents' group's updates
+REPLY_KEY_PREFIX = "agents:"  # Message.delivery_key of a reply typed in the group
 CATCH_UP = "telegram_catch_up"
 # Event kinds whose effect the card shows (status, owner, assignee, priority).
 CARD_KINDS = frozenset(
@@ -117,7 +126,6 @@ class AgentsGroup:
         self._me: BotUser | None = None
         self._forum: bool | None = None
         self._members: dict[int, tuple[str, float]] = {}
-        self._relayed: deque[int] = deque(maxlen=RELAYED_MEMORY)
         self._lanes: dict[int, deque[BusEvent]] = {}
         self._lane_tasks: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -332,11 +340,9 @@ class AgentsGroup:
                                            files if isinstance(files, list) else None)
             if event.kind == "agent_reply":
                 message_id = event.data.get("message_id")
-                if message_id in self._relayed:
-                    return None  # typed in this group: already visible here
                 replied = [m for m in await tx.ticket_messages(event.ticket_id or 0) if m.id == message_id]
-                if not replied:
-                    return None
+                if not replied or (replied[0].delivery_key or "").startswith(REPLY_KEY_PREFIX):
+                    return None  # gone, or typed in this group: already visible here
                 return cards.agent_reply_line(number, await self._actor_name(tx, event.actor), replied[0].text)
             if event.kind == "owner_changed" and event.data.get("to") == Owner.QUEUED.value:
                 return f"🔔 {number} is waiting for an agent again"
@@ -396,7 +402,7 @@ class AgentsGroup:
                     if _chat_id(message) != self.chat_id:
                         return False
                     if key == "message":
-                        work, reply_to = self._on_message(message), message
+                        work, reply_to = self._on_message(message, None), message
                     elif key == "edited_message":
                         work = self._on_edit(message)
                     break
@@ -404,16 +410,43 @@ class AgentsGroup:
                 return False
         if work is None:
             return True
-        update_id = update.get("update_id")
-        if isinstance(update_id, int) and not await self.app.state.claim_delivery(
-            DEDUPE_CHANNEL, str(update_id), self.app.settings.state.dedupe_ttl_seconds
-        ):
+        raw_id = update.get("update_id")
+        update_id = raw_id if isinstance(raw_id, int) else None
+        if reply_to is not None:
+            work.close()  # a message decides itself how it is deduplicated (see _on_message)
+            await self._guarded(self._on_message(reply_to, update_id), reply_to)
+            return True
+        if not await self._first_time(update_id):
             work.close()  # never started: no "coroutine was never awaited" warning
             log.info("duplicate agents' group update ignored", extra={"update_id": update_id})
             return True
-        if not await self._guarded(work, reply_to) and isinstance(update_id, int):
-            await self.app.state.release_delivery(DEDUPE_CHANNEL, str(update_id))  # a retry may succeed
+        if not await self._guarded(work, reply_to):
+            await self._forget(update_id)  # a retry may succeed
         return True
+
+    async def _first_time(self, update_id: int | None) -> bool:
+        """Record the update as processed; False when it was already (a redelivery)."""
+        if update_id is None:
+            return True
+        try:
+            async with self.app.tickets.session() as tx:
+                tx.db.add(ProcessedUpdate(source=DEDUPE_SOURCE, key=str(update_id), created_at=utcnow()))
+        except IntegrityError:
+            return False
+        return True
+
+    async def _forget(self, update_id: int | None) -> None:
+        if update_id is None:
+            return
+        try:
+            async with self.app.tickets.session() as tx:
+                await tx.db.execute(
+                    delete(ProcessedUpdate).where(
+                        ProcessedUpdate.source == DEDUPE_SOURCE, ProcessedUpdate.key == str(update_id)
+                    )
+                )
+        except Exception:  # noqa: BLE001 - the redelivery is then ignored; the agent saw the error
+            log.exception("processed update not released", extra={"update_id": update_id})
 
     async def _guarded(self, work: Awaitable[None], message: dict[str, Any] | None) -> bool:
         try:
@@ -426,7 +459,9 @@ class AgentsGroup:
             return False
         return True
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
+    async def _on_message(self, message: dict[str, Any], update_id: int | None) -> None:
+        """A command is recorded processed before it runs; a reply to the customer carries the
+        update on its row (``agents:{update_id}``), so its transaction is the dedupe."""
         sender = message.get("from") or {}
         if not isinstance(sender, dict) or sender.get("is_bot") or "id" not in sender:
             return
@@ -442,23 +477,36 @@ class AgentsGroup:
             await self._answer(message, refusal(sender["id"]))
             return
         if command is not None:
+            if not await self._first_time(update_id):
+                log.info("duplicate agents' group command ignored", extra={"update_id": update_id})
+                return
             try:
                 answer = await run_command(self.app.desk, number, command, agent.email)
             except DeskbotError as exc:
                 answer = f"⚠️ {_friendly(exc, command.name)}"
+            except BaseException:
+                await self._forget(update_id)
+                raise
             if answer:
                 await self._answer(message, answer)
             return
         if not text.strip():
             await self._answer(message, "Only text reaches the customer from here; please type it.")
             return
+        key = None if update_id is None else f"{REPLY_KEY_PREFIX}{update_id}"
         try:
-            result = await self.app.desk.reply(number, text, agent.email)
+            await self.app.desk.reply(number, text, agent.email, delivery_key=key)
         except DeskbotError as exc:
             await self._answer(message, f"⚠️ Not sent: {_friendly(exc, 'reply')}")
-            return
-        if result.message_id is not None:
-            self._relayed.append(result.message_id)
+        except IntegrityError:
+            if key is None or not await self._reply_stored(key):
+                raise
+            log.info("duplicate agents' group reply ignored", extra={"update_id": update_id})
+
+    async def _reply_stored(self, key: str) -> bool:
+        async with self.app.tickets.session() as tx:
+            found = await tx.db.execute(select(Message.id).where(Message.delivery_key == key).limit(1))
+            return found.first() is not None
 
     async def _on_edit(self, message: dict[str, Any]) -> None:
         """What was relayed cannot be changed at the customer's end: say so instead of

@@ -15,7 +15,8 @@ from bot.agents_telegram_cli import link_telegram
 from bot.app import App
 from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
 from bot.channels.telegram.api import BadRequest
-from storage.models import Owner, Priority, TicketStatus
+from storage.models import Author, Owner, Priority, TicketStatus
+from storage.state import KeyBuilder, MemoryStateStore
 from tests.channels.telegram.agents_support import (
     AGENTS_CHAT,
     VirtualTime,
@@ -350,3 +351,27 @@ async def test_a_card_that_failed_is_posted_later_in_the_same_topic(
     card, line = api.in_thread(thread)
     assert f"<b>{number}</b>" in card and "hello? anyone there?" in line
     assert api.count("createForumTopic") == 1
+
+
+async def test_an_update_redelivered_after_a_restart_acts_once(
+    desk_app: App, api: RecordingTelegramApi, group: AgentsGroup
+) -> None:
+    """Defect 4: the dedupe is the database's, not a memory that a restart forgets."""
+    chat, number, thread = await _complaint(desk_app, api, group, "lena")
+    reply = group_message(SAM, "Sorted, a new one is on its way.", thread_id=thread)
+    note = group_message(SAM, "/note checked the warehouse", thread_id=thread)
+    assert await group.handle_update(reply) and await group.handle_update(note)
+    await group.close()
+    desk_app.state = MemoryStateStore(KeyBuilder("restarted"))  # the process's memory is gone
+    clock = VirtualTime()
+    again = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep, monotonic=clock.monotonic)
+    await again.start()
+    try:
+        assert await again.handle_update(reply)  # Telegram redelivers the unconfirmed batch
+        assert await again.handle_update(note)
+    finally:
+        await again.close()
+    assert await chat.inbox() == ["Sorted, a new one is on its way."]
+    _, events, messages = await _ticket(desk_app, number)
+    assert len([m for m in messages if m.author == Author.AGENT]) == 1
+    assert len([e for e in events if e.kind == "note"]) == 1
