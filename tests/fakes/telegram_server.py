@@ -107,6 +107,9 @@ class FakeTelegram:
         self.faults: list[Fault] = []
         self.slows: list[Slow] = []
         self.commands: list[dict[str, Any]] = []
+        # Called with every call as it arrives (before it is answered): lets a test put the
+        # bot's calls on one timeline with what its own code did.
+        self.observers: list[Callable[[Call], None]] = []
         # Webhook POSTs per update before giving up; None: until the bot answers (< 500).
         self.webhook_max_attempts: int | None = 5
         self.in_flight = 0  # API calls (long polls excepted) received and not yet answered
@@ -246,6 +249,17 @@ class FakeTelegram:
         }
         return await self.push({"callback_query": query})
 
+    async def added_to_group(self, chat_id: int, title: str = "A group", *, by: int = 1,
+                             status: str = "member") -> int:
+        """Someone (``by``) added the bot to a group: Telegram's ``my_chat_member`` update."""
+        chat = self._chat(chat_id)
+        chat.type, chat.title = "supergroup", title
+        bot = {"id": BOT_ID, "is_bot": True, "first_name": "Deskbot", "username": BOT_USERNAME}
+        return await self.push({"my_chat_member": {
+            "chat": {"id": chat_id, "type": "supergroup", "title": title}, "from": self.user(by),
+            "date": int(time.time()), "old_chat_member": {"status": "left", "user": bot},
+            "new_chat_member": {"status": status, "user": bot}}})
+
     def add_file(self, content: bytes, *, file_id: str | None = None, file_path: str | None = None,
                  file_size: int | None = None) -> FakeFile:
         file_id = file_id or f"FILE{self.next_update_id()}"
@@ -305,6 +319,11 @@ class FakeTelegram:
     # -- reading what happened ------------------------------------------------------------
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
+
+    def offsets(self) -> list[int | None]:
+        """The ``offset`` of every ``getUpdates`` call, in order (None when it sent none)."""
+        return [None if c.params.get("offset") in (None, "") else int(c.params["offset"])
+                for c in self.calls_of("getUpdates")]
 
     def sent(self, chat_id: int | str) -> list[dict[str, Any]]:
         """Messages the bot sent successfully to ``chat_id`` (sendMessage), oldest first."""
@@ -401,6 +420,8 @@ class FakeTelegram:
         params = await self._params(request)
         call = Call(method, params)
         self.calls.append(call)
+        for observe in self.observers:
+            observe(call)
         counted = method != "getUpdates"
         self.in_flight += counted
         try:

@@ -82,10 +82,12 @@ def _markup(keyboard: InlineKeyboard | None) -> InlineKeyboardMarkup | None:
 
 
 class PtbApi(TelegramApi):
-    def __init__(self, application: PtbApplication, read_timeout: float = 20.0) -> None:
+    def __init__(self, application: PtbApplication, read_timeout: float = 20.0,
+                 requests: Sequence[HTTPXRequest] = ()) -> None:
         self.application = application
         self.bot = application.bot
         self._read_timeout = read_timeout
+        self._requests = tuple(requests)  # closed here too: PTB skips them if initialize() failed (bad token)
 
     async def _ready(self) -> None:
         """PTB wants ``initialize()`` (getMe, HTTP pools) before use; it is idempotent."""
@@ -224,6 +226,8 @@ class PtbApi(TelegramApi):
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        for request in self._requests:
+            await request.shutdown()  # a no-op when already closed
 
 
 def open_ptb(options: ClientOptions) -> TelegramClient:
@@ -248,9 +252,9 @@ def open_ptb(options: ClientOptions) -> TelegramClient:
         .token(options.token)
         .base_url(f"{base}/bot")  # PTB appends the token to this
         .base_file_url(f"{base}/file/bot")
-        .request(request(timeout))
-        .get_updates_request(request(timeout))  # getUpdates adds its long-poll time to this
+        .request(calls := request(timeout))
+        .get_updates_request(polls := request(timeout))  # getUpdates adds its long-poll time to this
         .build()
     )
-    api = PtbApi(application, timeout)
+    api = PtbApi(application, timeout, (calls, polls))
     return TelegramClient("python-telegram-bot", api, PollingIntake(api, options))
