@@ -15,6 +15,20 @@ class StorageError(DeskbotError):
     """The ticket or state store failed."""
 
 
+class StoreUnavailable(StorageError):
+    """The database or Redis cannot be reached right now (down, restarting, timed out).
+
+    Raised by ``storage/`` in place of the drivers' connection errors, so the edges can
+    answer "try again shortly" (HTTP 503 + ``Retry-After``) without knowing SQLAlchemy,
+    asyncpg or redis-py. Nothing was changed by the failed operation's transaction.
+    """
+
+    def __init__(self, store: str, detail: str, retry_after: float = 5.0) -> None:
+        super().__init__(f"{store} unavailable: {detail}")
+        self.store = store
+        self.retry_after = retry_after
+
+
 class TicketNotFound(DeskbotError):
     def __init__(self, number: str) -> None:
         super().__init__(f"ticket {number} not found")

@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StoreUnavailable
 from storage.events import BusEvent, EventBus
+from storage.redis_state import REDIS_UNAVAILABLE
 from storage.state import KeyBuilder
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class RedisEventBus(EventBus):
         payload = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
         try:
             await self.redis.publish(self.channel, payload)
+        except REDIS_UNAVAILABLE as exc:
+            raise StoreUnavailable("redis", f"event bus: publish: {exc.__class__.__name__}") from exc
         except RedisError as exc:
             raise StorageError(f"redis event bus: publish: {exc.__class__.__name__}: {exc}") from exc
 
@@ -67,6 +70,8 @@ class RedisEventBus(EventBus):
                 # SUBSCRIBE is asynchronous: wait for the confirmation so that whatever is
                 # published after this context is entered is guaranteed to arrive.
                 await _confirmed(pubsub)
+            except REDIS_UNAVAILABLE as exc:
+                raise StoreUnavailable("redis", f"event bus: subscribe: {exc.__class__.__name__}") from exc
             except (RedisError, TimeoutError) as exc:
                 raise StorageError(f"redis event bus: subscribe: {exc.__class__.__name__}: {exc}") from exc
             # A reader task drains the socket into a bounded queue, so a stalled consumer
@@ -97,6 +102,15 @@ class RedisEventBus(EventBus):
                 _put_dropping_oldest(queue, event)
         except Exception as exc:  # noqa: BLE001 - whatever stops the reader must reach the consumer
             _put_dropping_oldest(queue, _Closed(exc))
+
+    async def ping(self) -> None:
+        """Reachable now? StoreUnavailable otherwise (the readiness probe)."""
+        try:
+            await self.redis.ping()
+        except REDIS_UNAVAILABLE as exc:
+            raise StoreUnavailable("redis", f"event bus: ping: {exc.__class__.__name__}") from exc
+        except RedisError as exc:
+            raise StorageError(f"redis event bus: ping: {exc.__class__.__name__}: {exc}") from exc
 
     async def close(self) -> None:
         """Close the client and its connection pool (also when it was passed in)."""
@@ -130,5 +144,7 @@ class _Events:
         item = await self._queue.get()
         if isinstance(item, _Closed):
             self._queue.put_nowait(item)  # every later call fails the same way
+            if isinstance(item.error, REDIS_UNAVAILABLE):
+                raise StoreUnavailable("redis", "event bus: subscription lost") from item.error
             raise StorageError(f"redis event bus: subscription lost: {item.error}") from item.error
         return item

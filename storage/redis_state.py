@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from storage.errors import StorageError
+from storage.errors import StorageError, StoreUnavailable
 from storage.state import KeyBuilder, StateKey, StateStore, check_ttl
 
 # KEYS[1] counter, ARGV[1] window in ms. Returns the count including this hit.
@@ -34,11 +36,19 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+# Connection-level failures (BusyLoadingError, the server still loading its data, is a
+# ConnectionError too); OSError for what the socket layer raises before redis-py wraps it.
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
-    """Library errors leave this module as ``StorageError`` (the core never sees redis')."""
+    """Library errors leave this module as ``StorageError`` (the core never sees redis');
+    an unreachable server (refused, reset, timed out, loading) as ``StoreUnavailable``."""
     try:
         yield
+    except REDIS_UNAVAILABLE as exc:
+        raise StoreUnavailable("redis", f"state store: {operation}: {exc.__class__.__name__}") from exc
     except RedisError as exc:
         raise StorageError(f"redis state store: {operation}: {exc.__class__.__name__}: {exc}") from exc
 
@@ -87,6 +97,11 @@ class RedisStateStore(StateStore):
         with _translated("hit"):
             count = await self._hit(keys=[self.keys.rate(name)], args=[window_ms])
         return int(count)
+
+    async def ping(self) -> None:
+        """Reachable now? StoreUnavailable otherwise (the readiness probe)."""
+        with _translated("ping"):
+            await self.redis.ping()
 
     async def close(self) -> None:
         """Close the client and its connection pool (also when it was passed in)."""

@@ -9,7 +9,9 @@ Events are published to the bus only after the commit succeeded.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,12 +21,20 @@ from typing import Any
 from sqlalchemy import Insert, bindparam, event, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.pool import StaticPool
 
-from storage.errors import StorageError, TicketNotFound
+from storage.errors import DeskbotError, StorageError, StoreUnavailable, TicketNotFound
 from storage.events import BusEvent, EventBus
 from storage.models import (
     Agent,
@@ -737,6 +747,60 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLSTATE classes of a server that is going away or not there yet: 08 connection
+# exception, 57P01-57P03 admin/crash shutdown and "the database system is starting up".
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """The domain error for a failure that means "the database cannot be reached now".
+
+    SQLAlchemy wraps most driver errors (``OperationalError``/``InterfaceError``, a
+    ``DBAPIError`` whose connection was invalidated, a pool timeout); asyncpg's own errors
+    and socket errors can escape while connecting, so those are recognised too. A domain
+    error raised by the caller inside the transaction is never one of these.
+    """
+    if isinstance(exc, DeskbotError):
+        return None
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return StoreUnavailable("database", exc.__class__.__name__)
+    cause: BaseException | None = exc.orig if isinstance(exc, DBAPIError) else exc
+    seen = 0
+    while cause is not None and seen < 5:  # the driver's error may sit under an adapter's
+        sqlstate = str(getattr(cause, "sqlstate", "") or "")
+        driver = type(cause).__module__.split(".")[0] in {"asyncpg", "aiosqlite", "sqlalchemy"}
+        if _connection_oserror(cause) or (driver and (
+            sqlstate.startswith(_UNAVAILABLE_SQLSTATES) or "Connection" in type(cause).__name__
+        )):
+            return StoreUnavailable("database", cause.__class__.__name__)
+        cause, seen = cause.__cause__, seen + 1
+    return None
+
+
+def _connection_oserror(exc: BaseException) -> bool:
+    """A socket that could not connect or was cut (not any OSError: a missing file is no outage)."""
+    if isinstance(exc, (ConnectionError, TimeoutError, socket.gaierror)):
+        return True
+    return isinstance(exc, OSError) and (
+        exc.errno in _CONNECTION_ERRNOS or "connect call failed" in str(exc).lower()
+    )
+
+
+_CONNECTION_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+
+
+async def _rollback_quietly(db: AsyncSession) -> None:
+    """Roll back; on a dead connection the rollback fails too, and the first error is the news."""
+    try:
+        await db.rollback()
+    except Exception as exc:  # noqa: BLE001 - the original error is re-raised by the caller
+        log.debug("rollback failed", extra={"error": exc.__class__.__name__})
+
+
 class SqlTicketStore(TicketStore):
     """SQLAlchemy implementation: SQLite (aiosqlite) embedded, PostgreSQL (asyncpg) in production."""
 
@@ -760,6 +824,10 @@ class SqlTicketStore(TicketStore):
             checkpointer = WalCheckpointer(database) if database != ":memory:" else None
         else:
             kwargs["pool_pre_ping"] = True
+            # A server that does not answer fails fast (503) instead of holding requests a minute.
+            if make_url(url).get_driver_name() == "asyncpg":
+                kwargs["connect_args"] = {"timeout": 5}
+            kwargs["pool_timeout"] = 10
         engine = create_async_engine(url, **kwargs)
         if sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -788,28 +856,46 @@ class SqlTicketStore(TicketStore):
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[TicketSession]:
-        async with self._sessions() as db:
-            tx = TicketSession(db)
-            try:
-                yield tx
-                await db.commit()
-            except IntegrityError:
-                await db.rollback()
-                raise
-            except SQLAlchemyError as exc:
-                await db.rollback()
+        try:
+            async with self._sessions() as db:
+                tx = TicketSession(db)
+                try:
+                    yield tx
+                    await db.commit()
+                except BaseException:
+                    await _rollback_quietly(db)
+                    raise
+        except (IntegrityError, DeskbotError):
+            raise  # callers tell duplicates apart (a delivery key seen before, …); domain errors
+        except Exception as exc:
+            unavailable = _unavailable(exc)
+            if unavailable is not None:
+                raise unavailable from exc
+            if isinstance(exc, SQLAlchemyError):
                 raise StorageError(f"ticket store: {exc.__class__.__name__}: {exc}") from exc
-            except BaseException:
-                await db.rollback()
-                raise
+            raise
         if self.bus is not None:
             for bus_event in tx.pending_events:
                 try:
                     await self.bus.publish(bus_event)
+                except StoreUnavailable as exc:
+                    # Redis is down: expected during an outage, and said once per event
+                    # without a traceback. Live views catch up on reload.
+                    log.warning(
+                        "event not published: %s",
+                        exc,
+                        extra={"event": bus_event.kind, "ticket": bus_event.ticket_number},
+                    )
                 except Exception:  # noqa: BLE001
                     # The change is committed: raising now would make the caller treat a
                     # done turn as failed and redo it. Live views catch up on reload.
                     log.exception("event %s of ticket %s not published", bus_event.kind, bus_event.ticket_number)
+
+    async def ping(self) -> None:
+        """The database answers ``SELECT 1``, or StoreUnavailable (the readiness probe; the
+        caller bounds the wait with ``asyncio.timeout``)."""
+        async with self.session() as tx:
+            await tx.db.execute(select(1))
 
     async def create_schema(self) -> None:
         async with self.engine.begin() as conn:

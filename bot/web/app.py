@@ -7,11 +7,14 @@ app, run uvicorn, close the app.
 
 Written once, outermost first:
 
-1. :class:`SecurityHeadersMiddleware` — ``nosniff``, no referrer, no framing, on every answer
-   (the 413 of the next layer included).
+1. :class:`SecurityHeadersMiddleware` — ``nosniff``, no referrer, no framing, no camera or
+   microphone (``Permissions-Policy``), HSTS when ``web.secure_cookies``, on every answer (the
+   413 of the next layer included); ``Cache-Control: no-store`` on the JSON APIs.
 2. :class:`BodyLimitMiddleware` — refuses a body over ``settings.web.max_body_bytes`` with a
    413 before any route parses it, whether or not the client declared its length.
 3. The routes; their errors become JSON ``{"error": "..."}`` in :func:`install_error_handlers`.
+   A store that cannot be reached (``StoreUnavailable``: the database or Redis is down) is a
+   503 with ``Retry-After`` on every route, never a 500.
 """
 
 from __future__ import annotations
@@ -22,31 +25,41 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text as sql_text
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.accounts import InvalidAccount, LoginFailed, LoginLocked
+from bot.accounts import InvalidAccount, LoginFailed, LoginLocked, PasswordCheckBusy
 from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
 from bot.retention import retention_schedule
-from bot.web import analytics_page, pages_auth
+from bot.web import analytics_page, health, pages_auth
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
 from knowledge.additions import InvalidAddition
-from storage.errors import ChannelError, ConfigError, Conflict, DeskbotError, NotFound, StorageError, TicketNotFound
+from storage.errors import (
+    ChannelError,
+    ConfigError,
+    Conflict,
+    DeskbotError,
+    NotFound,
+    StorageError,
+    StoreUnavailable,
+    TicketNotFound,
+)
 
 log = logging.getLogger("deskbot.web")
 
 STATIC_DIR = Path(__file__).parent / "static"
+# When a 503 says to come back: about the time a database restart or a Redis failover takes.
+UNAVAILABLE_RETRY_AFTER = 5
 
 # Most specific first: the first class in an error's MRO found here picks the status.
 DOMAIN_STATUS: dict[type[DeskbotError], int] = {
@@ -55,9 +68,11 @@ DOMAIN_STATUS: dict[type[DeskbotError], int] = {
     Conflict: 409,
     LoginFailed: 401,
     LoginLocked: 429,
+    PasswordCheckBusy: 503,
     InvalidAccount: 422,
     InvalidAddition: 422,
     ChannelError: 502,
+    StoreUnavailable: 503,
     StorageError: 503,
     ConfigError: 500,
     DeskbotError: 400,
@@ -126,26 +141,46 @@ class BodyLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """Headers every answer carries; the chat page adds its own Content-Security-Policy."""
+    """Headers every answer carries; the chat page adds its own Content-Security-Policy.
+
+    ``Strict-Transport-Security`` only with ``secure_cookies`` (that setting says the shop
+    serves deskbot over HTTPS; HSTS over plain HTTP would lock a test set-up out). JSON APIs
+    get ``Cache-Control: no-store`` unless a route chose otherwise: their answers carry
+    customers' messages and tickets, which no browser or proxy cache should keep.
+    """
 
     HEADERS: tuple[tuple[bytes, bytes], ...] = (
         (b"x-content-type-options", b"nosniff"),
         (b"referrer-policy", b"no-referrer"),
         (b"x-frame-options", b"DENY"),
+        (
+            b"permissions-policy",
+            b"camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), "
+            b"midi=(), magnetometer=(), gyroscope=(), accelerometer=(), display-capture=()",
+        ),
     )
+    HSTS: tuple[bytes, bytes] = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+    NO_STORE: tuple[bytes, bytes] = (b"cache-control", b"no-store")
+    JSON_API_PREFIXES: tuple[str, ...] = ("/api", "/webhooks", "/chat/api")
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
         self.app = app
+        self.headers = (*self.HEADERS, self.HSTS) if hsts else self.HEADERS
+
+    @classmethod
+    def is_json_api(cls, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in cls.JSON_API_PREFIXES)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = (*self.headers, self.NO_STORE) if self.is_json_api(scope.get("path", "")) else self.headers
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.HEADERS if k not in present]
+                extra = [(k, v) for k, v in headers if k not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
@@ -183,10 +218,20 @@ def install_error_handlers(api: FastAPI) -> None:
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DeskbotError)
         status = status_for(exc)
+        if status == 503:
+            # An outage (the database or Redis down) or a full password pool: expected, said
+            # in one line without a traceback, and the client is told when to try again.
+            retry_after = getattr(exc, "retry_after", None) or UNAVAILABLE_RETRY_AFTER
+            # Only StoreUnavailable's own text (store + driver error class): a StorageError's
+            # text may quote SQL parameters, i.e. customers' messages.
+            detail = str(exc) if isinstance(exc, StoreUnavailable) else ""
+            where = {"path": request.url.path, "error": exc.__class__.__name__, "detail": detail}
+            log.warning("service unavailable", extra=where)
+            message = str(exc) if isinstance(exc, PasswordCheckBusy) else "the service is temporarily unavailable"
+            return error_response(503, message, {"Retry-After": str(max(1, round(retry_after)))})
         if status >= 500:
             log.error("request failed", extra={"path": request.url.path, "error": exc.__class__.__name__})
-            message = "the service is temporarily unavailable" if status == 503 else "internal error"
-            return error_response(status, message)
+            return error_response(status, "internal error")
         return error_response(status, str(exc))
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
@@ -197,23 +242,6 @@ def install_error_handlers(api: FastAPI) -> None:
     api.add_exception_handler(RequestValidationError, validation_error)
     api.add_exception_handler(DeskbotError, domain_error)
     api.add_exception_handler(Exception, unexpected_error)
-
-
-# -- routes of the app itself ---------------------------------------------------------
-def health_router(app: App) -> APIRouter:
-    router = APIRouter(tags=["health"])
-
-    @router.get("/healthz", summary="Liveness and storage check")
-    async def healthz() -> JSONResponse:
-        try:
-            async with app.tickets.session() as tx:
-                await tx.db.execute(sql_text("SELECT 1"))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
-            log.warning("health check failed", extra={"error": exc.__class__.__name__})
-            return JSONResponse({"status": "error", "storage": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok", "storage": "ok"})
-
-    return router
 
 
 def create_web_app(app: App) -> FastAPI:
@@ -231,7 +259,7 @@ def create_web_app(app: App) -> FastAPI:
     api.state.deskbot = app
     install_error_handlers(api)
     install_auth(api, app)
-    api.include_router(health_router(app))
+    api.include_router(health.build_router(app))
     api.include_router(build_api_router(app))
     api.include_router(pages_auth.build_router(app))
     api.include_router(analytics_page.build_router(app))
@@ -247,7 +275,7 @@ def create_web_app(app: App) -> FastAPI:
         api.include_router(telegram_router(app, app.telegram))
     # Middleware order, outermost first (add_middleware puts each new one outside).
     api.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
-    api.add_middleware(SecurityHeadersMiddleware)
+    api.add_middleware(SecurityHeadersMiddleware, hsts=settings.web.secure_cookies)
     return api
 
 
