@@ -2,10 +2,15 @@
 
 A photo of a damaged parcel matters only next to its request, so an accepted file goes to
 the form in progress (it ends up in the ticket's fields) or to the customer's latest open
-ticket (an ``attachment`` event). A file the channel refused (too large, a type the shop
-does not accept) is explained to the customer and noted on the ticket — never dropped
-silently. A shared contact fills the phone number. Stickers, voice and locations are left
-to the pipeline's "please write it as text".
+ticket (an ``attachment`` event). With neither, the file is *held* (in the conversation
+state, slot ``attachments`` while no form runs) and goes with the request that follows: a
+photo whose caption is the complaint lands on the ticket the caption opens in the same
+turn; a caption that starts a return puts it in the return form; a photo sent before
+saying anything waits for the request (``place_held``, run after every handler by
+``handlers/router.py``). A file the channel refused (too large, a type the shop does not
+accept) is explained to the customer and noted on the ticket — never dropped silently. A
+shared contact fills the phone number. Stickers, voice and locations are left to the
+pipeline's "please write it as text".
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.messages import Attachment
-from handlers.context import Turn
+from handlers.context import Reply, Turn
 from storage.models import Owner, Ticket
 
 FILE_KINDS = ("photo", "document", "video", "audio", "animation")
+HELD = "attachments"
+"""The slot that holds files: the form's (they become ticket fields) or, with no form, the
+files waiting for the request they belong to."""
+MAX_HELD = 20
 
 
 def _describe(item: Attachment) -> dict[str, Any]:
@@ -83,20 +92,65 @@ async def receive(turn: Turn, text: str) -> bool:
     return not text
 
 
+def _keep(turn: Turn, files: list[dict[str, Any]]) -> None:
+    kept: list[dict[str, Any]] = list(turn.state.slots.get(HELD) or [])
+    kept.extend(f for f in files if f not in kept)
+    turn.state.slots[HELD] = kept[-MAX_HELD:]
+
+
 async def _attach(turn: Turn, files: list[Attachment]) -> None:
     kind = _kind_word(turn, files[0].kind)
     if turn.state.form is not None:
-        kept: list[dict[str, Any]] = list(turn.state.slots.get("attachments") or [])
-        kept.extend(_describe(f) for f in files)
-        turn.state.slots["attachments"] = kept[-20:]
+        _keep(turn, [_describe(f) for f in files])
         turn.say("file_attached_form", kind=kind)
         return
     if turn.customer.owner != Owner.BOT:
         return  # the pipeline forwards the whole message to the agent's ticket
     ticket = await _current_ticket(turn)
     if ticket is None:
-        turn.say("file_without_request", kind=kind)
+        # Held for the request that follows. A caption is that request (or the start of
+        # it): the handler runs next and place_held puts the file where it led; a file
+        # alone needs the question.
+        _keep(turn, [_describe(f) for f in files])
+        if not turn.msg.text.strip():
+            turn.say("file_without_request", kind=kind)
         return
     turn.ticket_id = ticket.id
     await turn.tx.add_event(ticket, "customer", "attachment", {"files": [_describe(f) for f in files]})
     turn.say("file_attached_ticket", kind=kind, number=ticket.number)
+
+
+def held(turn: Turn) -> list[dict[str, Any]]:
+    """The files waiting for a request (none while a form runs: those are the form's)."""
+    if turn.state.form is not None:
+        return []
+    return [dict(f) for f in turn.state.slots.get(HELD) or [] if isinstance(f, dict)]
+
+
+async def place_held(turn: Turn, files: list[dict[str, Any]]) -> None:
+    """After a handler: held files go to the form it started or the ticket it opened (or
+    queued); else they keep waiting, and the customer hears so once, when they arrive."""
+    if not files:
+        return
+    state = turn.state
+    kind = _kind_word(turn, str(files[0].get("kind")))
+    if state.form is not None:
+        # A new form (start_return empties the slots first): the files are its attachments.
+        already = state.slots.get(HELD) or []
+        if not all(f in already for f in files):
+            _keep(turn, files)
+            turn.replies.insert(0, Reply(turn.t("file_attached_form", kind=kind), (), turn.ticket_id))
+        return
+    ticket = await turn.tx.get_ticket(turn.ticket_id) if turn.ticket_id is not None else None
+    if ticket is not None and ticket.is_open and ticket.customer_id == turn.customer.id:
+        state.slots.pop(HELD, None)
+        await turn.tx.add_event(ticket, "customer", "attachment", {"files": files})
+        turn.say("file_attached_ticket", kind=kind, number=ticket.number)
+        return
+    state.slots[HELD] = files  # still waiting (a handler may have emptied the slots)
+    if _brought_files(turn):
+        turn.say("file_kept", kind=kind)
+
+
+def _brought_files(turn: Turn) -> bool:
+    return any(a.kind in FILE_KINDS and a.file_id and not a.refused for a in turn.msg.attachments)
