@@ -72,7 +72,7 @@ def translate(exc: AiogramError) -> TelegramError:
     if isinstance(exc, TelegramNetworkError):
         return NetworkError(message)
     if isinstance(exc, TelegramUnauthorizedError | TelegramNotFound):
-        return Unauthorized(f"the bot token was refused: {message}")
+        return Unauthorized(f"Telegram refused the bot token ({message}): check secrets.telegram_token")
     if isinstance(exc, TelegramConflictError):
         return Conflict(message)
     if isinstance(exc, TelegramAPIError):

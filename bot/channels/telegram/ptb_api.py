@@ -59,7 +59,8 @@ def translate(exc: ptb.TelegramError) -> TelegramError:
     if isinstance(exc, ptb.NetworkError):  # timeouts, connection errors and 5xx alike
         return NetworkError(message)
     if isinstance(exc, ptb.InvalidToken):
-        return Unauthorized(f"the bot token was refused: {message}")
+        # PTB's message quotes the token itself: never repeat it.
+        return Unauthorized("Telegram refused the bot token (401/404): check secrets.telegram_token")
     if isinstance(exc, ptb.Conflict):
         return Conflict(message)
     return TelegramError(message)
