@@ -7,8 +7,11 @@ status of my ticket". Every request for a sender therefore carries a proof:
 - ``token`` (default): on a sender's first message deskbot issues a random sender token
   (``secrets.token_urlsafe``) in the ``X-Deskbot-Sender-Token`` response header and keeps
   only its SHA-256 (``Identity.proof_hash``). Later messages, polls and acknowledgements
-  send it back in that header (or ``metadata.sender_token`` in a message body). Nothing
-  secret is stored: a database leak gives no usable token.
+  send it back in that header (or ``metadata.sender_token`` in a message body). A client
+  may instead choose its own token (32+ random characters) and send it from the first
+  message on: then a first message whose answer was lost (a crash, a timeout) can be
+  retried, where an issued token would be lost with the answer. Nothing secret is
+  stored: a database leak gives no usable token.
 - ``hmac``: the shop's backend, which knows who is logged in, signs the sender id
   (hex ``HMAC-SHA256(secrets.rest_identity_secret, sender)``, as Chatwoot's identity
   validation does) and the widget sends it in ``X-Deskbot-Sender-Signature`` (or
@@ -33,6 +36,7 @@ from storage.tickets import TicketStore
 TOKEN_HEADER = "X-Deskbot-Sender-Token"  # noqa: S105 - a header name
 SIGNATURE_HEADER = "X-Deskbot-Sender-Signature"
 MAX_PROOF_CHARS = 200
+MIN_CHOSEN_TOKEN_CHARS = 32  # a client's own token: as unguessable as the ones deskbot issues
 
 ProofMode = Literal["token", "hmac", "trusted"]
 
@@ -82,10 +86,17 @@ class SenderProofs:
                 self._check_token(token, stored)
                 return None
             # A sender nobody has proven yet (new, or from before proofs): the first to speak
-            # gets it. A token for an unknown sender is stale (the data was erased): a new one.
-            issued = secrets.token_urlsafe(32)
+            # gets it, with the token it chose (a retry of a first message whose answer was
+            # lost then still works) or one deskbot issues.
+            if token is not None and len(token) < MIN_CHOSEN_TOKEN_CHARS:
+                raise HTTPException(
+                    422, f"a sender token a client chooses must have at least {MIN_CHOSEN_TOKEN_CHARS} characters"
+                )
+            issued = secrets.token_urlsafe(32) if token is None else None
+            chosen = token if token is not None else issued
+            assert chosen is not None
             await tx.resolve_customer(self.channel, sender, sender)
-            if not await tx.claim_identity_proof(self.channel, sender, proof_hash(issued)):
+            if not await tx.claim_identity_proof(self.channel, sender, proof_hash(chosen)):
                 raise HTTPException(401, _needs_token())  # a concurrent first message won
         return issued
 

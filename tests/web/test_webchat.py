@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bot.app import App
-from storage.models import Author, Direction
+from storage.models import Author, DeliveryStatus, Direction
 from tests.web.conftest import SESSION_SECRET, LiveServer, OpenApp, asgi_client, messages_of
 
 API = "/chat/api/messages"
@@ -134,14 +134,20 @@ async def test_chinese_and_emoji(client: httpx.AsyncClient) -> None:
     assert [m["text"] for m in await history(client) if m["author"] == "customer"] == ["卫衣多少钱？", "🙂🙂"]
 
 
-async def test_agent_reply_is_polled_once_and_kept_in_history(client: httpx.AsyncClient, deskbot: App) -> None:
+async def test_agent_reply_is_polled_until_acknowledged_and_kept_in_history(
+    client: httpx.AsyncClient, deskbot: App
+) -> None:
     replies = await send(client, text="I want to talk to a human")
     assert any("T-1001" in m["text"] for m in replies)
 
     await deskbot.desk.reply("T-1001", "hello from agent")
     polled = (await client.get(API)).json()["messages"]
     assert [(m["author"], m["text"]) for m in polled] == [("agent", "hello from agent")]
-    assert (await client.get(API)).json() == {"messages": []}
+    # The page never said it got it (the answer may have been lost): handed over again.
+    assert (await client.get(API)).json()["messages"] == polled
+    assert (await client.get(API, params={"after": polled[0]["id"]})).json() == {"messages": []}
+    stored = {m.id: m for m in await messages_of(deskbot, "web", visitor_of(client))}
+    assert stored[polled[0]["id"]].status == DeliveryStatus.SENT
 
     await deskbot.desk.reply("T-1001", "anything else?")
     replies = await send(client, text="no, thanks")
@@ -151,18 +157,29 @@ async def test_agent_reply_is_polled_once_and_kept_in_history(client: httpx.Asyn
     assert texts == ["hello from agent", "anything else?"]
 
 
-async def test_history_takes_queued_replies_so_the_poll_does_not_repeat_them(
+async def test_history_shows_queued_replies_and_the_next_poll_acknowledges_them(
     client: httpx.AsyncClient, deskbot: App
 ) -> None:
     await send(client, text="I want to talk to a human")
     await deskbot.desk.reply("T-1001", "queued while you reloaded")
-    assert (await history(client))[-1]["text"] == "queued while you reloaded"
+    shown = await history(client)
+    assert shown[-1]["text"] == "queued while you reloaded"
+    last = max(m["id"] for m in shown)
+    assert (await client.get(API, params={"after": last})).json() == {"messages": []}
     assert (await client.get(API)).json() == {"messages": []}
 
 
-async def test_duplicate_message_id_is_processed_once(client: httpx.AsyncClient, deskbot: App) -> None:
-    assert await send(client, text="hello", message_id="abc")
-    assert await send(client, text="hello", message_id="abc") == []
+@pytest.mark.parametrize("after", ["-1", "x", "1" * 5000, str(2**31)])
+async def test_poll_refuses_a_bad_cursor(client: httpx.AsyncClient, after: str) -> None:
+    await send(client, text="hello")
+    response = await client.get(API, params={"after": after})
+    assert response.status_code == 422 and "after" in response.json()["error"]
+
+
+async def test_duplicate_message_id_gets_the_same_answer_once(client: httpx.AsyncClient, deskbot: App) -> None:
+    first = await send(client, text="hello", message_id="abc")
+    assert first
+    assert await send(client, text="hello", message_id="abc") == first
     stored = await messages_of(deskbot, "web", visitor_of(client))
     assert len([m for m in stored if m.author == Author.CUSTOMER]) == 1
 

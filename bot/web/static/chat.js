@@ -45,6 +45,10 @@
   var shopInitial = (document.getElementById("shop-name").textContent || "?").trim().charAt(0).toUpperCase();
 
   var seen = new Set(); // ids of messages already on the page (history, poll and send may overlap)
+  // The highest message id shown: each poll sends it as ``after``, which acknowledges every
+  // reply handed out up to it (until then the server hands a reply over again).
+  var shownUpTo = 0;
+  var SEND_RETRIES = 3;
   var pendingSends = 0;
   var queue = Promise.resolve();
   var lastAuthor = null;
@@ -99,6 +103,7 @@
 
   function addMessage(message) {
     if (message.id !== undefined && message.id !== null) {
+      if (typeof message.id === "number" && message.id > shownUpTo) shownUpTo = message.id;
       if (seen.has(message.id)) return;
       seen.add(message.id);
     }
@@ -180,8 +185,20 @@
     setTyping(true);
     body.message_id = newId();
     body.language = navigator.language || undefined;
+    // A lost answer or "still being processed" (503) is retried with the same message id:
+    // the server processes it once and answers the same replies again.
+    function attempt(left) {
+      return api("POST", "/messages", body).catch(function (error) {
+        if (left > 0 && (!error.status || error.status === 503)) {
+          return new Promise(function (resolve) { window.setTimeout(resolve, 1000); }).then(function () {
+            return attempt(left - 1);
+          });
+        }
+        throw error;
+      });
+    }
     queue = queue.then(function () {
-      return api("POST", "/messages", body).then(function (data) {
+      return attempt(SEND_RETRIES).then(function (data) {
         showBotMessages(data.messages);
       }).catch(function (error) {
         notice(error.status ? t.not_sent + error.message : t.offline);
@@ -208,7 +225,7 @@
 
   function poll() {
     var delay = document.hidden ? POLL_HIDDEN_MS : POLL_MS;
-    api("GET", "/messages").then(function (data) {
+    api("GET", "/messages" + (shownUpTo ? "?after=" + shownUpTo : "")).then(function (data) {
       if (data.messages && data.messages.length) showBotMessages(data.messages);
     }).catch(function () { /* the next poll tries again */ }).then(function () {
       window.setTimeout(poll, delay);
