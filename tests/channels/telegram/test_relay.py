@@ -29,8 +29,8 @@ async def test_a_reply_queued_without_an_event_is_swept_out_once(telegram_bot: T
         queued = await tx.add_message(customer, channel="telegram", chat_id=str(CAROL), direction=Direction.OUTBOUND,
                                       author=Author.AGENT, text="Written by another worker", status=DeliveryStatus.QUEUED)
     await fake.wait_until(lambda: "Written by another worker" in fake.texts(CAROL))
+    assert await bot.channel.relay_queued() == 0  # nothing left (and the send in flight settled)
     async with bot.app.tickets.session() as tx:
         stored = await tx.get_message(queued.id)
-        assert stored is not None and stored.status == DeliveryStatus.SENT
-    assert await bot.channel.relay_queued() == 0  # nothing left: sent once
+        assert stored is not None and stored.status == DeliveryStatus.SENT and stored.sent_at is not None
     assert fake.texts(CAROL).count("Written by another worker") == 1

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from bot.accounts import Accounts
 from bot.web.app import create_web_app
-from storage.models import DeliveryStatus, Direction, Owner, TicketKind
+from storage.models import DeliveryStatus, Direction, Owner, TicketKind, utcnow
 from tests.channels.telegram.conftest import WEBHOOK_SECRET, TelegramBot
 from tests.factories import add_orders, order
 
@@ -157,22 +158,48 @@ async def test_blocked_user_is_marked_unreachable_and_the_reply_failed(telegram_
     assert (await _customer(bot, ALICE)).unreachable is False
 
 
-async def test_a_burst_of_429s_still_delivers_each_reply_once(telegram_bot: TelegramBot) -> None:
+class _Clock:
+    """The outbox reader's clock, moved by the test instead of waited for."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    async def advance(self, bot: TelegramBot, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        await bot.channel.relay_queued()
+
+
+async def test_a_burst_of_429s_holds_the_reply_then_delivers_it_once(telegram_bot: TelegramBot) -> None:
     bot, fake = telegram_bot, telegram_bot.fake
+    clock = bot.channel.outbox.clock = _Clock()
     fake.fault("sendMessage", 429, retry_after=3, times=4, chat_id=ALICE)
-    replies = await bot.say(ALICE, "how much is the hoodie?")
-    assert len([r for r in replies if "49.90" in r]) == 1
-    assert bot.waits == [3, 3, 3, 3]  # waited exactly what Telegram asked
+    assert await bot.say(ALICE, "how much is the hoodie?") == []  # stored, held: the intake goes on
+    async with bot.app.tickets.session() as tx:
+        customer = await tx.find_customer("telegram", str(ALICE))
+        assert customer is not None
+        held = [m for m in await tx.conversation(customer.id) if m.direction == Direction.OUTBOUND]
+    assert held and all(m.status == DeliveryStatus.QUEUED for m in held)
+    assert held[0].not_before == clock.now + timedelta(seconds=3)  # exactly what Telegram asked
+    for _ in range(4):
+        await clock.advance(bot, 3)
+    assert len([t for t in fake.texts(ALICE) if "49.90" in t]) == 1
     rejected = [c for c in fake.calls_of("sendMessage") if c.status == 429]
     assert len(rejected) == 4
+    assert bot.waits == []  # nothing slept in place
 
 
 async def test_server_errors_are_retried_with_backoff(telegram_bot: TelegramBot) -> None:
     bot, fake = telegram_bot, telegram_bot.fake
+    clock = bot.channel.outbox.clock = _Clock()
     fake.fault("sendMessage", 502, times=2, chat_id=ALICE)
-    replies = await bot.say(ALICE, "how much is the hoodie?")
-    assert len([r for r in replies if "49.90" in r]) == 1
-    assert bot.waits == [0.5, 1.0]
+    await bot.say(ALICE, "how much is the hoodie?")
+    await clock.advance(bot, 0.5)
+    assert not any("49.90" in t for t in fake.texts(ALICE))
+    await clock.advance(bot, 1.0)
+    assert len([t for t in fake.texts(ALICE) if "49.90" in t]) == 1
 
 
 async def test_duplicate_update_id_is_processed_once(telegram_bot: TelegramBot) -> None:

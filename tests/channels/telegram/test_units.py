@@ -6,9 +6,10 @@ import html
 
 import pytest
 
+from bot.channels.port import Outcome
 from bot.channels.telegram.api import BadRequest, Forbidden, NetworkError, RetryAfter, ServerError
-from bot.channels.telegram.delivery import RetryPolicy, Sender
-from bot.channels.telegram.render import MAX_CALLBACK_BYTES, ButtonCodec, escape, keyboard, render, split_html
+from bot.channels.telegram.delivery import RetryPolicy, Sender, send_parts
+from bot.channels.telegram.render import MAX_CALLBACK_BYTES, ButtonCodec, Chunk, escape, keyboard, render, split_html
 from bot.channels.telegram.updates import MediaPolicy, parse_update
 from bot.messages import Button, Outgoing
 from tests.fakes.recording_api import RecordingTelegramApi
@@ -145,42 +146,47 @@ def _sender(api: RecordingTelegramApi, waits: list[float]) -> Sender:
     return Sender(api, RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=1.0), sleep)
 
 
-async def test_429_waits_retry_after_then_delivers_once() -> None:
+async def test_other_calls_wait_out_a_429_and_back_off_on_5xx() -> None:
     api, waits = RecordingTelegramApi(), []
-    api.fail("sendMessage", RetryAfter(7), times=2)
-    result = await _sender(api, waits).send(1, render(Outgoing("telegram", "1", "hi"), ButtonCodec()))
-    assert result.ok and waits == [7, 7] and [p.text for p in api.posted] == ["hi"]
+    api.fail("getMe", RetryAfter(7), times=2)
+    api.fail("getMe", ServerError("Bad Gateway"), times=1)
+    assert (await _sender(api, waits).call(api.get_me, "getMe")).id == api.bot.id
+    assert waits == [7, 7, 0.5]
 
 
-async def test_transient_errors_back_off_and_give_up() -> None:
-    api, waits = RecordingTelegramApi(), []
-    api.fail("sendMessage", ServerError("Bad Gateway"), times=1)
-    api.fail("sendMessage", NetworkError("timeout"), times=1)
-    assert (await _sender(api, waits).send(1, render(Outgoing("telegram", "1", "a"), ButtonCodec()))).ok
-    assert waits == [0.5, 1.0]
-    api.fail("sendMessage", ServerError("down"), times=3)
-    result = await _sender(api, waits).send(1, render(Outgoing("telegram", "1", "b"), ButtonCodec()))
-    assert not result.ok and "ServerError" in (result.error or "")
+def _parts(text: str) -> list[Chunk]:
+    return render(Outgoing("telegram", "1", text), ButtonCodec())
 
 
-async def test_forbidden_and_bad_request_are_final() -> None:
-    api, waits = RecordingTelegramApi(), []
+async def test_a_send_is_one_attempt_classified_for_the_outbox() -> None:
+    api = RecordingTelegramApi()
+    api.fail("sendMessage", RetryAfter(7))
+    held = await send_parts(api, 1, _parts("hi"))
+    assert held.outcome is Outcome.RETRY_AFTER and held.retry_after == 7 and api.posted == []
+    api.fail("sendMessage", ServerError("Bad Gateway"))
+    assert (await send_parts(api, 1, _parts("hi"))).outcome is Outcome.TRANSIENT
+    api.fail("sendMessage", NetworkError("timeout"))
+    assert (await send_parts(api, 1, _parts("hi"))).outcome is Outcome.TRANSIENT
     api.fail("sendMessage", Forbidden("Forbidden: bot was blocked by the user"))
-    result = await _sender(api, waits).send(1, render(Outgoing("telegram", "1", "x"), ButtonCodec()))
-    assert result.forbidden and waits == [] and api.count("sendMessage") == 1
+    blocked = await send_parts(api, 1, _parts("hi"))
+    assert blocked.outcome is Outcome.UNREACHABLE and blocked.forbidden
     api.fail("sendMessage", BadRequest("chat not found"))
-    result = await _sender(api, waits).send(1, render(Outgoing("telegram", "1", "x"), ButtonCodec()))
-    assert not result.ok and not result.forbidden
+    assert (await send_parts(api, 1, _parts("hi"))).outcome is Outcome.PERMANENT
+    assert api.count("sendMessage") == 5 and api.posted == []  # never retried in place
+    done = await send_parts(api, 1, _parts("hi"))
+    assert done.ok and done.parts_sent == 1 and [p.text for p in api.posted] == ["hi"]
 
 
-async def test_a_failed_part_is_named() -> None:
-    api, waits = RecordingTelegramApi(), []
-    chunks = render(Outgoing("telegram", "1", "word " * 2000), ButtonCodec())
-    sender = _sender(api, waits)
-    first = await sender.send(1, chunks[:1])
+async def test_a_failed_part_is_named_and_the_next_attempt_starts_after_the_accepted_ones() -> None:
+    api = RecordingTelegramApi()
+    chunks = _parts("word " * 2000)
+    first = await send_parts(api, 1, chunks[:1])
     api.fail("sendMessage", Forbidden("blocked"))
-    rest = await sender.send(1, chunks)
-    assert first.ok and not rest.ok and "part 1 of 3" in (rest.error or "")
+    rest = await send_parts(api, 1, chunks, start=first.parts_sent)
+    assert first.ok and not rest.ok and "part 2 of 3" in (rest.error or "") and rest.parts_sent == 1
+    resumed = await send_parts(api, 1, chunks, start=rest.parts_sent)
+    assert resumed.ok and resumed.parts_sent == 3
+    assert [p.text for p in api.posted] == [c.text for c in chunks]  # each part once, in order
 
 
 # -- the adapters' error translation --------------------------------------------------------------
