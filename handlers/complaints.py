@@ -67,9 +67,8 @@ async def complaint(turn: Turn) -> None:
         order_id=order_id,
         fields={"complaint": turn.msg.text[:2000], "signals": signals},
     )
-    due = ticket.first_response_due
-    when = turn.services.policy.calendar.local(due).strftime("%Y-%m-%d %H:%M") if due else "-"
-    turn.say("complaint_opened", number=ticket.number, priority=turn.t(f"priority_{ticket.priority.value}"), due=when)
+    due = turn.services.policy.calendar.due_params(ticket.first_response_due)  # with the shop's time zone
+    turn.say("complaint_opened", number=ticket.number, priority=turn.t(f"priority_{ticket.priority.value}"), **due)
 
 
 ROUTES = {"complaint": complaint}

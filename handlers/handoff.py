@@ -107,9 +107,8 @@ async def escalate(
 async def acknowledge_queued(turn: Turn, ticket: Ticket) -> None:
     """Tell a waiting customer where they stand, instead of the bot answering."""
     position = await turn.tx.queue_position(ticket)
-    due = ticket.first_response_due
-    when = turn.services.policy.calendar.local(due).strftime("%Y-%m-%d %H:%M") if due else "-"
-    turn.say("handoff_waiting", number=ticket.number, position=position, due=when)
+    due = turn.services.policy.calendar.due_params(ticket.first_response_due)  # with the shop's time zone
+    turn.say("handoff_waiting", number=ticket.number, position=position, **due)
 
 
 class AlreadyClaimed(InvalidTransition):

@@ -396,8 +396,7 @@ class ReturnsForm:
         turn.ticket_id = ticket.id
         turn.state.end_form()
         # The shop's own SLA says when, not a promise written for one shop (a return label…).
-        when = turn.services.policy.calendar.local(first_due).strftime("%Y-%m-%d %H:%M")
-        turn.say(f"{kind.value}_opened", number=ticket.number, due=when)
+        turn.say(f"{kind.value}_opened", number=ticket.number, **turn.services.policy.calendar.due_params(first_due))
 
     async def _escalate(self, why: str, params: dict[str, Any]) -> None:
         """Hand the request to a human; the ticket keeps the reason in English for agents."""

@@ -57,3 +57,24 @@ class BusinessCalendar:
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.zone)
+
+    def utc_offset(self, moment: datetime) -> str:
+        """The shop's UTC offset at that moment (summer time included): ``UTC+1``, ``UTC+5:30``."""
+        offset = self.local(moment).utcoffset() or timedelta(0)
+        minutes = round(offset.total_seconds() / 60)
+        if not minutes:
+            return "UTC"
+        hours, rest = divmod(abs(minutes), 60)
+        return f"UTC{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
+
+    def due_params(self, moment: datetime | None) -> dict[str, str]:
+        """A due time for a customer's reply template: ``{due}`` in the shop's local time,
+        ``{zone}`` (``Europe/Amsterdam``) and ``{utc}`` (``UTC+1``) — a customer elsewhere
+        must know which 17:00 is meant; each language's template words it."""
+        if moment is None:
+            return {"due": "-", "zone": self.zone.key, "utc": self.utc_offset(datetime.now(UTC))}
+        return {
+            "due": self.local(moment).strftime("%Y-%m-%d %H:%M"),
+            "zone": self.zone.key,
+            "utc": self.utc_offset(moment),
+        }
