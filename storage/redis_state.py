@@ -1,6 +1,7 @@
 """Redis implementation of the state-store port, shared by every worker process.
 
-Values are JSON strings with a millisecond TTL; delivery claims are ``SET NX PX`` and
+Values are JSON strings with a millisecond TTL; delivery claims (in-flight hints of a few
+seconds, see :meth:`StateStore.claim_delivery`) are ``SET NX PX`` and
 rate counters ``INCR`` plus ``PEXPIRE`` on the first hit, done in one Lua script so a
 crash between the two can never leave a counter that never expires.
 """

@@ -67,15 +67,18 @@ class StateStore(ABC):
 
     @abstractmethod
     async def claim_delivery(self, channel: str, delivery_key: str, ttl: float) -> bool:
-        """Atomically mark a delivery as being processed. False if already claimed.
+        """Atomically mark a delivery as being processed now. False if already claimed.
 
-        Channels redeliver (Telegram retries webhooks, clients resend on timeouts);
-        claiming first makes concurrent duplicates lose the race instead of both running.
+        Only an in-flight hint: channels redeliver (Telegram retries webhooks, clients resend
+        on timeouts), and claiming first keeps two concurrent copies from both running. It is
+        released after the turn and ``ttl`` is seconds, so a copy whose process died holds its
+        retry up briefly; whether a delivery was processed is the ticket store's to say
+        (its unique ``(channel, delivery_key)``), never this claim's.
         """
 
     @abstractmethod
     async def release_delivery(self, channel: str, delivery_key: str) -> None:
-        """Undo a claim after a failed attempt so a redelivery is processed."""
+        """End a claim (after the turn, done or failed); harmless when none is held."""
 
     @abstractmethod
     async def hit(self, name: str, window: float) -> int:

@@ -151,7 +151,7 @@ async def test_rest_retries_across_kill_9_store_once_and_answer_every_message(
     retried = sum(1 for r in requests if r.attempts > 1)
     assert retried > 0  # the kills did catch requests in flight
     for item in requests:
-        stored = inbound.get(scoped_delivery_key(item.sender, item.message_id), [])
+        stored = inbound.get(str(scoped_delivery_key(item.sender, item.message_id)), [])
         assert len(stored) == 1, (item, len(stored))  # stored exactly once
         assert senders[stored[0].customer_id] == item.sender
         assert item.answer, item  # answered, never an empty 200
