@@ -31,6 +31,7 @@ from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
+from storage.errors import StoreUnavailable
 from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
@@ -38,6 +39,11 @@ from storage.tickets import TicketSession, TicketStore
 log = logging.getLogger("deskbot.pipeline")
 
 PAYLOAD = re.compile(r"^/(?P<intent>[a-z_]+)(?P<json>\{.*\})?$", re.S)
+# A payload's intent is one deskbot knows (its routes, the forms' "choose"), at most as long
+# as the stored column (VARCHAR(64)); anything else is out of scope, not a new label.
+MAX_INTENT_CHARS = 64
+MAX_ENTITY_CHARS = 500
+PAYLOAD_INTENTS = frozenset(build_routes()) | {"choose", OUT_OF_SCOPE}
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 MAX_STORED_CHARS = 64_000
 MAX_CLASSIFIED_CHARS = 2_000
@@ -68,7 +74,12 @@ def clean_text(text: str) -> str:
 
 
 def parse_payload(payload: str) -> Prediction | None:
-    """Rasa-style button payloads: ``/intent`` or ``/intent{"slot": "value"}``."""
+    """Rasa-style button payloads: ``/intent`` or ``/intent{"slot": "value"}``.
+
+    Anyone can type a payload, so it is read as untrusted input: an unknown or overlong
+    intent is ``out_of_scope``; a slot keeps only a plain value (string, number, boolean)
+    that is valid text, without control characters, cut to ``MAX_ENTITY_CHARS``.
+    """
     match = PAYLOAD.match(payload.strip())
     if match is None:
         return None
@@ -76,12 +87,30 @@ def parse_payload(payload: str) -> Prediction | None:
     if match.group("json"):
         try:
             data = json.loads(match.group("json"))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # malformed, or an integer past 4,300 digits
             return None
         if not isinstance(data, dict):
             return None
-        entities = [Entity(str(k), str(v), 0, 0, str(v)) for k, v in data.items() if v is not None]
-    return Prediction(intent=match.group("intent"), confidence=1.0, entities=tuple(entities))
+        for key, value in data.items():
+            slot, text = _payload_text(key), _payload_text(value)
+            if slot and text is not None and len(slot) <= MAX_INTENT_CHARS:
+                entities.append(Entity(slot, text, 0, 0, text))
+    intent = match.group("intent")
+    if len(intent) > MAX_INTENT_CHARS or intent not in PAYLOAD_INTENTS:
+        intent = OUT_OF_SCOPE
+    return Prediction(intent=intent, confidence=1.0, entities=tuple(entities))
+
+
+def _payload_text(value: object) -> str | None:
+    """A payload value as clean text; None for null, arrays, objects and invalid Unicode."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = clean_text(str(value))[:MAX_ENTITY_CHARS]
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800"): no database can store it
+        return None
+    return text
 
 
 INFLIGHT_POLL_SECONDS = 0.05
@@ -161,6 +190,8 @@ class Pipeline:
         finally:
             try:
                 await self.state.release_delivery(msg.channel, msg.delivery_key)
+            except StoreUnavailable as exc:  # Redis is down: said without a traceback
+                log.warning("in-flight hint not released: %s", exc, extra={"channel": msg.channel})
             except Exception:  # noqa: BLE001 - the turn is done; the hint expires by itself
                 log.warning("in-flight hint not released", extra={"channel": msg.channel}, exc_info=True)
 
@@ -178,6 +209,10 @@ class Pipeline:
                     return stored
                 log.exception("turn failed on a constraint", extra={"channel": msg.channel, "chat": msg.chat_id})
                 return await self._apologise(msg)
+            except StoreUnavailable:
+                # An outage: nothing was stored, so the channel must say "retry" (503, or no
+                # confirmation to Telegram); an apology would confirm a message that is lost.
+                raise
             except Exception:
                 log.exception("turn failed", extra={"channel": msg.channel, "chat": msg.chat_id})
                 return await self._apologise(msg)
@@ -416,6 +451,8 @@ class Pipeline:
                 text = self.services.responses.text(customer.language, "error_apology")
                 _, out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
             return out
+        except StoreUnavailable:
+            raise  # not stored: the channel says "retry" (see _handle_claimed)
         except Exception:
             log.exception("could not store message after a failed turn", extra={"channel": msg.channel})
             text = self.services.responses.text(self.settings.default_language, "error_apology")

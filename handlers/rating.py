@@ -22,7 +22,7 @@ async def rate(turn: Turn) -> None:
     if (
         ticket is None
         or ticket.customer_id != turn.customer.id
-        or not score_raw.isdigit()
+        or not (score_raw.isascii() and score_raw.isdigit())  # "²" is a digit int() refuses
         or not 1 <= int(score_raw) <= 5
     ):
         turn.say("rating_invalid")

@@ -48,6 +48,7 @@ COURTESY = re.compile(
     r"谢谢(?:你|您)?|多谢|麻烦(?:了|你了|您了)?|请|你好|您好)$",
     re.I,
 )
+RESOLUTIONS = ("refund", "exchange")
 REASON_CODES = ("too_small", "too_big", "damaged", "not_as_described", "changed_mind")
 MAX_ORDER_ATTEMPTS = 2
 FREE_TEXT_SLOTS = {"reason": 500, "wanted": 200, "item": 200}  # slot -> max length
@@ -167,8 +168,10 @@ class ReturnsForm:
         pred, text, requested = self.turn.prediction, self.turn.msg.text, self.turn.state.requested_slot
         for slot in ("order_id", "item", "reason", "resolution", "wanted"):
             value = pred.entity(slot)
-            if value:
-                self.slots[slot] = value
+            # A button payload can be typed by hand: an unknown resolution fills nothing, so
+            # the question is asked again, and free text keeps its length limit.
+            if value and (slot != "resolution" or value in RESOLUTIONS):
+                self.slots[slot] = value[: FREE_TEXT_SLOTS.get(slot, 100)]
         if pred.entity("order_id") is None and requested == "order_id":
             # Asked for the order: a bare id-like answer counts, as the shop's OrderIds reads it.
             found = self.turn.services.shop.order_ids.find(text, expect=True)

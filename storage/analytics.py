@@ -226,13 +226,19 @@ def parse_range(since: str | None, until: str | None, today: date, default_days:
     try:
         end = date.fromisoformat(until) if until else today
         start = date.fromisoformat(since) if since else end - timedelta(days=default_days - 1)
+        _bounds(start, end)  # the day after ``until`` must exist too (not after 9999-12-31)
     except ValueError as exc:
         raise InvalidRange("since and until must be dates like 2026-11-23") from exc
+    except OverflowError as exc:
+        raise InvalidRange(f"dates must lie between {date.min.isoformat()} and {_LAST_DAY.isoformat()}") from exc
     if start > end:
         raise InvalidRange("since must not be after until")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
         raise InvalidRange(f"a report covers at most {MAX_RANGE_DAYS} days")
     return start, end
+
+
+_LAST_DAY = date.max - timedelta(days=1)
 
 
 def _bounds(since: date, until: date) -> tuple[datetime, datetime]:

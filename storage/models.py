@@ -329,7 +329,7 @@ MAX_TICKET_ID = 2**31 - 1
 def parse_ticket_number(number: str) -> int | None:
     """``"T-1042"`` (any case, with or without ``T-``) → 42; None when it is not a number."""
     raw = number.strip().upper().removeprefix("T-").removeprefix("T")
-    if not raw.isdigit() or len(raw) > 10:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:  # "²" is a digit that int() refuses
         return None
     ticket_id = int(raw) - TICKET_NUMBER_OFFSET
     # Ids are 32-bit INTEGER columns: a longer number is no ticket, not a database error.

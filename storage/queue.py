@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from sqlalchemy.orm import joinedload
 from storage.errors import DeskbotError
 from storage.models import (
     CLOSED_STATUSES,
+    MAX_TICKET_ID,
     Customer,
     Priority,
     Ticket,
@@ -57,6 +59,8 @@ SEARCH_CAP = 2000
 MIN_INDEXED_SEARCH = 3  # trigram indexes cannot answer shorter terms
 # A deadline closer than this is shown as a warning before it is breached.
 SLA_WARNING_WINDOW = timedelta(hours=1)
+MAX_ROW_ID = MAX_TICKET_ID  # ids are 32-bit INTEGER columns
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidQuery(DeskbotError, ValueError):
@@ -129,11 +133,27 @@ def _decode_cursor(cursor: str, sort: SortOrder) -> tuple[int, list[Any]]:
             raise ValueError("cursor from another sort order")
         if sort == "newest" or phase == 1:
             (ticket_id,) = key
-            return phase, [int(ticket_id)]
+            return phase, [_row_id(ticket_id)]
         at, ticket_id = key
-        return phase, [datetime.fromisoformat(str(at)), int(ticket_id)]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        return phase, [datetime.fromisoformat(str(at)), _row_id(ticket_id)]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidQuery("invalid cursor; start again without one") from exc
+
+
+def _row_id(value: object) -> int:
+    """A cursor's ticket id: an integer the 32-bit id column can hold (a forged one is no id)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ROW_ID:
+        raise ValueError("not a ticket id")
+    return value
+
+
+def _check_text(query: QueueQuery) -> None:
+    """No control characters in the text filters: PostgreSQL refuses a NUL (a 503 before),
+    SQLite reads it as the end of the pattern (every ticket matched)."""
+    for name in ("assignee", "channel", "q", "cursor"):
+        value = getattr(query, name)
+        if value is not None and CONTROL_CHARACTER.search(value):
+            raise InvalidQuery(f"{name} must not contain control characters")
 
 
 # -- filters -----------------------------------------------------------------------------
@@ -252,7 +272,7 @@ def _assignee(value: str, agent_id: int | None) -> ColumnElement[bool]:
         return Ticket.assignee_id == agent_id
     if value == "unassigned":
         return Ticket.assignee_id.is_(None)
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= 10 and int(value) <= MAX_ROW_ID:
         return Ticket.assignee_id == int(value)
     raise InvalidQuery("assignee must be mine, unassigned or an agent id")
 
@@ -328,6 +348,7 @@ async def queue_page(tx: TicketSession, query: QueueQuery, *, agent_id: int | No
         raise InvalidQuery(f"sort must be one of {', '.join(SORTS)}")
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InvalidQuery(f"limit must be between 1 and {MAX_LIMIT}")
+    _check_text(query)
     base = await _filtered(tx, query, agent_id, tx.db.get_bind().dialect.name)
     phase, after = _decode_cursor(query.cursor, query.sort) if query.cursor else (0, None)
     # A status filter tells which phase of the SLA order can hold rows at all.

@@ -37,6 +37,7 @@ log = logging.getLogger("deskbot.telegram.web")
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"  # noqa: S105 - a header name
 FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
+FILE_PATH = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+){0,7}$")  # "photos/file_12.jpg"
 
 
 def build_router(app: App, channel: TelegramChannel) -> APIRouter:
@@ -73,6 +74,10 @@ def build_router(app: App, channel: TelegramChannel) -> APIRouter:
             if not info.file_path:
                 raise HTTPException(404, "Telegram has no downloadable copy of this file")
             path = info.file_path
+            if not FILE_PATH.match(path) or ".." in path.split("/"):
+                # Only a path below the bot's file storage is fetched, never "../" out of it.
+                log.warning("Telegram gave an unusable file path", extra={"agent_id": agent.id})
+                raise HTTPException(502, "Telegram gave an unusable path for this file; it was not fetched")
             content = await channel.sender.call(lambda: channel.api.download_file(path), "download")
         except BadRequest as exc:
             raise HTTPException(404, f"file not available: {exc}") from None

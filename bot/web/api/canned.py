@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from bot.app import App
-from bot.web.api.schemas import CannedIn, CannedOut
+from bot.web.api.schemas import CannedIn, CannedOut, RowId
 from bot.web.auth import AdminAgent, CurrentAgent
 from handlers import canned
 from storage.models import CannedResponse
@@ -30,7 +30,7 @@ def build_router(app: App) -> APIRouter:
             return _out(await canned.add_canned(tx, body.title, body.text, admin))
 
     @router.delete("/{canned_id}", status_code=204, summary="Delete a canned response (admin)")
-    async def delete_canned(canned_id: int, _admin: AdminAgent) -> Response:
+    async def delete_canned(canned_id: RowId, _admin: AdminAgent) -> Response:
         async with app.tickets.session() as tx:
             await canned.delete_canned(tx, canned_id)
         return Response(status_code=204)

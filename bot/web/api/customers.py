@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from bot.app import App
-from bot.web.api.schemas import CustomerOut, CustomerUpdate, customer_out
+from bot.web.api.schemas import CustomerOut, CustomerUpdate, RowId, customer_out
 from bot.web.auth import CurrentAgent
 from storage.errors import NotFound
 from storage.models import Customer, Ticket
@@ -40,12 +40,12 @@ def build_router(app: App) -> APIRouter:
     router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
 
     @router.get("/{customer_id}", summary="A customer's archive: identities, tickets, tags, notes")
-    async def get_customer(customer_id: int, _agent: CurrentAgent) -> CustomerOut:
+    async def get_customer(customer_id: RowId, _agent: CurrentAgent) -> CustomerOut:
         async with app.tickets.session() as tx:
             return await _archive(tx, await _customer(tx, customer_id), app)
 
     @router.patch("/{customer_id}", summary="Change a customer's tags or notes")
-    async def update_customer(customer_id: int, body: CustomerUpdate, agent: CurrentAgent) -> CustomerOut:
+    async def update_customer(customer_id: RowId, body: CustomerUpdate, agent: CurrentAgent) -> CustomerOut:
         async with app.tickets.session() as tx:
             customer = await _customer(tx, customer_id)
             if body.tags is not None:

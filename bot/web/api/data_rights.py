@@ -11,6 +11,7 @@ from fastapi import APIRouter, BackgroundTasks
 from fastapi.responses import JSONResponse
 
 from bot.app import App
+from bot.web.api.schemas import RowId
 from bot.web.auth import AdminAgent
 from storage.data_rights import erase_customer, export_customer, vacuum_erased
 
@@ -19,7 +20,7 @@ def build_router(app: App) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["customers"])
 
     @router.get("/customers/{customer_id}/export", summary="Everything stored about one customer (admin)")
-    async def export(customer_id: int, _admin: AdminAgent) -> JSONResponse:
+    async def export(customer_id: RowId, _admin: AdminAgent) -> JSONResponse:
         async with app.tickets.session() as tx:
             data = await export_customer(tx, customer_id)
         return JSONResponse(
@@ -28,7 +29,7 @@ def build_router(app: App) -> APIRouter:
         )
 
     @router.delete("/customers/{customer_id}", summary="Erase a customer's personal data (admin)")
-    async def erase(customer_id: int, admin: AdminAgent, background: BackgroundTasks) -> dict[str, Any]:
+    async def erase(customer_id: RowId, admin: AdminAgent, background: BackgroundTasks) -> dict[str, Any]:
         async with app.tickets.session() as tx:
             result = await erase_customer(tx, customer_id, actor=admin.email, state=app.state)
         if app.settings.retention.vacuum_after_erase:  # after the answer: VACUUM may take a while

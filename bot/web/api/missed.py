@@ -34,6 +34,7 @@ from bot.web.api.schemas import (
     MissedPage,
     PhrasingIn,
     ProductChoice,
+    RowId,
 )
 from bot.web.auth import AdminAgent, CurrentAgent
 from knowledge.additions import Addition, InvalidAddition, Suggestions, check, clean, in_use
@@ -187,7 +188,7 @@ def build_router(app: App) -> APIRouter:
 
     @router.delete("/knowledge/additions/{addition_id}", status_code=204,
                    summary="Remove a phrasing or alias (admin); the bot stops using it at once")
-    async def delete_addition(addition_id: int, admin: AdminAgent) -> Response:
+    async def delete_addition(addition_id: RowId, admin: AdminAgent) -> Response:
         async with app.tickets.session() as tx:
             await missed.delete_addition(tx, addition_id)
             app.knowledge.announce(tx, f"agent:{admin.email}")

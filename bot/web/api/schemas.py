@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from storage.models import (
@@ -25,9 +26,12 @@ from storage.models import (
     TicketStatus,
     format_ticket_number,
 )
-from storage.queue import sla_status
+from storage.queue import MAX_ROW_ID, sla_status
 
 MAX_TEXT_CHARS = 10_000
+# Row ids are 32-bit INTEGER columns: a larger number is a 422 here, not a database overflow.
+RowIdField = Annotated[int, Field(ge=1, le=MAX_ROW_ID)]
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="a row id")]
 
 
 def _clean_text(value: str) -> str:
@@ -62,7 +66,7 @@ class TextIn(Input):
 
 
 class AssignIn(Input):
-    agent_id: int | None = Field(description="the agent to assign; null unassigns")
+    agent_id: RowIdField | None = Field(description="the agent to assign; null unassigns")
 
 
 class PriorityIn(Input):
@@ -78,7 +82,7 @@ class MergeIn(Input):
 
 
 class RenderCannedIn(Input):
-    id: int
+    id: RowIdField
 
 
 class CannedIn(Input):
@@ -393,7 +397,7 @@ def merged_into(ticket: Ticket) -> str | None:
 
 # -- what the bot missed, and what admins teach it (bot/web/api/missed.py) --------------------
 MAX_MISSED_IDS = 2000
-MissedIds = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=MAX_MISSED_IDS,
+MissedIds = Annotated[list[RowIdField], Field(min_length=1, max_length=MAX_MISSED_IDS,
                                                                description="the group's `ids` from GET /missed")]
 LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$", description="e.g. en, zh")]
 Phrasing = Annotated[str, Field(min_length=1, max_length=300), AfterValidator(_clean_text), AfterValidator(_not_blank)]

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -22,6 +22,7 @@ from bot.web.api.schemas import (
     PriorityIn,
     RenderCannedIn,
     RenderedCanned,
+    RowId,
     StatusIn,
     TextIn,
     TicketDetail,
@@ -38,7 +39,7 @@ from bot.web.auth import CurrentAgent
 from handlers import canned
 from handlers.desk import DeskResult
 from storage.models import Agent, Priority, Ticket, TicketKind, TicketStatus
-from storage.queue import MAX_LIMIT, MAX_SEARCH_LENGTH, QueueQuery, queue_page
+from storage.queue import CONTROL_CHARACTER, MAX_LIMIT, MAX_SEARCH_LENGTH, QueueQuery, queue_page
 from storage.tickets import TicketSession
 
 OTHER_TICKETS_SHOWN = 50
@@ -109,6 +110,10 @@ def build_router(app: App) -> APIRouter:
         cursor: Annotated[str | None, Query(max_length=1000)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     ) -> TicketPage:
+        for name, value in (("assignee", assignee), ("channel", channel), ("q", q), ("cursor", cursor)):
+            if value is not None and CONTROL_CHARACTER.search(value):
+                # A NUL was a 503 on PostgreSQL and matched every ticket on SQLite.
+                raise HTTPException(422, f"'{name}' must not contain control characters")
         query = QueueQuery(
             status=status, kind=kind, priority=priority, assignee=assignee, channel=channel, q=q, sort=sort,
             cursor=cursor, limit=limit,
@@ -163,7 +168,7 @@ def build_router(app: App) -> APIRouter:
         return await act(lambda: desk.reopen(number, agent.email), number)
 
     @router.post("/messages/{message_id}/retry", summary="Queue a failed delivery again")
-    async def retry(message_id: int, agent: CurrentAgent) -> TicketDetail:
+    async def retry(message_id: RowId, agent: CurrentAgent) -> TicketDetail:
         result = await desk.retry_delivery(message_id, agent.email)
         return await detail(result.ticket_number)
 
