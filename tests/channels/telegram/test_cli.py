@@ -34,7 +34,7 @@ async def test_set_and_delete_webhook(fake_telegram: FakeTelegram, library: str,
     assert await telegram_cli.run(settings, args) == 0
     assert fake_telegram.webhook_url == url and fake_telegram.webhook_secret == "s3cret-Value_1"
     call = fake_telegram.calls_of("setWebhook")[-1]
-    assert call.params["allowed_updates"] == ["message", "edited_message", "callback_query"]
+    assert call.params["allowed_updates"] == ["message", "edited_message", "callback_query", "my_chat_member"]
     assert "webhook" in capsys.readouterr().out
 
     args = _parser().parse_args(["telegram", "delete-webhook", "--drop-pending"])
