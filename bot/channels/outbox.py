@@ -55,7 +55,7 @@ class OutboxSettings:
     concurrency: int = 16  # chats sending at the same moment
     part_timeout: float = 20.0  # one platform call at most (the client's request timeout)
     part_chars: int = 3500  # about one part of a long message (sizes the lease)
-    lease_margin: float = 30.0
+    lease_margin: float = 10.0  # beyond the send's own time limit: the database round trips
     max_attempts: int = 8  # 5xx and timeouts before a row is failed
     max_rate_limited: int = 50  # attempts, when the last failure was a 429
     base_delay: float = 0.5
@@ -63,9 +63,13 @@ class OutboxSettings:
     max_retry_after: float = 3600.0  # a longer flood wait fails the row instead
     grace: float = 10.0  # close(): how long in-flight sends may take to finish
 
+    def send_limit(self, text: str) -> float:
+        """How long one attempt at ``text`` may take (its parts' calls); cut off after that."""
+        return self.part_timeout * (len(text) // self.part_chars + 1)
+
     def lease(self, text: str) -> timedelta:
-        parts = len(text) // self.part_chars + 1
-        return timedelta(seconds=self.part_timeout * parts + self.lease_margin)
+        """Longer than the attempt can run, so a lease expires only when its process died."""
+        return timedelta(seconds=self.send_limit(text) + self.lease_margin)
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1)))
@@ -272,7 +276,11 @@ class OutboxReader:
             )
             self.attempted += 1
             try:
-                result = await self.channel.send(message)
+                async with asyncio.timeout(self.settings.send_limit(claimed.text)):
+                    result = await self.channel.send(message)
+            except TimeoutError:  # within the lease, so the row is still ours to settle
+                log.warning("send cut off at its time limit", extra={"channel": self.name, "message_id": claimed.id})
+                result = DeliveryResult(Outcome.TRANSIENT, "send timed out", parts_sent=message.parts_sent)
             except Exception as exc:  # noqa: BLE001 - an adapter bug: retried, then failed, never lost
                 log.exception("channel send raised", extra={"channel": self.name, "message_id": claimed.id})
                 error = f"{exc.__class__.__name__}: {exc}"

@@ -30,6 +30,8 @@ from bot.channels.telegram.intake import TelegramClient
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
 from bot.messages import Button, Outgoing
+from bot.pipeline import DeliveryInFlight
+from storage.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -135,9 +137,17 @@ class TelegramChannel(Channel):
         await self.client.updates.feed_webhook(raw, self.process)
 
     async def process(self, raw: dict[str, Any]) -> None:
-        """Handle one update; never raises (the library would only log it and move on)."""
+        """Handle one update: the intake's sink. Returns once the update is stored (its replies
+        may still be sending); raises when it could not be stored — the database is down, or
+        another copy is still in flight — so the intake does not confirm it and Telegram hands
+        it over again. Any other failure (a bug on one odd update) is logged and the update is
+        confirmed: handing it over again would only hold up the chat's later messages."""
         try:
             await self._process(raw)
+        except (StorageError, DeliveryInFlight):
+            log.warning("telegram update not stored; it will be fetched again",
+                        extra={"update": raw.get("update_id")}, exc_info=True)
+            raise
         except Exception:
             log.exception("telegram update failed", extra={"update": raw.get("update_id")})
 
@@ -161,6 +171,10 @@ class TelegramChannel(Channel):
             log.info("update ignored", extra={"update": parsed.update_id, "reason": parsed.ignored})
             return
         replies = await self.app.pipeline.handle(parsed.incoming)
+        if any(reply.message_id is None for reply in replies):
+            # The pipeline's apology could not be stored either: nothing of this update is.
+            # Not confirmed, and no unstored apology for every redelivery while the database is down.
+            raise StorageError(f"telegram update {parsed.update_id} was not stored")
         # Stored (QUEUED) by now; one attempt each, a held reply is the reader's to retry.
         await self.outbox.deliver(replies)
 
