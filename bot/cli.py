@@ -216,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from bot.web.app import serve
 
+            settings.check_serving()
             asyncio.run(_serve(settings, serve))
             return 0
         if args.command == "rasa-actions":
