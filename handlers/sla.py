@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class DueParams(TypedDict):
+    """A due time's template parameters (``BusinessCalendar.due_params``)."""
+
+    due: str
+    zone: str
+    utc: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +76,7 @@ class BusinessCalendar:
         hours, rest = divmod(abs(minutes), 60)
         return f"UTC{'-' if minutes < 0 else '+'}{hours}" + (f":{rest:02d}" if rest else "")
 
-    def due_params(self, moment: datetime | None) -> dict[str, str]:
+    def due_params(self, moment: datetime | None) -> DueParams:
         """A due time for a customer's reply template: ``{due}`` in the shop's local time,
         ``{zone}`` (``Europe/Amsterdam``) and ``{utc}`` (``UTC+1``) — a customer elsewhere
         must know which 17:00 is meant; each language's template words it."""
