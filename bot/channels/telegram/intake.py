@@ -133,9 +133,9 @@ class GroupWatch:
         command = chat_command(raw)
         if command is None or command[0] != "chatid":
             return False
-        if command[1] and command[1].lower() != (await self._username()).lower():
-            return False  # /chatid@another_bot
         try:
+            if command[1] and command[1].lower() != (await self._username()).lower():
+                return False  # /chatid@another_bot
             await self.api.send_message(chat_id, f"This chat's id is <code>{chat_id}</code> "
                                                  "(channels.telegram.agents_chat_id).")
         except TelegramError as exc:
@@ -199,6 +199,11 @@ class PollingIntake:
                 continue
             except TelegramError as exc:  # 400 and the like: our request is wrong; keep trying, slowly
                 log.error("getUpdates refused", extra={"error": str(exc), "retry_in": backoff})
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.options.max_backoff_seconds)
+                continue
+            except Exception:  # a bug in a library or here: the intake must outlive it
+                log.exception("getUpdates failed unexpectedly; retrying", extra={"retry_in": backoff})
                 await self._pause(backoff)
                 backoff = min(backoff * 2, self.options.max_backoff_seconds)
                 continue

@@ -113,7 +113,8 @@ def group_sighting(raw: dict[str, Any]) -> tuple[int, str] | None:
     chat_id = _int(chat.get("id"))
     if chat_id is None or chat.get("type") not in GROUP_TYPES:
         return None
-    return chat_id, str(chat.get("title") or "(untitled)")
+    title = " ".join(str(chat.get("title") or "(untitled)").split())[:128]  # one log line, whatever it holds
+    return chat_id, title
 
 
 def chat_command(raw: dict[str, Any]) -> tuple[str, str] | None:
