@@ -57,7 +57,7 @@ class RedisEventBus(EventBus):
         try:
             await self.redis.publish(self.channel, payload)
         except REDIS_UNAVAILABLE as exc:
-            raise StoreUnavailable("redis", f"event bus: publish: {exc.__class__.__name__}") from exc
+            raise StoreUnavailable("redis", f"redis event bus: publish: {exc.__class__.__name__}") from exc
         except RedisError as exc:
             raise StorageError(f"redis event bus: publish: {exc.__class__.__name__}: {exc}") from exc
 
@@ -71,7 +71,7 @@ class RedisEventBus(EventBus):
                 # published after this context is entered is guaranteed to arrive.
                 await _confirmed(pubsub)
             except REDIS_UNAVAILABLE as exc:
-                raise StoreUnavailable("redis", f"event bus: subscribe: {exc.__class__.__name__}") from exc
+                raise StoreUnavailable("redis", f"redis event bus: subscribe: {exc.__class__.__name__}") from exc
             except (RedisError, TimeoutError) as exc:
                 raise StorageError(f"redis event bus: subscribe: {exc.__class__.__name__}: {exc}") from exc
             # A reader task drains the socket into a bounded queue, so a stalled consumer
@@ -108,7 +108,7 @@ class RedisEventBus(EventBus):
         try:
             await self.redis.ping()
         except REDIS_UNAVAILABLE as exc:
-            raise StoreUnavailable("redis", f"event bus: ping: {exc.__class__.__name__}") from exc
+            raise StoreUnavailable("redis", f"redis event bus: ping: {exc.__class__.__name__}") from exc
         except RedisError as exc:
             raise StorageError(f"redis event bus: ping: {exc.__class__.__name__}: {exc}") from exc
 
@@ -145,6 +145,6 @@ class _Events:
         if isinstance(item, _Closed):
             self._queue.put_nowait(item)  # every later call fails the same way
             if isinstance(item.error, REDIS_UNAVAILABLE):
-                raise StoreUnavailable("redis", "event bus: subscription lost") from item.error
+                raise StoreUnavailable("redis", "redis event bus: subscription lost") from item.error
             raise StorageError(f"redis event bus: subscription lost: {item.error}") from item.error
         return item

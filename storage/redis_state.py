@@ -49,7 +49,7 @@ def _translated(operation: str) -> Iterator[None]:
     try:
         yield
     except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"state store: {operation}: {exc.__class__.__name__}") from exc
+        raise StoreUnavailable("redis", f"redis state store: {operation}: {exc.__class__.__name__}") from exc
     except RedisError as exc:
         raise StorageError(f"redis state store: {operation}: {exc.__class__.__name__}: {exc}") from exc
 
