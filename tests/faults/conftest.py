@@ -7,8 +7,8 @@
 - ``deskbot`` — a factory for :class:`~tests.faults.harness.DeskbotProcess` on that backend
   with the session's trained model; every process it made is stopped at the end.
 
-The full matrix is marked ``faults`` and runs only when asked for (``pytest -m faults
-tests/faults``); without ``-m`` the unmarked representative cases run with the suite.
+Every test here is marked ``faults``; the full matrix's extra cases (``FULL``) run only
+when asked for (``pytest -m faults tests/faults``), the representative ones with the suite.
 """
 
 from __future__ import annotations
@@ -24,12 +24,16 @@ from tests.fakes.telegram_server import FakeTelegram
 from tests.faults.harness import Backend, DeskbotProcess, Ledger
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects: every test here is a ``faults`` test
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "faults" in (config.option.markexpr or ""):
-        return
-    skip = pytest.mark.skip(reason="the full fault matrix: run it with `pytest -m faults tests/faults`")
+    here = Path(__file__).parent
+    asked = "faults" in (config.option.markexpr or "")
+    skip = pytest.mark.skip(reason="of the full fault matrix: run it with `pytest -m faults tests/faults`")
     for item in items:
-        if item.get_closest_marker("faults") is not None:
+        if here not in item.path.parents:
+            continue
+        item.add_marker(pytest.mark.faults)
+        if not asked and any(mark.kwargs.get("full") for mark in item.iter_markers("faults")):
             item.add_marker(skip)
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import pool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # exported commit, to measure it while this tree is being edited).
 CODE_ROOT = Path(os.environ.get("FAULTS_CODE_ROOT") or ROOT).resolve()
 WEBHOOK_SECRET = "faults-webhook-secret_1"
+# A case of the full matrix only (``pytest -m faults tests/faults``), not of the default suite.
+FULL = pytest.mark.faults(full=True)
 PATIENCE = 120.0  # seconds; a generous bound that only stops a hung run, never a speed requirement
 
 
@@ -208,6 +211,15 @@ class Ledger:
                 if author == "agent":
                     ledger.agent_rows += int(count)
         return dict(found)
+
+    async def outbound(self, chat_ids: list[str]) -> list[tuple[str, str, int]]:
+        """(chat, status, attempts) of every outbound row to these chats."""
+        query = text(
+            "SELECT chat_id, status, attempts FROM messages WHERE channel = 'telegram' AND direction = 'out'"
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(str(c), str(s), int(a or 0)) for c, s, a in rows if str(c) in chat_ids]
 
     async def unfinished(self) -> int:
         """Outbound Telegram rows still to be sent, or being sent."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 
 from tests.fakes.telegram_server import Call, FakeTelegram
-from tests.faults.harness import Backend, DeskbotProcess, Ledger
+from tests.faults.harness import FULL, Backend, DeskbotProcess, Ledger
 
 CUSTOMERS = 200
 KILL_AFTER = 60
@@ -48,7 +48,7 @@ def _matrix() -> list[object]:
             for sig in SIGNALS:
                 for backend in BACKENDS:
                     case = (library, mode, sig, backend)
-                    marks = () if case in DEFAULT else (pytest.mark.faults,)
+                    marks = () if case in DEFAULT else (FULL,)
                     cases.append(pytest.param(library, mode, sig, backend, marks=marks, id="-".join(case)))
     return cases
 
