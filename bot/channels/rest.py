@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -48,6 +49,7 @@ CHANNEL = "rest"
 MAX_SENDER_CHARS = 200
 MAX_MESSAGE_ID_CHARS = 200
 MAX_LANGUAGE_CHARS = 35  # the longest sensible BCP 47 tag
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 MAX_ID = 2**31 - 1  # message ids are 32-bit integers on PostgreSQL
 
 
@@ -75,11 +77,25 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
         raise HTTPException(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise HTTPException(400, "malformed JSON: nested too deeply") from None
-    except ValueError as exc:  # an integer over Python's 4,300-digit conversion limit
-        raise HTTPException(400, f"malformed JSON: {exc}") from None
+    except ValueError:  # an integer over Python's 4,300-digit conversion limit (was a 500)
+        raise HTTPException(400, "malformed JSON: a number with more than 4300 digits") from None
     if not isinstance(data, dict):
         raise HTTPException(422, f"expected a JSON object, got {_json_type(data)}")
+    if SURROGATE_ESCAPE.search(body) and _has_lone_surrogate(data):
+        # Only a \uD800-\uDFFF escape can make one; no database or UTF-8 answer holds it
+        # (a Telegram update's text reached PostgreSQL with it before).
+        raise HTTPException(400, "the JSON contains invalid Unicode (a lone surrogate)")
     return data
+
+
+def _has_lone_surrogate(data: Any) -> bool:
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except RecursionError:
+        raise HTTPException(400, "malformed JSON: nested too deeply") from None
+    return False
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Afterwards: no 5xx, no ERROR record or traceback in the log, the app still answe
 database is consistent (no delivery key stored twice, every accepted REST message id stored
 once, no row pointing at a missing row, a customer's earlier messages untouched).
 
-``DESKBOT_FUZZ_SEED`` replays another seed; ``DESKBOT_FUZZ_REQUESTS`` changes the count.
+``DESKBOT_FUZZ_SEED`` replays another seed; ``DESKBOT_FUZZ_REQUESTS`` changes the count. The\nquick run (2,000 per backend) is part of ``make test``; the full one (10,000 per backend) is\nmarked ``fuzz`` and run by ``make fuzz``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,16 @@ from tests.web.conftest import deskbot_environ, messages_of
 from tests.web.fuzz_inputs import REST_WEBHOOK, Fuzzer, FuzzRequest
 
 SEED = int(os.environ.get("DESKBOT_FUZZ_SEED", "20261202"))
-REQUESTS = int(os.environ.get("DESKBOT_FUZZ_REQUESTS", "10000"))
+# `make test` sends QUICK per backend; the full run (`make fuzz`, CI) sends FULL per backend.
+QUICK, FULL = 2_000, 10_000
+COUNT = os.environ.get("DESKBOT_FUZZ_REQUESTS")
+ASKED = "'fuzz' in (config.option.markexpr or '')"  # skipped before any set-up unless asked for
+SIZES = [
+    pytest.param(QUICK, id="quick"),
+    pytest.param(FULL, id="full", marks=[
+        pytest.mark.fuzz, pytest.mark.skipif(f"not {ASKED}", reason="the full fuzz run: `make fuzz`")
+    ]),
+]
 WEBHOOK_SECRET = "fuzz-webhook-secret_1"
 KNOWN = "known-customer"
 SENDER_TOKEN = "X-Deskbot-Sender-Token"  # a REST sender's proof, issued on its first message
@@ -213,10 +222,12 @@ async def stored_keys(app: App, channel: str) -> Counter[str]:
         return Counter(str(r[0]) for r in rows.all())
 
 
+@pytest.mark.parametrize("requests", SIZES)
 async def test_hostile_requests_never_get_a_5xx(
-    fuzz_app: tuple[App, FakeTelegram], caplog: pytest.LogCaptureFixture
+    fuzz_app: tuple[App, FakeTelegram], caplog: pytest.LogCaptureFixture, requests: int
 ) -> None:
     app, fake = fuzz_app
+    requests = int(COUNT or requests)
     caplog.set_level(logging.WARNING)
     web_app = create_web_app(app)
     accounts = web_app.state.accounts
@@ -238,7 +249,7 @@ async def test_hostile_requests_never_get_a_5xx(
 
         fuzzer = Fuzzer(SEED)
         runner = Runner(web, recorder, fuzzer, fake, agent)
-        for index in range(REQUESTS):
+        for index in range(requests):
             await runner.send(index, fuzzer.next())
         out = runner.outcome
 
@@ -258,7 +269,7 @@ async def test_hostile_requests_never_get_a_5xx(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     assert not errors, "\n".join(f"{r.name}: {r.getMessage()} {r.exc_info and r.exc_info[0]}" for r in errors[:20])
     # Enough of the storm was well-formed to reach the pipeline, the API and the desk.
-    assert out.statuses[200] > REQUESTS // 3
+    assert out.statuses[200] > requests // 3
 
     assert await duplicate_deliveries(app) == []
     keys = await stored_keys(app, "rest")
@@ -268,3 +279,22 @@ async def test_hostile_requests_never_get_a_5xx(
     after = {m.id: (m.id, m.text, m.direction) for m in await messages_of(app, "rest", KNOWN)}
     assert all(after.get(row[0]) == row for row in before)
     assert [m for m in after.values() if m[2] == Direction.INBOUND][-1][1] == "thanks"
+
+
+@pytest.mark.parametrize("fuzz_app", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("path", ["../../etc/passwd", "photos/../../bot123/getMe", "/etc/passwd", "photos/a\x00.jpg"])
+async def test_a_file_path_out_of_the_bots_storage_is_not_fetched(
+    fuzz_app: tuple[App, FakeTelegram], caplog: pytest.LogCaptureFixture, path: str
+) -> None:
+    """The Bot API's ``file_path`` is joined to the download URL: ``../`` must not leave it."""
+    app, fake = fuzz_app
+    web_app = create_web_app(app)
+    await web_app.state.accounts.add_agent("files@example.com", "Files", "agent", "correct horse battery")
+    agent = {"Authorization": f"Bearer {await web_app.state.accounts.issue_token('files@example.com')}"}
+    fine = fake.add_file(b"a photo", file_path="photos/file_1.jpg")
+    odd = fake.add_file(b"not for agents", file_path=path)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=web_app), base_url="http://testserver") as web:
+        assert (await web.get(f"/telegram/files/{fine.file_id}", headers=agent)).content == b"a photo"
+        answer = await web.get(f"/telegram/files/{odd.file_id}", headers=agent)
+    assert answer.status_code == 502 and "unusable path" in answer.json()["error"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
