@@ -29,8 +29,10 @@ identity would turn their next message into a new customer and strand the queued
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -239,9 +241,23 @@ ERASED_TABLES: tuple[str, ...] = tuple(
 )
 
 
+@dataclass
+class _Vacuums:
+    """One VACUUM at a time per engine, and at most one more waiting: a VACUUM that starts
+    after an erasure committed covers it, so a burst of erasures (a script calling the API)
+    costs two runs and one pooled connection, not one each."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: bool = False
+
+
+_VACUUMS: weakref.WeakKeyDictionary[AsyncEngine, _Vacuums] = weakref.WeakKeyDictionary()
+
+
 async def vacuum_erased(store: TicketStore) -> bool:
     """``VACUUM`` the tables an erasure touched, so the erased text does not linger in dead
-    row versions until autovacuum gets round to them. Returns whether it ran.
+    row versions until autovacuum gets round to them. Returns whether it ran (or one that
+    will cover this erasure is already waiting to start).
 
     PostgreSQL only: VACUUM cannot run inside a transaction, so it gets an autocommit
     connection of its own, after the erasure committed; a plain VACUUM takes no lock that
@@ -252,13 +268,22 @@ async def vacuum_erased(store: TicketStore) -> bool:
     engine = getattr(store, "engine", None)
     if not isinstance(engine, AsyncEngine) or engine.dialect.name != "postgresql":
         return False
+    runs = _VACUUMS.setdefault(engine, _Vacuums())
+    if runs.waiting:
+        return True
+    runs.waiting = queued = True
     try:
-        async with engine.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.exec_driver_sql("VACUUM " + ", ".join(f'"{name}"' for name in ERASED_TABLES))
+        async with runs.lock:
+            runs.waiting = queued = False
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.exec_driver_sql("VACUUM " + ", ".join(f'"{name}"' for name in ERASED_TABLES))
     except (SQLAlchemyError, OSError):
         log.warning("VACUUM after an erasure failed; autovacuum will reclaim the rows later", exc_info=True)
         return False
+    finally:
+        if queued:  # cancelled while waiting: the next erasure must not count on this run
+            runs.waiting = False
     log.info("vacuumed after an erasure", extra={"tables": list(ERASED_TABLES)})
     return True
 

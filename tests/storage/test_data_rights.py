@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -345,3 +347,16 @@ async def test_erasure_is_vacuumed_on_postgresql(ticket_store: SqlTicketStore, s
             await conn.execute(text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'messages'"))
         ).scalar_one()
     assert dead == 0
+
+
+@pytest.mark.parametrize("ticket_store", ["postgres"], indirect=True)
+async def test_a_burst_of_erasures_shares_its_vacuums(
+    ticket_store: SqlTicketStore, seeded: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A VACUUM that starts after an erasure covers it: five at once run one and one more."""
+    caplog.set_level(logging.INFO, logger="storage.data_rights")
+    assert await asyncio.gather(*(vacuum_erased(ticket_store) for _ in range(5))) == [True] * 5
+    runs = [r for r in caplog.records if r.getMessage() == "vacuumed after an erasure"]
+    assert len(runs) == 2
+    assert await vacuum_erased(ticket_store)  # nothing left waiting: the next one runs
+    assert len([r for r in caplog.records if r.getMessage() == "vacuumed after an erasure"]) == 3
