@@ -103,7 +103,7 @@ class BodyLimitMiddleware:
             return
         declared = Headers(scope=scope).get("content-length")
         if declared is not None:
-            if not declared.strip().isdigit():
+            if not (declared.strip().isascii() and declared.strip().isdigit()):  # "²" is no digit to int()
                 await error_response(400, "invalid Content-Length header")(scope, receive, send)
                 return
             if int(declared) > self.max_bytes:

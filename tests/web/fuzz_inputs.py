@@ -100,22 +100,22 @@ DATES = [
     "10000-01-01", "-1", "2026-1-1", "2026-11-01T00:00:00", "1970-01-01", "2027-01-01", "\x00", "9999-12-30",
     "0000-00-00", "2026-11-01\x00", "２０２６-１１-０１", "2026/11/01", "20261101", "9" * 40,
 ]
-def _cursor(data: object) -> str:
+def cursor_of(data: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
 
 
 CURSORS = [
     "x", "", "eyJ9", "a" * 1001, "\x00", "e30", "WzFd", "bnVsbA", "%%%",
-    _cursor({"s": "sla", "p": 0, "k": ["2026-11-01T00:00:00+00:00", 2**40]}),
-    _cursor({"s": "sla", "p": 0, "k": ["2026-11-01T00:00:00", 5]}),
-    _cursor({"s": "sla", "p": 0, "k": ["9999-12-31T23:59:59+00:00", 5]}),
-    _cursor({"s": "sla", "p": 0, "k": ["0001-01-01T00:00:00-23:59", 5]}),
-    _cursor({"s": "newest", "p": 0, "k": [-(2**63)]}),
-    _cursor({"s": "newest", "p": 0, "k": [1.5]}),
-    _cursor({"s": "newest", "p": 1, "k": ["7"]}),
-    _cursor({"s": "updated", "p": 0, "k": [None, None]}),
-    _cursor({"s": "sla", "p": 1, "k": [True]}),
-    _cursor([1, 2]),
+    cursor_of({"s": "sla", "p": 0, "k": ["2026-11-01T00:00:00+00:00", 2**40]}),
+    cursor_of({"s": "sla", "p": 0, "k": ["2026-11-01T00:00:00", 5]}),
+    cursor_of({"s": "sla", "p": 0, "k": ["9999-12-31T23:59:59+00:00", 5]}),
+    cursor_of({"s": "sla", "p": 0, "k": ["0001-01-01T00:00:00-23:59", 5]}),
+    cursor_of({"s": "newest", "p": 0, "k": [-(2**63)]}),
+    cursor_of({"s": "newest", "p": 0, "k": [1.5]}),
+    cursor_of({"s": "newest", "p": 1, "k": ["7"]}),
+    cursor_of({"s": "updated", "p": 0, "k": [None, None]}),
+    cursor_of({"s": "sla", "p": 1, "k": [True]}),
+    cursor_of([1, 2]),
 ]
 CHANNELS = ["rest", "web", "telegram", "console", "", "\x00", "rest\x00", "%", "_", "x" * 33, "тест", "' OR 1=1"]
 LANGUAGES = ["en", "zh", "en-GB", "zh_CN", "EN", "xx", "", "e\x00n", "x" * 40, "de", "en-" + "a" * 30]
@@ -236,7 +236,7 @@ class Fuzzer:
         if roll == 1:
             return b"\xff\xfe" + text.encode("utf-8", "surrogatepass")
         if roll == 2:
-            return self.pick([b"", b" ", b"null", b"[]", b"1", b'"x"', b"{", b"{]", b"\x00", b"{}"])
+            return bytes(self.pick([b"", b" ", b"null", b"[]", b"1", b'"x"', b"{", b"{]", b"\x00", b"{}"]))
         if roll == 3:
             return ("\ufeff" + text).encode()
         return text.encode("utf-8", "surrogatepass")
@@ -288,7 +288,7 @@ class Fuzzer:
         """A query-string value, percent-encoded, sometimes with bytes no UTF-8 text has."""
         roll = self.rng.randrange(10)
         if roll == 0:
-            return self.pick(["%ff", "%00", "%ed%a0%80", "%", "%zz", "a%00b", "%c0%80", "+", "%2B"])
+            return str(self.pick(["%ff", "%00", "%ed%a0%80", "%", "%zz", "a%00b", "%c0%80", "+", "%2B"]))
         if roll == 1:
             return quote(str(self.pick(WEIRD_TEXTS))[:300], safe="")
         return quote(str(self.pick(pool)), safe="")
