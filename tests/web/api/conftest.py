@@ -77,7 +77,8 @@ class Desk:
     async def handoff(self, sender: str, channel: str = "rest", **kw: Any) -> str:
         """The customer asks for a person (the button): returns the ticket number."""
         await self.app.pipeline.handle(
-            Incoming(channel=channel, chat_id=sender, user_id=sender, text="", payload="/human_handoff", **kw)
+            Incoming(channel=channel, chat_id=sender, user_id=sender, text="", payload="/human_handoff",
+                     replies_in_answer=channel != "telegram", **kw)
         )
         async with self.app.tickets.session() as tx:
             customer = await tx.find_customer(channel, sender)
@@ -86,7 +87,8 @@ class Desk:
 
     async def customer_says(self, sender: str, text: str, channel: str = "rest", **kw: Any) -> list[str]:
         replies = await self.app.pipeline.handle(
-            Incoming(channel=channel, chat_id=sender, user_id=sender, text=text, **kw)
+            Incoming(channel=channel, chat_id=sender, user_id=sender, text=text,
+                     replies_in_answer=channel != "telegram", **kw)
         )
         return [r.text for r in replies]
 
