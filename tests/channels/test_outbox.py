@@ -10,6 +10,7 @@ the parts already accepted.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -235,3 +236,37 @@ async def test_the_outbox_transitions_are_conditional(ticket_store: SqlTicketSto
         assert not await tx.fail_interrupted(reply, lease + timedelta(seconds=1), INTERRUPTED)  # finished
     stored = await row(ticket_store, reply)
     assert stored.status == DeliveryStatus.SENT and stored.attempts == 2 and stored.payload == {"parts_sent": 1}
+
+
+class GatedPort(TelegramPort):
+    """Sends wait for the test to open the gate (a send in flight when the process stops)."""
+
+    def __init__(self, api: RecordingTelegramApi) -> None:
+        super().__init__(api)
+        self.started = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def send(self, message: Outgoing) -> DeliveryResult:
+        self.started.set()
+        await self.gate.wait()
+        return await super().send(message)
+
+
+async def test_close_lets_the_send_in_flight_finish_and_leaves_the_rest_queued(ticket_store: SqlTicketStore) -> None:
+    api, clock = ChatFaultsApi(), Clock()
+    first, second = await queue(ticket_store, "700", "in flight", "not started")
+    port = GatedPort(api)
+    reader = OutboxReader(ticket_store, port, clock=clock)
+    sending = asyncio.create_task(reader.flush())
+    await port.started.wait()
+    closing = asyncio.create_task(reader.close(grace=30))  # SIGTERM
+    await asyncio.sleep(0)
+    port.gate.set()
+    await closing
+    await sending
+    assert (await row(ticket_store, first)).status == DeliveryStatus.SENT
+    left = await row(ticket_store, second)
+    assert left.status == DeliveryStatus.QUEUED and left.attempts == 0  # the next start sends it
+    assert api.texts("700") == ["in flight"]
+    await OutboxReader(ticket_store, TelegramPort(api), clock=clock).flush()
+    assert api.texts("700") == ["in flight", "not started"]
