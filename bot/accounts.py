@@ -88,11 +88,14 @@ class PasswordCheckBusy(DeskbotError):
 def _lower_priority() -> None:
     """Worker-thread initialiser: argon2 yields the CPU to the thread serving customers.
 
-    On Linux ``setpriority`` on a thread id changes only that thread (and the threads argon2
-    starts from it inherit it); elsewhere it is skipped.
+    The lowest priority (nice 19): on a busy machine a login check waits for spare CPU
+    (seconds at worst, and the pool's bound turns a flood into quick 503s) rather than
+    taking it from customers' turns; on an idle one it runs at full speed. On Linux
+    ``setpriority`` on a thread id changes only that thread (and the threads argon2 starts
+    from it inherit it); elsewhere it is skipped.
     """
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
         pass
 
@@ -120,6 +123,11 @@ class PasswordPool:
     def in_pool(self) -> int:
         """Places taken now: calls running or waiting in the pool, and logins about to call."""
         return self._in_pool
+
+    @property
+    def full(self) -> bool:
+        """No place left now: a login would be refused (a cheap check before any work)."""
+        return self._in_pool >= self.limit
 
     @contextmanager
     def slot(self) -> Iterator[PasswordSlot]:

@@ -30,6 +30,10 @@ PAGE_CSP = (
     "base-uri 'none'; frame-ancestors 'none'"
 )
 
+BUSY_PAGE = (
+    '<!doctype html><meta charset="utf-8"><title>Busy</title>'
+    f'<p>Too many logins at once. Please <a href="{LOGIN_PATH}">try again</a> in a few seconds.</p>'
+)
 
 def _form_text(form: FormData, name: str, max_chars: int) -> str:
     value = form.get(name)
@@ -78,6 +82,14 @@ def build_router(app: App) -> APIRouter:
 
     @router.post(LOGIN_PATH, response_class=HTMLResponse)
     async def login(request: Request) -> Response:
+        if accounts_of(request).pool.full:
+            # A login flood: refused before parsing or rendering anything, so the flood costs
+            # the event loop (and the customers' chat) as little as possible.
+            return HTMLResponse(
+                BUSY_PAGE,
+                status_code=503,
+                headers={"Retry-After": "2", "Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP},
+            )
         form = await request.form()
         next_url = safe_next(_form_text(form, "next", 2000))
         email = _form_text(form, "email", 320).strip()
