@@ -5,17 +5,23 @@
 - Every answer carries ``Permissions-Policy``; HSTS only when ``web.secure_cookies`` says
   the shop serves HTTPS; every JSON API answer (``/api``, ``/webhooks``, ``/chat/api``)
   carries ``Cache-Control: no-store``.
+- A login that finds the password pool full (a flood) is refused at once with 503 and
+  ``Retry-After``, before any database or argon2 work (``tests/web/test_login_flood.py``
+  measures the customers' latency during a flood).
 - A Redis that cannot be reached is a 503 with ``Retry-After`` (not a 500), ``/readyz``
   names it, ``/healthz`` stays 200 (liveness: a restart would not bring Redis back).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 
 import httpx
 import pytest
 
+from bot.accounts import PasswordCheckBusy
 from tests.web.api.conftest import Desk
 from tests.web.conftest import OpenApp, asgi_client, free_port
 
@@ -101,3 +107,28 @@ async def test_readyz_when_everything_answers(client: httpx.AsyncClient) -> None
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "failed": [], "checks": {"database": "ok"}}
+
+
+@pytest.mark.parametrize("desk", ["sqlite+memory"], indirect=True)
+async def test_a_full_password_pool_refuses_logins_at_once(desk: Desk) -> None:
+    await desk.add_agent("ann@example.com")
+    pool = desk.accounts.pool
+    release = threading.Event()
+    blockers = [asyncio.create_task(pool.run(release.wait)) for _ in range(pool.limit)]
+    try:
+        await asyncio.sleep(0)  # each blocker takes its place as it starts
+        assert pool.full
+        client = desk.client_for()
+        csrf = "c" * 43
+        client.cookies.set("deskbot_login_csrf", csrf)
+        form = {"email": "ann@example.com", "password": "correct horse battery", "csrf_token": csrf}
+        answer = await client.post("/desk/login", data=form)
+        assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+        assert "try again" in answer.text
+        with pytest.raises(PasswordCheckBusy):
+            await desk.accounts.login("ann@example.com", "correct horse battery")
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+    assert pool.in_pool == 0
+    assert (await desk.accounts.login("ann@example.com", "correct horse battery")).agent.email == "ann@example.com"
