@@ -35,6 +35,7 @@ BUSY_PAGE = (
     f'<p>Too many logins at once. Please <a href="{LOGIN_PATH}">try again</a> in a few seconds.</p>'
 )
 
+
 def _form_text(form: FormData, name: str, max_chars: int) -> str:
     value = form.get(name)
     return value[:max_chars] if isinstance(value, str) else ""
