@@ -17,6 +17,7 @@ from bot.web.app import create_web_app
 from storage.models import Priority, Ticket, TicketKind
 from storage.tickets import SqlTicketStore
 from tests.factories import add_orders, order
+from tests.rest_client import RestClient
 
 SHOES = {"sku": "RT-220", "name": "Ridge Trail Running Shoes", "size": "42", "quantity": 1, "unit_price": 89.0}
 HOODIE = {"sku": "HD-001", "name": "Everyday Hoodie", "size": "M", "quantity": 1, "unit_price": 49.9}
@@ -43,11 +44,11 @@ async def http(kx_shop: App) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def customer(http: httpx.AsyncClient, sender: str) -> Say:
+    """One customer's widget: it proves the sender on every message after the first."""
+    rest = RestClient(http)
+
     async def say(message: str) -> list[dict[str, object]]:
-        answer = await http.post("/webhooks/rest/webhook", json={"sender": sender, "message": message})
-        assert answer.status_code == 200, answer.text
-        replies: list[dict[str, object]] = answer.json()
-        return replies
+        return await rest.say(sender, message)
 
     return say
 

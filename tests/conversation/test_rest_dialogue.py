@@ -7,17 +7,17 @@ import httpx
 from bot.app import App
 from bot.web.app import create_web_app
 from tests.factories import add_orders, order
+from tests.rest_client import RestClient
 
 
 async def test_return_and_agent_reply_over_the_rest_channel(app: App) -> None:
     await add_orders(app, order("A20001"))
     transport = httpx.ASGITransport(app=create_web_app(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        rest = RestClient(http)  # proves "rest-7" with the token its first answer carried
 
         async def say(message: str) -> list[dict[str, object]]:
-            answer = await http.post("/webhooks/rest/webhook", json={"sender": "rest-7", "message": message})
-            assert answer.status_code == 200, answer.text
-            replies: list[dict[str, object]] = answer.json()
+            replies = await rest.say("rest-7", message)
             assert all(r["recipient_id"] == "rest-7" for r in replies)
             return replies
 
@@ -30,8 +30,9 @@ async def test_return_and_agent_reply_over_the_rest_channel(app: App) -> None:
 
         await say("I'd like to talk to a person")
         await app.desk.reply("T-1002", "Hi, Sam here.")
-        polled = await http.get("/webhooks/rest/messages", params={"sender": "rest-7"})
-        assert [m["text"] for m in polled.json()] == ["Hi, Sam here."]
+        polled = await rest.poll("rest-7")
+        assert [m["text"] for m in polled] == ["Hi, Sam here."]
+        assert await rest.poll("rest-7") == []  # the widget's next poll acknowledges it
         assert await say("thanks Sam") == []  # the agent owns the conversation
         await app.desk.resolve("T-1002")
         rating = await say("hello?")  # queued rating request comes first, then the bot answers

@@ -19,6 +19,7 @@ from bot.web.app import create_web_app
 from intents.classifier import BuiltinClassifier
 from tests.conftest import PROJECT_ROOT, _delete_keys, empty_tables, storage_environ
 from tests.factories import Chat
+from tests.rest_client import RestClient
 
 SHOP = Path(__file__).parents[1] / "knowledge" / "product_shops" / "outdoor"
 SHIPPING_COST = "7.50"
@@ -66,12 +67,10 @@ async def test_a_partial_name_gets_the_price_not_the_shipping_cost(outdoor: App)
 async def test_an_ambiguous_name_asks_which_and_the_click_answers_the_question(outdoor: App) -> None:
     transport = httpx.ASGITransport(app=create_web_app(outdoor))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        rest = RestClient(http)
 
         async def say(message: str) -> list[dict[str, object]]:
-            answer = await http.post("/webhooks/rest/webhook", json={"sender": "ben", "message": message})
-            assert answer.status_code == 200, answer.text
-            replies: list[dict[str, object]] = answer.json()
-            return replies
+            return await rest.say("ben", message)
 
         [question] = await say("how much are the running shoes?")
         assert "running shoes" in str(question["text"]) and SHIPPING_COST not in str(question["text"])

@@ -40,6 +40,7 @@ from knowledge.shop import load_faq
 from storage.models import Ticket, utcnow
 from storage.orders_csv import import_orders
 from storage.tickets import SqlTicketStore
+from tests.rest_client import RestClient
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHOPS_DIR = Path(__file__).resolve().parent
@@ -203,18 +204,22 @@ class Reply:
 class RestChat:
     """One sender talking to ``POST /webhooks/rest/webhook``; keeps the transcript for failures."""
 
-    def __init__(self, http: httpx.AsyncClient, sender: str, language: str | None = None) -> None:
-        self.http = http
+    def __init__(
+        self, http: httpx.AsyncClient, sender: str, language: str | None = None, rest: RestClient | None = None
+    ) -> None:
+        # Proves the sender on every message after its first, as a widget does; a Visit's
+        # chats share one client (one widget's memory of its senders' tokens).
+        self.rest = rest or RestClient(http)
         self.sender = sender
         self.language = language
         self.last: list[Reply] = []
         self.transcript: list[str] = []
 
     async def say(self, message: str) -> list[Reply]:
-        body: dict[str, Any] = {"sender": self.sender, "message": message}
+        body: dict[str, Any] = {}
         if self.language:
             body["metadata"] = {"language": self.language}
-        answer = await self.http.post("/webhooks/rest/webhook", json=body)
+        answer = await self.rest.post(self.sender, message, **body)
         if answer.status_code != 200:
             raise AssertionError(f"POST {message!r} answered {answer.status_code}: {answer.text}")
         self.last = []
@@ -341,9 +346,10 @@ class Visit:
         self.spec = spec
         self.app = app
         self.http = http
+        self.rest = RestClient(http)  # one widget's memory of its senders' tokens
 
     def chat(self, sender: str, language: str | None = None) -> RestChat:
-        return RestChat(self.http, sender, language)
+        return RestChat(self.http, sender, language, self.rest)
 
     def faq_answers(self, language: str) -> list[str]:
         """Every answer of the shop's FAQ file in ``language`` (English where it has none)."""

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from bot.web.auth import require_admin
 from storage.models import Base
+from tests.rest_client import RestClient, poll_customer, widget_for
 from tests.web.api.conftest import Desk
 
 INJECTIONS = (
@@ -173,10 +174,8 @@ async def test_the_login_page_shows_an_injected_email_as_text(desk: Desk) -> Non
 
 
 async def _polled(desk: Desk, sender: str) -> list[dict[str, object]]:
-    client = desk.client_for()
-    answer = await client.get("/webhooks/rest/messages", params={"sender": sender})
-    body: list[dict[str, object]] = answer.json()
-    return body
+    """The customer's widget polls (with its sender token, acknowledging what it already has)."""
+    return await poll_customer(widget_for(desk, desk.client_for), desk.app, sender)
 
 
 async def test_the_rest_channel_never_shows_one_customer_another_conversation(desk: Desk) -> None:
@@ -186,15 +185,20 @@ async def test_the_rest_channel_never_shows_one_customer_another_conversation(de
     detail = (await client.post(f"/api/v1/tickets/{number}/reply", json={"text": "Alice, your refund is on its way"},
                                 headers=headers)).json()
     alice_id = detail["customer"]["id"]
-    mallory = desk.client_for()
-    attempts: list[httpx.Response] = [
-        await mallory.get("/webhooks/rest/messages", params={"sender": "mallory"}),
-        await mallory.get("/webhooks/rest/messages", params={"sender": "mallory", "customer_id": alice_id}),
-        await mallory.post("/webhooks/rest/webhook", json={"sender": "mallory", "message": "hi",
-                                                          "metadata": {"customer_id": alice_id, "sender": "alice"}}),
-        await mallory.post("/webhooks/rest/webhook", json={"sender": "mallory", "message": f"/ticket_status{{\"number\": \"{number}\"}}"}),
-        await mallory.get(f"/api/v1/customers/{alice_id}"),
-        await mallory.get(f"/api/v1/tickets/{number}"),
+    # Mallory is a customer of her own, with her widget's proof: what it lets her see is hers only.
+    mallory = RestClient(desk.client_for())
+    await mallory.say("mallory", "hello")
+    rest_attempts: list[httpx.Response] = [
+        await mallory.get_messages("mallory"),
+        await mallory.http.get("/webhooks/rest/messages", params={"sender": "mallory", "customer_id": alice_id},
+                               headers=mallory.headers("mallory")),
+        await mallory.post("mallory", "hi", metadata={"customer_id": alice_id, "sender": "alice"}),
+        await mallory.post("mallory", f"/ticket_status{{\"number\": \"{number}\"}}"),
+    ]
+    assert [answer.status_code for answer in rest_attempts] == [200] * len(rest_attempts)
+    attempts = rest_attempts + [
+        await mallory.http.get(f"/api/v1/customers/{alice_id}"),
+        await mallory.http.get(f"/api/v1/tickets/{number}"),
     ]
     for answer in attempts:
         assert "refund is on its way" not in answer.text

@@ -7,15 +7,13 @@ from datetime import timedelta
 
 from bot.messages import Incoming
 from storage.models import DeliveryStatus, Direction, Owner, TicketKind, TicketStatus, parse_ticket_number
+from tests.rest_client import poll_customer, widget_for
 from tests.web.api.conftest import Desk
 
 
 async def _poll(desk: Desk, sender: str) -> list[dict[str, object]]:
-    client = desk.client_for()
-    answer = await client.get("/webhooks/rest/messages", params={"sender": sender})
-    assert answer.status_code == 200
-    body: list[dict[str, object]] = answer.json()
-    return body
+    """The customer's widget polls (with its sender token, acknowledging what it already has)."""
+    return await poll_customer(widget_for(desk, desk.client_for), desk.app, sender)
 
 
 async def test_the_queue_shows_a_handoff_and_filters_it(desk: Desk) -> None:

@@ -30,6 +30,7 @@ from bot.app import build_app
 from bot.config import load_settings
 from bot.web.auth import login_policy
 from intents.base import IntentClassifier
+from tests.rest_client import SenderTokens
 from tests.web.conftest import REPO, LiveServer
 from tests.web.test_browser import browser, browser_available, new_page, run_async
 
@@ -84,16 +85,21 @@ class RestCustomer:
         self.sender = f"e2e-{uuid.uuid4().hex[:10]}"
         self.http = httpx.Client(base_url=base_url, trust_env=False, timeout=30)
         self.received: list[dict[str, Any]] = []
+        self.proof = SenderTokens()  # the token its first answer carried, and its poll cursor
 
     def say(self, text: str) -> list[dict[str, Any]]:
-        answer = self.http.post("/webhooks/rest/webhook", json={"sender": self.sender, "message": text})
+        answer = self.http.post("/webhooks/rest/webhook", json={"sender": self.sender, "message": text},
+                                headers=self.proof.headers(self.sender))
+        self.proof.received(self.sender, answer)
         assert answer.status_code == 200, answer.text
         messages: list[dict[str, Any]] = answer.json()
         self.received += messages
         return messages
 
     def poll(self) -> list[dict[str, Any]]:
-        answer = self.http.get("/webhooks/rest/messages", params={"sender": self.sender})
+        answer = self.http.get("/webhooks/rest/messages", params=self.proof.poll_params(self.sender),
+                               headers=self.proof.headers(self.sender))
+        self.proof.received(self.sender, answer)
         assert answer.status_code == 200, answer.text
         messages: list[dict[str, Any]] = answer.json()
         self.received += messages
