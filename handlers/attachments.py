@@ -79,7 +79,7 @@ async def receive(turn: Turn, text: str) -> bool:
     contact = next((a for a in items if a.kind == "contact" and a.phone), None)
     if contact is not None:
         if contact.own and contact.phone:
-            turn.customer.phone = contact.phone[:50]
+            turn.customer.phone = contact.phone[:40]  # the column's length
         if turn.state.form is None:
             turn.say("contact_saved" if contact.own else "attachment_as_text")
             return True

@@ -9,6 +9,7 @@ their ``file_id`` (never the bytes); media the shop refuses is marked, not dropp
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,9 @@ class ParsedUpdate:
     chat_id: int | None = None
     chat_type: str | None = None
     ignored: str | None = None
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -127,10 +131,14 @@ def chat_command(raw: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def _user(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """(user id, display name, language); the id is "" unless Telegram's integer (a forged
+    ``"x\\u0000y"`` reached PostgreSQL), names lose control characters."""
     user = _dict(raw.get("from"))
-    names = [str(user[k]) for k in ("first_name", "last_name") if isinstance(user.get(k), str) and user[k]]
+    names = [CONTROL.sub("", user[k]) for k in ("first_name", "last_name") if isinstance(user.get(k), str)]
     username, language = user.get("username"), user.get("language_code")
-    return (str(user.get("id", "")), " ".join(names) or (username if isinstance(username, str) else None),
+    user_id = _int(user.get("id"))
+    return ("" if user_id is None else str(user_id),
+            " ".join(n for n in names if n) or (CONTROL.sub("", username) if isinstance(username, str) else None),
             language if isinstance(language, str) else None)
 
 
@@ -171,7 +179,7 @@ def _attachments(message: dict[str, Any], media: MediaPolicy) -> list[Attachment
             found.append(Attachment(kind, str(file_id) if file_id else None))
     contact = message.get("contact")
     if isinstance(contact, dict) and contact.get("phone_number"):
-        phone = str(contact["phone_number"])
+        phone = CONTROL.sub("", str(contact["phone_number"]))[:39]  # the phone column holds 40
         phone = phone if phone.startswith("+") else f"+{phone}"
         sender = _dict(message.get("from")).get("id")
         found.append(Attachment("contact", phone=phone, own=contact.get("user_id") == sender))
@@ -204,6 +212,8 @@ def parse_update(
     if chat_type == "channel" or (chat_type != "private" and not allow_groups):
         return ParsedUpdate(update_id, None, chat_id=chat_id, chat_type=chat_type, ignored="group chat")
     user_id, name, language = _user(message)
+    if not user_id:
+        return ParsedUpdate(update_id, None, chat_id=chat_id, chat_type=chat_type, ignored="no chat or sender")
     text = str(message.get("text") or message.get("caption") or "")[:MAX_TEXT_CHARS]
     payload = _command(text, bot_username)
     if payload is not None:
@@ -238,6 +248,8 @@ def _parse_callback(
     user_id, name, language = _user(query)
     if chat_id is None:
         return ParsedUpdate(update_id, None, query_id, ignored="button of an inline message")
+    if not user_id:
+        return ParsedUpdate(update_id, None, query_id, ignored="no sender")
     if chat_type != "private" and not allow_groups:
         return ParsedUpdate(update_id, None, query_id, int(chat_id), chat_type, ignored="group chat")
     data = query.get("data")
