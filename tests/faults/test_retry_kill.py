@@ -1,8 +1,8 @@
 """Killed while replies wait to be retried: after the restart each goes out once and says sent.
 
 Ten customers write; the fake answers the replies to three of them with 429 ``retry_after``
-and to two with 502 (until the kill). ``deskbot serve`` gets ``SIGKILL`` while those replies
-wait for their next attempt — once the database shows them queued again after a failed
+and to two with 502 (until the kill). Once the other five are answered, ``deskbot serve``
+gets ``SIGKILL`` while the five refused replies wait for their next attempt — once the database shows them queued again after a failed
 attempt (the outbox's retry state), or, with code that keeps the wait in memory, once the
 fake has refused them and the bot had a moment to read that. Telegram is then healthy
 again; after the restart every customer must have received their reply exactly once and
@@ -40,11 +40,17 @@ async def _waiting_for_retry(fake: FakeTelegram, ledger: Ledger) -> None:
     faulted = {str(u) for u in RATE_LIMITED + FAILING}
     failing = {str(u) for u in FAILING}
 
+    others = {str(u) for u in USERS} - faulted
+
     def refused() -> bool:
+        """Every faulted reply refused at least once, every other one accepted (none in flight)."""
         chats = {str(c.params.get("chat_id")) for c in fake.calls_of("sendMessage") if c.status in (429, 502)}
-        return faulted <= chats
+        return faulted <= chats and all(fake.texts(u) for u in others)
 
     await fake.wait_until(refused, within=60)
+    async with asyncio.timeout(30):  # the accepted replies recorded as sent: only the faulted ones remain
+        while any(status != "sent" for _, status, _ in await ledger.outbound(sorted(others))):  # noqa: ASYNC110 - the database's rows
+            await asyncio.sleep(0.02)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(3):  # code without an outbox keeps the wait in memory: no row shows it
             while True:
