@@ -204,5 +204,8 @@ def open_channel(app: App) -> TelegramChannel:
 
     config = app.settings.channels.telegram
     token = app.settings.secrets["telegram_token"].get_secret_value()
-    options = ClientOptions(token, config.api_base, config.request_timeout_seconds, config.polling_timeout_seconds)
+    options = ClientOptions(
+        token, config.api_base, config.request_timeout_seconds, config.polling_timeout_seconds,
+        agents_chat_id=config.agents_chat_id,
+    )
     return TelegramChannel(app, open_client(config.library, options), config)
