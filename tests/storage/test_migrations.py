@@ -51,7 +51,7 @@ async def differences(url: str, metadata: MetaData = Base.metadata) -> list[Any]
 
 
 async def test_upgrade_builds_the_models_schema(empty_database: str) -> None:
-    assert head() == "0004"
+    assert head() == "0005"
     assert await current(empty_database) is None
     await upgrade(empty_database)
     assert await current(empty_database) == head()
