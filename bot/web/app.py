@@ -19,8 +19,12 @@ Written once, outermost first:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +283,31 @@ def create_web_app(app: App) -> FastAPI:
     return api
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn, minus the re-raise of SIGTERM/SIGINT once HTTP has stopped.
+
+    uvicorn re-raises a captured signal with the default handler when its own shutdown is
+    done, which kills the process before ``serve``'s ``finally`` runs: the Telegram intake
+    would never confirm what it stored, and sends in flight would be cut (and later marked
+    failed) instead of finishing. Here the signal only asks to stop; deskbot then stops its
+    channels and outbox within their grace periods and returns normally.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+        if self._captured_signals:
+            log.info("stopping on a signal", extra={"signal": signal.Signals(self._captured_signals[-1]).name})
+
+
 def uvicorn_server(web_app: FastAPI, settings: Settings) -> uvicorn.Server:
     """A uvicorn server for ``web_app`` on ``settings.web.host:port``, deskbot's way."""
     config = uvicorn.Config(
@@ -290,7 +319,7 @@ def uvicorn_server(web_app: FastAPI, settings: Settings) -> uvicorn.Server:
         server_header=False,
         timeout_graceful_shutdown=5,
     )
-    return uvicorn.Server(config)
+    return GracefulServer(config)
 
 
 async def serve(settings: Settings, **build_kwargs: Any) -> None:
