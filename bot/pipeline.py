@@ -175,13 +175,14 @@ class Pipeline:
         if msg.delivery_key is None:
             return await self._handle_claimed(msg)
         deadline = time.monotonic() + self.settings.inflight_wait
-        while True:
+        # The hint first: when it is free (the common case) the turn runs at once and the
+        # database's unique key stops a redelivery when the turn inserts the message (the turn
+        # rolls back; see _handle_claimed), so a new message costs no extra round trip; when the
+        # hint is taken, the database says whether the other copy finished already.
+        while not await self.state.claim_delivery(msg.channel, msg.delivery_key, self.settings.inflight_ttl):
             stored = await self._stored_answer(msg)
             if stored is not None:
-                log.info("duplicate delivery", extra={"channel": msg.channel, "delivery": msg.delivery_key})
                 return stored
-            if await self.state.claim_delivery(msg.channel, msg.delivery_key, self.settings.inflight_ttl):
-                break
             if time.monotonic() >= deadline:
                 raise DeliveryInFlight(f"delivery {msg.channel}:{msg.delivery_key} is still being processed")
             await asyncio.sleep(INFLIGHT_POLL_SECONDS)
@@ -205,7 +206,6 @@ class Pipeline:
                 if stored is not None:
                     # Another process stored this delivery first (its hint had expired, or the
                     # state store is per process).
-                    log.info("duplicate delivery (stored)", extra={"channel": msg.channel, "key": msg.delivery_key})
                     return stored
                 log.exception("turn failed on a constraint", extra={"channel": msg.channel, "chat": msg.chat_id})
                 return await self._apologise(msg)
@@ -219,7 +219,7 @@ class Pipeline:
         log.debug("turn done", extra={"channel": msg.channel, "ms": round((time.perf_counter() - started) * 1000, 2)})
         return out
 
-    async def _stored_answer(self, msg: Incoming) -> list[Outgoing] | None:
+    async def _stored_answer(self, msg: Incoming, tx: TicketSession | None = None) -> list[Outgoing] | None:
         """None when the delivery is not stored yet; else what to answer for the redelivery.
 
         A channel answering in its response gets the stored replies again; a push channel gets
@@ -227,10 +227,13 @@ class Pipeline:
         """
         if msg.delivery_key is None:
             return None
-        async with self.tickets.session() as tx:
-            rows = await tx.delivery_replies(msg.channel, msg.delivery_key)
+        if tx is None:
+            async with self.tickets.session() as own:
+                return await self._stored_answer(msg, own)
+        rows = await tx.delivery_replies(msg.channel, msg.delivery_key)
         if rows is None:
             return None
+        log.info("duplicate delivery", extra={"channel": msg.channel, "delivery": msg.delivery_key})
         if not msg.replies_in_answer:
             return []
         return [
