@@ -31,7 +31,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py would shadow the standard library's queue: import from the project root only.
+# bench/ must not shadow the standard library (it did: queue.py): import from the project root only.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from intents.embeddings import BertEncoder, bundled_model_dir  # noqa: E402

@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# bench/queue.py would shadow the standard library's queue: import from the project root only.
+# bench/ must not shadow the standard library (it did: queue.py): import from the project root only.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
 from bench.faq_baseline import FaqIndex  # noqa: E402

@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-# The script's own directory comes first on sys.path, where bench/queue.py would shadow the
+# The script's own directory comes first on sys.path, where a module named like a standard one would shadow the
 # standard library's queue (which multiprocessing imports): import from the project root only.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-# Run as a script, bench/ is first on the path, and bench/queue.py would shadow the standard
+# Run as a script, bench/ is first on the path, and a module named like a standard one would shadow the standard
 # library's queue (imported by concurrent.futures, which bm25s imports): the root instead.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != HERE]
 

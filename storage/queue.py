@@ -1,6 +1,6 @@
 """The agents' queue: filtered, SLA-ordered ticket pages that stay fast at a million tickets.
 
-Design (measured by ``bench/queue.py``):
+Design (measured by ``bench/agents_queue.py``):
 
 * **Order without computing.** The default order is SLA urgency: the deadline that matters
   now (first-response due while nobody answered, else resolution due). It is stored in

@@ -640,7 +640,7 @@ class TicketSession:
     async def get_order(self, order_id: str) -> Order | None:
         """The order with this id, any case. The usual spellings are looked up through the
         unique index first; only an odd mix of cases falls back to comparing ``upper()``,
-        which reads the whole table (measured by bench/queue.py's ticket view)."""
+        which reads the whole table (measured by bench/agents_queue.py's ticket view)."""
         wanted = order_id.strip()
         spellings = {wanted, wanted.upper(), wanted.lower()}
         found = (await self.db.execute(select(Order).where(Order.order_id.in_(spellings)))).scalars().first()

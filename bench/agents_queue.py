@@ -16,7 +16,7 @@ transaction per call like the API:
     customer's other tickets and the order.
 Prints p50/p99 in ms and the ratio of each p50 to the baseline's p50 (target p99 < 50 ms).
 
-Run: ``.venv/bin/python bench/queue.py [--backend sqlite|postgres|both] [--tickets N] [--runs N]``
+Run: ``.venv/bin/python bench/agents_queue.py [--backend sqlite|postgres|both] [--tickets N] [--runs N]``
 """
 
 from __future__ import annotations
