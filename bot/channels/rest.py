@@ -155,12 +155,7 @@ def scoped_delivery_key(identity: str, message_id: str | None) -> str | None:
 # -- replies (shared with the web chat) ---------------------------------------------------
 def buttons_of(payload: dict[str, Any] | None) -> list[dict[str, str]]:
     """A stored message's ``{"buttons": [[title, payload], ...]}`` as API buttons."""
-    raw = (payload or {}).get("buttons") or []
-    out = []
-    for item in raw if isinstance(raw, list) else []:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            out.append({"title": str(item[0]), "payload": str(item[1])})
-    return out
+    return [{"title": b.title, "payload": b.payload} for b in stored_buttons(payload)]
 
 
 def outgoing_buttons(reply: Outgoing) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from bot.messages import stored_buttons
 from storage.models import (
     Agent,
     Customer,
@@ -315,12 +316,8 @@ def _attachments(payload: dict[str, Any]) -> list[AttachmentOut]:
 
 
 def _buttons(payload: dict[str, Any]) -> list[ButtonOut]:
-    raw = payload.get("buttons") if isinstance(payload, dict) else None
-    return [
-        ButtonOut(title=str(b[0]), payload=str(b[1]))
-        for b in (raw if isinstance(raw, list) else [])
-        if isinstance(b, (list, tuple)) and len(b) == 2
-    ]
+    return [ButtonOut(title=b.title, payload=b.payload)
+            for b in stored_buttons(payload if isinstance(payload, dict) else None)]
 
 
 def _str_or_none(value: object) -> str | None:
