@@ -288,4 +288,10 @@ async def _run_burst_through_outages(
     await asyncio.sleep(2.0)
     stop.set()
     await asyncio.wait_for(asyncio.gather(*tasks, watcher), timeout=60)
+    # Recovery is by reconnecting, not instant: a probe that races a reconnect may still
+    # fail, so readiness gets a deadline to come back (no restart in between).
+    deadline = asyncio.get_running_loop().time() + RECOVERY_SECONDS
     await probe_readiness()
+    while seen.readiness[-1] != ("ready", ()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.25)
+        await probe_readiness()
