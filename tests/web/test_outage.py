@@ -43,6 +43,7 @@ REST_TOKEN = "outage-test-rest-token"  # noqa: S105 - a test secret
 SENDERS = 6
 REDIS_DOWN_SECONDS = 10.0
 POSTGRES_DOWN_SECONDS = 3.0
+RECOVERY_SECONDS = 15.0
 
 
 def _tool(name: str) -> str | None:
