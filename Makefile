@@ -86,10 +86,10 @@ rasa-actions: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/deskbot rasa-actions
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check bot intents handlers knowledge storage tests bench
+	$(BIN)/ruff check common bot intents handlers knowledge desk storage tests bench
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy bot intents handlers knowledge storage
+	$(BIN)/mypy common bot intents handlers knowledge desk storage
 
 check: lint typecheck test
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.app import build_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
-from bot.messages import Incoming  # noqa: E402
+from common.messages import Incoming  # noqa: E402
 from storage.models import Author, DeliveryStatus, Direction, Message  # noqa: E402
 from tests.factories import add_orders, order  # noqa: E402
 

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.config import Settings
-from bot.knowledge_sync import KnowledgeSync
-from bot.order_refresh import OrderIdsRefresher
+from bot.jobs.knowledge_sync import KnowledgeSync
+from bot.jobs.order_refresh import OrderIdsRefresher
 from bot.pipeline import Pipeline, PipelineSettings
+from desk.agent_desk import AgentDesk
+from desk.sla import BusinessCalendar
 from handlers.context import Policy, Services
-from handlers.desk import AgentDesk
 from handlers.responses import Responses
-from handlers.sla import BusinessCalendar
 from intents.base import IntentClassifier
 from intents.classifier import load_or_train_async
 from knowledge.additions import from_rows, merge
@@ -199,7 +199,6 @@ async def build_app(
             services,
             PipelineSettings(
                 state_ttl=settings.state.ttl_seconds,
-                dedupe_ttl=settings.state.dedupe_ttl_seconds,
                 inflight_ttl=settings.state.inflight_seconds,
                 default_language=settings.default_language,
                 languages=tuple(settings.languages),

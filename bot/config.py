@@ -18,8 +18,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from common.errors import ConfigError
 from intents.config import ClassifierConfig
-from storage.errors import ConfigError
 
 ENV_PREFIX = "DESKBOT_"
 # The test suite's own switches (servers and browser required, test server URLs): never config.

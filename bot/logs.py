@@ -29,12 +29,6 @@ def mask(value: str) -> str:
     return PHONE.sub(lambda m: "***" + re.sub(r"\D", "", m.group(1))[-2:], value)
 
 
-def mask_name(name: str | None) -> str | None:
-    if not name:
-        return name
-    return name[0] + "***"
-
-
 # uvicorn adds an ANSI-coloured copy of each message as an extra; the message says it already.
 NOT_EXTRAS = RESERVED | {"color_message"}
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy.exc import IntegrityError
 
 from bot.channels.outbox import fail_delivery
-from bot.messages import Incoming, Outgoing, buttons_payload, stored_buttons
+from common.errors import StoreUnavailable
+from common.messages import Incoming, Outgoing, buttons_payload, stored_buttons
 from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
@@ -31,7 +32,6 @@ from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
-from storage.errors import StoreUnavailable
 from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
@@ -55,7 +55,6 @@ LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 @dataclass(frozen=True, slots=True)
 class PipelineSettings:
     state_ttl: float = 24 * 3600
-    dedupe_ttl: float = 24 * 3600  # unused: kept for callers; see inflight_ttl
     # The in-flight hint on a delivery key: long enough for any turn, short enough that a
     # copy whose process died holds its retry up for seconds only.
     inflight_ttl: float = 10.0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.messages import Attachment
+from common.messages import Attachment
 from handlers.context import Reply, Turn
 from storage.models import Owner, Ticket
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from bot.messages import Button, Incoming
+from common.messages import Button, Incoming
+from desk.sla import BusinessCalendar
 from handlers.conversation import ConversationState
 from handlers.responses import Responses
-from handlers.sla import BusinessCalendar
 from intents.base import Prediction
 from knowledge.bundle import ShopKnowledge
 from knowledge.faq_search import FaqSearch

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
+from common.errors import Conflict
 from handlers.context import Policy, Turn
-from storage.errors import Conflict
 from storage.models import Agent, Customer, Owner, Priority, Ticket, TicketKind, TicketStatus, utcnow
 from storage.tickets import TicketSession
 

@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 
-from bot.messages import Button
+from common.messages import Button
 from handlers.context import Turn
 from knowledge.additions import known_question
 from knowledge.products import ProductMention

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.messages import Button
+from common.messages import Button
 from handlers.context import Turn
 from storage.models import Ticket, TicketStatus, parse_ticket_number
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from storage.errors import ConfigError
+from common.errors import ConfigError
 
 DEFAULT_DIR = Path(__file__).with_name("responses")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from rapidfuzz import fuzz, utils
 
-from bot.messages import Button
+from common.messages import Button
 from handlers.complaints import strong_wording
 from handlers.context import Turn
 from handlers.handoff import escalate, sla_due

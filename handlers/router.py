@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.messages import stored_buttons
+from common.messages import stored_buttons
 from handlers import attachments, complaints, fallback, handoff, presale, rating, returns, status
 from handlers.context import Turn
 from storage.models import Author, Direction

@@ -53,7 +53,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import Agent, Author, Message, Ticket, TicketEvent, UtcDateTime
 from storage.tickets import TicketSession
 

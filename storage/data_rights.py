@@ -42,7 +42,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, not_, or_, s
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.errors import NotFound
+from common.errors import NotFound
 from storage.models import (
     CLOSED_STATUSES,
     Customer,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 from storage.events import BusEvent
 from storage.models import (
     AdditionKind,

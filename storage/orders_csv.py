@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import Order
 from storage.tickets import TicketStore
 

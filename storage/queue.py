@@ -35,7 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, literal, literal_column, or_, select, text, tuple_
 from sqlalchemy.orm import joinedload
 
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import (
     CLOSED_STATUSES,
     MAX_TICKET_ID,

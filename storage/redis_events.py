@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from storage.errors import StorageError, StoreUnavailable
+from common.errors import StorageError, StoreUnavailable
 from storage.events import BusEvent, EventBus
 from storage.redis_state import REDIS_UNAVAILABLE
 from storage.state import KeyBuilder

@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from storage.errors import StorageError, StoreUnavailable
+from common.errors import StorageError, StoreUnavailable
 from storage.state import KeyBuilder, StateKey, StateStore, check_ttl
 
 # KEYS[1] counter, ARGV[1] window in ms. Returns the count including this hit.

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.pool import StaticPool
 
-from storage.errors import DeskbotError, StorageError, StoreUnavailable, TicketNotFound
+from common.errors import DeskbotError, StorageError, StoreUnavailable, TicketNotFound
 from storage.events import BusEvent, EventBus
 from storage.models import (
     Agent,

@@ -8,7 +8,7 @@ from itertools import count
 from typing import Any
 
 from bot.app import App
-from bot.messages import Incoming, Outgoing
+from common.messages import Incoming, Outgoing
 from storage.models import Order, utcnow
 
 _keys = count(1)

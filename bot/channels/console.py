@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from bot.app import App
-from bot.messages import Button, Incoming, stored_buttons
+from common.messages import Button, Incoming, stored_buttons
 
 CHANNEL = "console"
 

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.channels.port import Channel, DeliveryResult, Outcome
-from bot.messages import Outgoing, stored_buttons
+from common.messages import Outgoing, stored_buttons
 from storage.events import BusEvent, EventBus
 from storage.models import DeliveryStatus, Message, utcnow
 from storage.tickets import TicketSession, TicketStore

@@ -13,7 +13,7 @@ import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from bot.messages import Outgoing
+from common.messages import Outgoing
 
 
 class Outcome(str, enum.Enum):

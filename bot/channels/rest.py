@@ -38,8 +38,8 @@ from pydantic import BaseModel
 
 from bot.app import App
 from bot.channels.rest_identity import TOKEN_HEADER, SenderProofs
-from bot.messages import Incoming, Outgoing, stored_buttons
 from bot.pipeline import DeliveryInFlight, parse_payload
+from common.messages import Incoming, Outgoing, stored_buttons
 from storage.models import Message
 from storage.tickets import TicketStore
 

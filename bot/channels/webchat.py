@@ -52,8 +52,8 @@ from bot.channels.rest import (
     poll_replies,
     scoped_delivery_key,
 )
-from bot.messages import Incoming
 from bot.pipeline import DeliveryInFlight
+from common.messages import Incoming
 from storage.models import Author, Direction, Message
 
 log = logging.getLogger("deskbot.channels.webchat")

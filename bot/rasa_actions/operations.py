@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app import App
-from bot.messages import Incoming, buttons_payload, stored_buttons
 from bot.pipeline import clean_text
+from common.errors import DeskbotError
+from common.messages import Incoming, buttons_payload, stored_buttons
 from handlers.complaints import complaint
 from handlers.context import Reply, Turn
 from handlers.conversation import ConversationState
@@ -26,7 +27,6 @@ from handlers.returns import submit_return
 from handlers.status import ticket_status
 from intents.base import Entity, IntentClassifier, Prediction
 from intents.language import detect_language
-from storage.errors import DeskbotError
 from storage.models import Author, DeliveryStatus, Direction, Message, Owner, Ticket, parse_ticket_number, utcnow
 from storage.state import StateKey
 

@@ -38,17 +38,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.accounts import InvalidAccount, LoginFailed, LoginLocked, PasswordCheckBusy
 from bot.app import App, build_app
 from bot.channels import rest, webchat
 from bot.config import Settings
-from bot.retention import retention_schedule
+from bot.jobs.retention import retention_schedule
 from bot.web import analytics_page, health, pages_auth
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
-from knowledge.additions import InvalidAddition
-from storage.errors import (
+from common.errors import (
     ChannelError,
     ConfigError,
     Conflict,
@@ -58,6 +56,8 @@ from storage.errors import (
     StoreUnavailable,
     TicketNotFound,
 )
+from desk.accounts import InvalidAccount, LoginFailed, LoginLocked, PasswordCheckBusy
+from knowledge.additions import InvalidAddition
 
 log = logging.getLogger("deskbot.web")
 

@@ -25,9 +25,9 @@ from fastapi.responses import RedirectResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response
 
-from bot.accounts import Accounts, LoginPolicy, Principal
 from bot.app import App
 from bot.config import Settings
+from desk.accounts import Accounts, LoginPolicy, Principal
 from storage.models import Agent
 
 SESSION_COOKIE = "deskbot_session"
@@ -79,11 +79,6 @@ def install_auth(api: FastAPI, app: App) -> Accounts:
 def accounts_of(request: Request) -> Accounts:
     accounts: Accounts = request.app.state.accounts
     return accounts
-
-
-def deskbot_of(request: Request) -> App:
-    app: App = request.app.state.deskbot
-    return app
 
 
 def client_ip(request: Request) -> str | None:

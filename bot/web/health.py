@@ -19,7 +19,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from bot.app import App
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 
 log = logging.getLogger("deskbot.web.health")
 

@@ -26,9 +26,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.responses import Response
 
-from bot.accounts import Principal
 from bot.app import App
 from bot.web.auth import PagePrincipal
+from desk.accounts import Principal
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=WEB_DIR / "templates")

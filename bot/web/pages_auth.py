@@ -18,9 +18,9 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from bot.accounts import LoginFailed, LoginLocked, PasswordCheckBusy
 from bot.app import App
 from bot.web.auth import CSRF_HEADER, LOGIN_PATH, SESSION_COOKIE, accounts_of, client_ip, csrf_matches, safe_next
+from desk.accounts import LoginFailed, LoginLocked, PasswordCheckBusy
 
 WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -113,7 +113,7 @@ def build_router(app: App) -> APIRouter:
             response.headers["Retry-After"] = str(int(exc.retry_after) + 1)
             return response
         except PasswordCheckBusy as exc:
-            # A login flood: refused at once rather than queued behind it (see bot/accounts.py).
+            # A login flood: refused at once rather than queued behind it (see desk/accounts.py).
             response = render(request, 503, csrf=csrf, next_url=next_url,
                               error="Too many logins at once. Please try again in a few seconds.", email=email)
             response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.agents_telegram_cli import link_telegram, unlink_telegram
-from storage.errors import DeskbotError
+from bot.cli.agents_telegram import link_telegram, unlink_telegram
+from common.errors import DeskbotError
 from storage.telegram_links import agent_by_telegram_user
 from storage.tickets import SqlTicketStore
 
@@ -57,7 +57,7 @@ def test_the_command_links_and_reports_conflicts(tmp_path: Path) -> None:
 
     def deskbot(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", "--config", str(ROOT / "config.yaml"), *args],
+            [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
             env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
 

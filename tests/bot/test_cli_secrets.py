@@ -39,7 +39,7 @@ def env(tmp_path: Path, trained_model_path: Path) -> dict[str, str]:
 
 def deskbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--config", str(ROOT / "config.yaml"), *args],
+        [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 

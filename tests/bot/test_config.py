@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_settings, masked
-from storage.errors import ConfigError
+from common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

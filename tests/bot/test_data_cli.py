@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import RetentionConfig, load_settings
-from bot.retention import retention_loop, retention_schedule
+from bot.jobs.retention import retention_loop, retention_schedule
 from storage.models import Author, Customer, DeliveryStatus, Direction, Message, Owner
 from storage.tickets import SqlTicketStore
 
@@ -33,7 +33,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def deskbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "--config", str(ROOT / "config.yaml"), *args],
+        [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
 

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 
 from bot.app import App
-from bot.messages import Incoming, Outgoing
 from bot.pipeline import DeliveryInFlight
+from common.messages import Incoming, Outgoing
 from storage.models import Direction
 
 QUESTION = "how much is the hoodie?"

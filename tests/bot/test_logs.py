@@ -15,7 +15,7 @@ import pytest
 
 from bot.config import LoggingConfig, load_settings
 from bot.logs import JsonFormatter, TextFormatter, configure_logging, is_terminal, mask, select_formatter
-from storage.errors import ConfigError
+from common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.app import App, build_app
-from bot.knowledge_sync import KnowledgeSync
-from bot.messages import Incoming
+from bot.jobs.knowledge_sync import KnowledgeSync
+from common.messages import Incoming
 from intents.base import IntentClassifier
 from knowledge.shop import load_faq
 from storage import missed

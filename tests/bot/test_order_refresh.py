@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import App
-from bot.order_refresh import OrderIdsRefresher
+from bot.jobs.order_refresh import OrderIdsRefresher
 from knowledge.order_ids import OrderIds
 from storage.tickets import SqlTicketStore
 from tests.factories import order

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 
 
 @pytest.mark.skipif(importlib.util.find_spec("rasa_sdk") is not None, reason="rasa-sdk installed: it would serve")

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.cli.shop_check import Finding, ShopReport, check_shop, render
+from bot.cli.shop_probes import CatalogView, short_names
 from bot.config import load_settings
-from bot.shop_check import Finding, ShopReport, check_shop, render
-from bot.shop_probes import CatalogView, short_names
 from intents.classifier import BuiltinClassifier
 from knowledge.shop import load_catalog
 
@@ -47,7 +47,7 @@ def failing(report: ShopReport, category: str) -> dict[tuple[str, str, str], Fin
 
 def deskbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "bot.cli.main", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
     )
 
 

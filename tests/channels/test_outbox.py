@@ -28,7 +28,7 @@ from bot.channels.telegram.api import (
 )
 from bot.channels.telegram.delivery import send_parts
 from bot.channels.telegram.render import ButtonCodec, render
-from bot.messages import Button, Outgoing, buttons_payload
+from common.messages import Button, Outgoing, buttons_payload
 from storage.models import Author, DeliveryStatus, Direction, Message, Priority, TicketKind, utcnow
 from storage.tickets import SqlTicketStore
 from tests.fakes.recording_api import RecordingTelegramApi

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bot.app import App
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import Priority
 from tests.factories import Chat
 

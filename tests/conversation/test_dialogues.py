@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.app import App
-from bot.messages import Incoming
+from common.messages import Incoming
 from storage.models import Owner, Priority, TicketKind, TicketStatus, utcnow
 from tests.factories import Chat, add_orders, order
 

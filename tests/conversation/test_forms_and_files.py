@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.app import App
 from bot.channels.telegram.updates import MediaPolicy, parse_update
-from bot.messages import Incoming, Outgoing
+from common.messages import Incoming, Outgoing
 from storage.models import TicketKind
 from tests.factories import Chat, add_orders, order
 

@@ -1,6 +1,6 @@
 """The fault suite's harness: the real ``deskbot serve`` as a child process, and what it stored.
 
-``DeskbotProcess`` starts ``python -m bot.cli serve`` with ``DESKBOT_*`` overrides (the
+``DeskbotProcess`` starts ``python -m bot.cli.main serve`` with ``DESKBOT_*`` overrides (the
 fake Bot API as ``channels.telegram.api_base``, the session's trained model, the test's
 own database), waits until ``/healthz`` answers, and stops it with a real signal
 (``SIGKILL`` or ``SIGTERM``) — nothing of the bot survives in the test process, only the
@@ -132,7 +132,7 @@ class DeskbotProcess:
             self.fake.webhook_max_attempts = None
         log = (self.log_dir / f"deskbot-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(  # noqa: S603, ASYNC220 - the test's own interpreter, fixed arguments
-            [sys.executable, "-m", "bot.cli", "--config", str(CODE_ROOT / "config.yaml"), "serve"],
+            [sys.executable, "-m", "bot.cli.main", "--config", str(CODE_ROOT / "config.yaml"), "serve"],
             cwd=CODE_ROOT, env=self.environ(), stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()

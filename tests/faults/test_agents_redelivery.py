@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.agents_telegram_cli import link_telegram
+from bot.cli.agents_telegram import link_telegram
 from storage.tickets import SqlTicketStore
 from tests.fakes.telegram_server import FakeTelegram
 from tests.faults.harness import FULL, Backend, DeskbotProcess, Ledger

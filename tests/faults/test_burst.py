@@ -1,6 +1,6 @@
 """200 customers write at once; ``deskbot serve`` is stopped mid-burst and started again.
 
-The bot is a real child process (``python -m bot.cli serve``) talking to the fake Bot API
+The bot is a real child process (``python -m bot.cli.main serve``) talking to the fake Bot API
 with aiogram or python-telegram-bot, by long polling or webhook, on SQLite + memory state or
 PostgreSQL + Redis. After ``KILL_AFTER`` replies have reached the fake it gets ``SIGKILL``
 (or ``SIGTERM``) — from the fake's call hook, at the moment the fake accepts that reply and

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from handlers.canned import render
+from desk.canned import render
 from handlers.handoff import AlreadyClaimed, take_ticket
 from storage.models import Agent, Customer, Ticket, TicketKind
 from storage.tickets import SqlTicketStore, TicketSession

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
 from bot.app import App
-from handlers.sla import BusinessCalendar
+from desk.sla import BusinessCalendar
 from tests.factories import Chat
 
 WEEK = {d: (time(9), time(17)) for d in ("mon", "tue", "wed", "thu", "fri")}

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from handlers.sla import BusinessCalendar
+from desk.sla import BusinessCalendar
 
 AMS = ZoneInfo("Europe/Amsterdam")
 WEEK = {d: (time(9), time(17)) for d in ("mon", "tue", "wed", "thu", "fri")}

@@ -249,7 +249,7 @@ def test_json_is_one_line_with_the_machine_fields(tmp_path: Path) -> None:
 
 
 def test_cli_test_nlu_prints_json_on_the_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.cli import main
+    from bot.cli.main import main
 
     tune_oos, test_oos = _off_topic()
     val = tmp_path / "val.csv"

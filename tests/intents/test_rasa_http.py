@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.config import load_settings
+from common.errors import ConfigError
 from intents.base import OUT_OF_SCOPE, Entity
 from intents.entities import EntityExtractor
 from intents.nlu_data import load_nlu_data
 from intents.rasa_config import RasaConfig
 from intents.rasa_http import RasaError, RasaHttpClassifier
-from storage.errors import ConfigError
 from tests.fakes.rasa_nlu import FakeEntity, FakeRasa, RunningServer, create_fake_rasa_app, free_port
 
 INTENTS = ["greet", "request_return", "complaint", "ticket_status", "goodbye", "affirm", "deny"]

@@ -23,7 +23,7 @@ def test_the_command_migrates_serves_and_stops_on_sigterm(tmp_path: Path) -> Non
         "DESKBOT_STORAGE__URL": f"sqlite+aiosqlite:///{tmp_path / 'deskbot.db'}",
         "DESKBOT_CLASSIFIER__MODEL_PATH": str(tmp_path / "never-trained.npz"),
     }
-    command = [sys.executable, "-m", "bot.cli", "--config", str(REPO / "config.yaml"), "rasa-actions", "--port", str(port)]
+    command = [sys.executable, "-m", "bot.cli.main", "--config", str(REPO / "config.yaml"), "rasa-actions", "--port", str(port)]
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

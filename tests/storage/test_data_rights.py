@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
+from common.errors import NotFound
 from storage.data_rights import (
     ERASED,
     ERASED_TABLES,
@@ -19,7 +20,6 @@ from storage.data_rights import (
     run_retention,
     vacuum_erased,
 )
-from storage.errors import NotFound
 from storage.models import (
     Author,
     Customer,

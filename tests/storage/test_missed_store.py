@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from common.errors import Conflict, NotFound
 from storage import missed
-from storage.errors import Conflict, NotFound
 from storage.models import (
     AdditionKind,
     Author,

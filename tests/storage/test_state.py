@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from storage.errors import StorageError
+from common.errors import StorageError
 from storage.redis_state import RedisStateStore
 from storage.state import KeyBuilder, StateKey, StateStore
 

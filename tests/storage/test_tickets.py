@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from storage.errors import TicketNotFound
+from common.errors import TicketNotFound
 from storage.events import BusEvent, InProcessEventBus
 from storage.models import (
     Agent,

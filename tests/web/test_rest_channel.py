@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import App
 from bot.web.app import create_web_app
-from storage.errors import StorageError
+from common.errors import StorageError
 from storage.models import Author, DeliveryStatus, Direction
 from tests.web.conftest import LiveServer, OpenApp, asgi_client, messages_of
 

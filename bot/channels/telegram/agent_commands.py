@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from handlers.desk import AgentDesk
+from desk.agent_desk import AgentDesk
 from storage.models import Priority
 
 COMMANDS: dict[str, str] = {

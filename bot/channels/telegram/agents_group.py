@@ -47,10 +47,10 @@ from bot.channels.telegram import cards
 from bot.channels.telegram.agent_commands import COMMANDS, parse_command, run_command
 from bot.channels.telegram.api import BadRequest, BotUser, Forbidden, InlineKeyboard, TelegramApi, TelegramError
 from bot.channels.telegram.topics import Sleep, TopicCreator, call_with_retry
+from common.errors import DeskbotError
+from desk.sla_alerts import SlaWatch
 from handlers.handoff import InvalidTransition
-from handlers.sla_alerts import SlaWatch
 from storage import telegram_links
-from storage.errors import DeskbotError
 from storage.events import BusEvent
 from storage.models import Agent, Message, Owner, ProcessedUpdate, Ticket, TicketKind, utcnow
 from storage.tickets import TicketSession

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.errors import ChannelError
+from common.errors import ChannelError
 
 CHANNEL = "telegram"
 

@@ -29,9 +29,9 @@ from bot.channels.telegram.delivery import RetryPolicy, Sender, Sleep, send_part
 from bot.channels.telegram.intake import TelegramClient
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
-from bot.messages import Button, Outgoing
 from bot.pipeline import DeliveryInFlight
-from storage.errors import StorageError
+from common.errors import StorageError
+from common.messages import Button, Outgoing
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from bot.channels.telegram.api import InlineButton, InlineKeyboard
-from bot.messages import Button, Outgoing
+from common.messages import Button, Outgoing
 
 MAX_MESSAGE_CHARS = 4096
 MAX_CALLBACK_BYTES = 64

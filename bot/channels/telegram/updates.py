@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.channels.telegram.api import CHANNEL
-from bot.messages import Attachment, Incoming
+from common.messages import Attachment, Incoming
 
 # Telegram command → the pipeline payload it stands for.
 COMMANDS = {

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from bot.channels.rest import decode_json_object
 from bot.channels.telegram.api import BadRequest, TelegramError
 from bot.web.auth import CurrentAgent
-from storage.errors import StorageError
+from common.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy import func, select
 
-from bot.accounts import InvalidAccount, Role
 from bot.app import App
 from bot.web.api.schemas import AgentCreate, AgentOut, AgentUpdate, Me, RowId, agent_out
 from bot.web.auth import AdminAgent, CurrentAgent, CurrentPrincipal, accounts_of
-from storage.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
+from desk.accounts import InvalidAccount, Role
 from storage.models import Agent
 from storage.tickets import TicketSession
 

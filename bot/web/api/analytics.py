@@ -15,8 +15,8 @@ from fastapi.responses import Response
 
 from bot.app import App
 from bot.web.auth import CurrentAgent
+from common.errors import DeskbotError
 from storage.analytics import TABLES, Report, build_report, parse_range, report_tables
-from storage.errors import DeskbotError
 
 SinceParam = Annotated[str | None, Query(description="first UTC day, YYYY-MM-DD (default: 29 days before until)")]
 UntilParam = Annotated[str | None, Query(description="last UTC day, YYYY-MM-DD, included (default: today)")]

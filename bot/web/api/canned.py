@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response
 from bot.app import App
 from bot.web.api.schemas import CannedIn, CannedOut, RowId
 from bot.web.auth import AdminAgent, CurrentAgent
-from handlers import canned
+from desk import canned
 from storage.models import CannedResponse
 
 

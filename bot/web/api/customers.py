@@ -9,7 +9,7 @@ from sqlalchemy.orm import joinedload
 from bot.app import App
 from bot.web.api.schemas import CustomerOut, CustomerUpdate, RowId, customer_out
 from bot.web.auth import CurrentAgent
-from storage.errors import NotFound
+from common.errors import NotFound
 from storage.models import Customer, Ticket
 from storage.tickets import TicketSession
 

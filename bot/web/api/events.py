@@ -36,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 
 from bot.app import App
 from bot.web.auth import current_agent
-from storage.errors import StorageError
+from common.errors import StorageError
 from storage.events import BusEvent, EventBus
 
 log = logging.getLogger("deskbot.web.events")

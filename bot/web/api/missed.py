@@ -4,7 +4,7 @@ Every agent sees what customers asked that the bot missed — grouped by similar
 counts, e-mails and phone numbers masked; an admin turns a group into a new phrasing of an
 FAQ entry or a new alias of a product (or dismisses it), and the bot answers with it at once:
 this process rebuilds its knowledge before answering, the others on the ``knowledge_changed``
-event (``bot.knowledge_sync``).
+event (``bot.jobs.knowledge_sync``).
 
 What counts as missed (``handlers.context.Missed``): the fallback reply (out of scope, or an
 intent without a handler), the FAQ's "no answer yet", a product question naming no known

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from bot.messages import stored_buttons
+from common.messages import stored_buttons
 from storage.models import (
     Agent,
     Customer,

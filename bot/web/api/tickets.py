@@ -36,8 +36,8 @@ from bot.web.api.schemas import (
     ticket_summary,
 )
 from bot.web.auth import CurrentAgent
-from handlers import canned
-from handlers.desk import DeskResult
+from desk import canned
+from desk.agent_desk import DeskResult
 from storage.models import Agent, Priority, Ticket, TicketKind, TicketStatus
 from storage.queue import CONTROL_CHARACTER, MAX_LIMIT, MAX_SEARCH_LENGTH, QueueQuery, queue_page
 from storage.tickets import TicketSession

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.agents_telegram_cli import link_telegram
 from bot.app import App
 from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
 from bot.channels.telegram.api import BadRequest
+from bot.cli.agents_telegram import link_telegram
 from storage.models import Author, Owner, Priority, TicketStatus
 from storage.state import KeyBuilder, MemoryStateStore
 from tests.channels.telegram.agents_support import (

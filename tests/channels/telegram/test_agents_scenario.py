@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from bot.agents_telegram_cli import link_telegram
+from bot.cli.agents_telegram import link_telegram
 from storage.models import Owner, Priority, TicketStatus
 from tests.channels.telegram.conftest import TelegramBot
 from tests.fakes.telegram_server import BOT_ID, FakeTelegram

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from bot.app import App
 from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
-from handlers.sla_alerts import SlaWatch
+from desk.sla_alerts import SlaWatch
 from storage.models import TicketStatus
 from tests.channels.telegram.agents_support import AGENTS_CHAT, VirtualTime, desk_app, eventually
 from tests.factories import Chat

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from bot.agents_telegram_cli import link_telegram
 from bot.app import App
 from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
 from bot.channels.telegram.api import BadRequest, NetworkError, RetryAfter, ServerError
 from bot.channels.telegram.topics import SlidingWindowLimiter, TopicCreator, call_with_retry
+from bot.cli.agents_telegram import link_telegram
 from tests.channels.telegram.agents_support import AGENTS_CHAT, VirtualTime, desk_app, eventually
 from tests.factories import Chat
 from tests.fakes.recording_api import RecordingTelegramApi

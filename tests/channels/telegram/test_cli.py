@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import telegram_cli
-from bot.cli import _parser
+from bot.cli import telegram as telegram_cli
+from bot.cli.main import _parser
 from bot.config import load_settings
-from storage.errors import ConfigError
+from common.errors import ConfigError
 from tests.fakes.telegram_server import TOKEN, FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[3]

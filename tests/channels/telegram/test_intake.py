@@ -22,7 +22,7 @@ import pytest
 from bot.channels.telegram.api import Unauthorized
 from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient, open_client
 from bot.config import load_settings
-from storage.errors import ConfigError
+from common.errors import ConfigError
 from tests.channels.telegram.conftest import ROOT
 from tests.fakes.telegram_server import TOKEN, Call, FakeTelegram
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from bot.accounts import Accounts
 from bot.web.app import create_web_app
+from desk.accounts import Accounts
 from storage.models import DeliveryStatus, Direction, Owner, TicketKind, utcnow
 from tests.channels.telegram.conftest import WEBHOOK_SECRET, TelegramBot
 from tests.factories import add_orders, order

@@ -11,7 +11,7 @@ from bot.channels.telegram.api import BadRequest, Forbidden, NetworkError, Retry
 from bot.channels.telegram.delivery import RetryPolicy, Sender, send_parts
 from bot.channels.telegram.render import MAX_CALLBACK_BYTES, ButtonCodec, Chunk, escape, keyboard, render, split_html
 from bot.channels.telegram.updates import MediaPolicy, parse_update
-from bot.messages import Button, Outgoing
+from common.messages import Button, Outgoing
 from tests.fakes.recording_api import RecordingTelegramApi
 
 MEDIA = MediaPolicy()

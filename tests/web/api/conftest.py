@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.accounts import Accounts
 from bot.app import App, build_app
 from bot.config import load_settings
-from bot.messages import Incoming
 from bot.web.app import create_web_app
+from common.messages import Incoming
+from desk.accounts import Accounts
 from intents.base import IntentClassifier
 from storage.models import format_ticket_number
 from tests.conftest import _delete_keys, empty_tables, storage_environ

@@ -9,8 +9,8 @@ import pytest
 from fastapi import APIRouter
 from sqlalchemy import select
 
-from bot.accounts import Accounts, LoginFailed, LoginLocked, LoginPolicy
 from bot.web.auth import PageAgent
+from desk.accounts import Accounts, LoginFailed, LoginLocked, LoginPolicy
 from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
 from tests.web.api.conftest import PASSWORD, Desk
 from tests.web.conftest import OpenApp

@@ -21,7 +21,7 @@ import threading
 import httpx
 import pytest
 
-from bot.accounts import PasswordCheckBusy
+from desk.accounts import PasswordCheckBusy
 from tests.web.api.conftest import Desk
 from tests.web.conftest import OpenApp, asgi_client, free_port
 

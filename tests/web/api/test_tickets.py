@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from bot.messages import Incoming
+from common.messages import Incoming
 from storage.models import DeliveryStatus, Direction, Owner, TicketKind, TicketStatus, parse_ticket_number
 from tests.rest_client import poll_customer, widget_for
 from tests.web.api.conftest import Desk

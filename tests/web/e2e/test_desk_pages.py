@@ -7,10 +7,10 @@ import re
 import httpx
 import pytest
 
-from bot.accounts import Accounts
 from bot.app import App
 from bot.web.auth import SESSION_COOKIE, login_policy
 from bot.web.pages import DESK_CSP, STATIC_URL, asset_versions
+from desk.accounts import Accounts
 
 PASSWORD = "a long and careful passphrase"
 

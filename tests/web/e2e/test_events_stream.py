@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.accounts import Accounts
 from bot.app import App
 from bot.web.api.events import StreamLimits, event_stream, sse_frame
 from bot.web.app import create_web_app, uvicorn_server
 from bot.web.auth import login_policy
-from storage.errors import StorageError
+from common.errors import StorageError
+from desk.accounts import Accounts
 from storage.events import BusEvent, EventBus, InProcessEventBus
 from storage.redis_events import RedisEventBus
 from tests.web.conftest import OpenApp, free_port

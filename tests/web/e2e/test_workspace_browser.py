@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from bot.accounts import Accounts
 from bot.app import build_app
 from bot.config import load_settings
 from bot.web.auth import login_policy
+from desk.accounts import Accounts
 from intents.base import IntentClassifier
 from tests.rest_client import SenderTokens
 from tests.web.conftest import REPO, LiveServer

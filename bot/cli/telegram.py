@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from bot.channels.telegram.intake import ALLOWED_UPDATES, ClientOptions, TelegramClient, open_client
 from bot.config import Settings
-from storage.errors import ConfigError
+from common.errors import ConfigError
 
 WEBHOOK_PATH = "/telegram/webhook"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}

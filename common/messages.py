@@ -7,11 +7,8 @@ past the adapter knows which platform a message came from beyond its channel nam
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
-
-from storage.models import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +68,6 @@ class Incoming:
     display_name: str | None = None
     language: str | None = None
     edited: bool = False
-    received_at: datetime = field(default_factory=utcnow)
     # A pull channel (REST, web chat, console) answers the turn's replies in its response:
     # they are stored sent. A push channel's (Telegram) are queued for the outbox reader.
     replies_in_answer: bool = False
@@ -85,7 +81,6 @@ class Outgoing:
     chat_id: str
     text: str
     buttons: tuple[Button, ...] = ()
-    ticket_number: str | None = None
     message_id: int | None = None  # the stored Message row (the outbox's unit of delivery)
     # Parts of a long message the platform accepted on earlier attempts (not sent again).
     parts_sent: int = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import Agent
 from storage.telegram_links import any_agent_by_telegram_user
 from storage.tickets import TicketStore

@@ -39,7 +39,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Insert, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.errors import Conflict, DeskbotError, NotFound
+from common.errors import Conflict, DeskbotError, NotFound
 from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
 from storage.tickets import TicketSession, TicketStore
 

@@ -21,9 +21,9 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from common.errors import StorageError
 from handlers.context import Services
 from knowledge.bundle import ShopKnowledge
-from storage.errors import StorageError
 from storage.events import EventBus
 from storage.missed import KNOWLEDGE_CHANGED, announce_change
 from storage.tickets import TicketSession

@@ -8,7 +8,7 @@ It validates the three files (``shop.catalog``, ``shop.faq``, ``shop.orders_csv`
 loaders the bot uses, then asks the *running* pipeline — built by ``build_app`` as ``deskbot
 serve`` builds it, with the same classifier, but on a throwaway SQLite file and in-memory
 state, the orders imported there, so nothing reaches the shop's database — the questions a
-customer would ask of this shop (``bot/shop_probes.py``), one new customer per question, and
+customer would ask of this shop (``bot/cli/shop_probes.py``), one new customer per question, and
 judges each reply by the facts it must hold:
 
 - ``products``: the price (the reply holds it) and the stock (the reply names the product)
@@ -41,8 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.config import Settings
-from bot.shop_probes import (
+from bot.cli.shop_probes import (
     ASK,
     CatalogView,
     FaqProbe,
@@ -54,8 +53,9 @@ from bot.shop_probes import (
     short_names,
     suggest_pattern,
 )
+from bot.config import Settings
+from common.errors import DeskbotError
 from knowledge.shop import Catalog, Faq, KnowledgeError, fold_text, load_catalog, load_faq
-from storage.errors import DeskbotError
 from storage.models import Order, Owner
 from storage.orders_csv import OrdersCsvError, parse_orders_csv
 
@@ -263,7 +263,7 @@ class Asker:
         self._requests = frozenset(set(app.pipeline.routes) - answering)
 
     async def ask(self, text: str, language: str) -> Seen:
-        from bot.messages import Incoming
+        from common.messages import Incoming
         from handlers.conversation import ConversationState
         from storage.models import Direction
         from storage.state import StateKey

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from storage.errors import Conflict, NotFound
+from common.errors import Conflict, NotFound
 from storage.models import Agent, CannedResponse, Ticket, utcnow
 from storage.tickets import TicketSession
 

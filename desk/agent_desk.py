@@ -7,7 +7,7 @@ reaches the customer's own channel even from another process.
 
 Every action is one transaction and writes its audit event (published on the event bus
 after the commit, so colleagues' dashboards update live). A change that contradicts the
-ticket's state raises :class:`~storage.errors.Conflict` (HTTP 409) and changes nothing.
+ticket's state raises :class:`~common.errors.Conflict` (HTTP 409) and changes nothing.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import update
 
-from bot.messages import Button, buttons_payload
+from common.errors import Conflict, DeskbotError, NotFound
+from common.messages import Button, buttons_payload
 from handlers.context import Policy
 from handlers.handoff import TicketClosed, claim, hand_back, resolve, sla_due, take_ticket, transition
 from handlers.rating import rating_buttons
 from handlers.responses import Responses
-from storage.errors import Conflict, DeskbotError, NotFound
 from storage.models import (
     Agent,
     Author,

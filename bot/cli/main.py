@@ -11,10 +11,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot import agents_cli, data_cli, shop_check
+from bot.cli import agents as agents_cli
+from bot.cli import data as data_cli
+from bot.cli import shop_check
 from bot.config import Settings, load_settings, masked
 from bot.logs import configure_logging
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 from storage.models import TicketKind, TicketStatus
 
 
@@ -73,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     agents_cli.register(sub)
     data_cli.register(sub)
     shop_check.register(sub)
-    from bot.telegram_cli import add_commands as add_telegram_commands
+    from bot.cli.telegram import add_commands as add_telegram_commands
 
     add_telegram_commands(sub)
     return parser
@@ -120,7 +122,7 @@ async def _import_orders(settings: Settings, file: str, as_of: date | None) -> i
 
 async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import build_app
-    from bot.views import event_dict, message_dict, ticket_dict
+    from bot.cli.views import event_dict, message_dict, ticket_dict
 
     async with build_app(settings) as app:
         if args.command == "chat":
@@ -232,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
             return asyncio.run(data_cli.run(settings, args))
         if args.command == "telegram":
-            from bot import telegram_cli
+            from bot.cli import telegram as telegram_cli
 
             return asyncio.run(telegram_cli.run(settings, args))
         return asyncio.run(_with_app(settings, args))

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.accounts import Accounts, InvalidAccount, Role
-from bot.agents_telegram_cli import add_telegram_link_commands, link_telegram, unlink_telegram
+from bot.cli.agents_telegram import add_telegram_link_commands, link_telegram, unlink_telegram
 from bot.config import Settings
+from desk.accounts import Accounts, InvalidAccount, Role
 from storage.tickets import SqlTicketStore
 
 

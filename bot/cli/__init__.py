@@ -1,0 +1,1 @@
+"""The ``deskbot`` command and its sub-commands, one module each (``main`` dispatches)."""
