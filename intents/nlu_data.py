@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from common.errors import DeskbotError
 from intents.base import Entity
-from storage.errors import DeskbotError
 
 logger = logging.getLogger(__name__)
 

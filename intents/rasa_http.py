@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
+from common.errors import DeskbotError
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction, merge_entities
 from intents.entities import EntityExtractor
 from intents.language import detect_language, normalise_language_tag
 from intents.rasa_config import RasaConfig
-from storage.errors import DeskbotError
 
 log = logging.getLogger("deskbot.intents.rasa")
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 from rapidfuzz import fuzz, process
 
+from common.errors import Conflict, DeskbotError, NotFound
 from knowledge.shop import Catalog, Faq, FaqEntry, Product, fold_text
-from storage.errors import Conflict, DeskbotError, NotFound
 from storage.models import AdditionKind, KnowledgeAddition
 
 MAX_PHRASING_CHARS = 300

@@ -34,7 +34,7 @@ from pydantic import (
     model_validator,
 )
 
-from storage.errors import DeskbotError
+from common.errors import DeskbotError
 
 DEFAULT_LANGUAGE = "en"
 
