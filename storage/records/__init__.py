@@ -1,0 +1,1 @@
+"""The ticket store's records, one module per aggregate; ``TicketSession`` composes them."""
