@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from urllib.parse import urlsplit
 
-from bot.channels.telegram.intake import ALLOWED_UPDATES, ClientOptions, TelegramClient, open_client
+from bot.channels.telegram.api import ClientOptions
+from bot.channels.telegram.client import TelegramClient, open_client
+from bot.channels.telegram.intake import ALLOWED_UPDATES
 from bot.config import Settings
 from common.errors import ConfigError
 

@@ -38,6 +38,7 @@ from bot.channels.telegram.api import (
     BadRequest,
     BotUser,
     ChatInfo,
+    ClientOptions,
     Conflict,
     FileInfo,
     Forbidden,
@@ -51,7 +52,6 @@ from bot.channels.telegram.api import (
     Unauthorized,
     token_problem,
 )
-from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient
 
 log = logging.getLogger("deskbot.telegram.aiogram")
 
@@ -244,7 +244,7 @@ class AiogramApi(TelegramApi):
         await self.bot.session.close()
 
 
-def open_aiogram(options: ClientOptions) -> TelegramClient:
+def open_aiogram(options: ClientOptions) -> TelegramApi:
     problem = token_problem(options.token)
     if problem is not None:  # aiogram's own check would raise a bare "Token is invalid!"
         raise Unauthorized(problem)
@@ -254,5 +254,4 @@ def open_aiogram(options: ClientOptions) -> TelegramClient:
         bot = Bot(options.token, session=session)
     except TokenValidationError as exc:
         raise Unauthorized(f"secrets.telegram_token: {exc}") from None
-    api = AiogramApi(bot, options.request_timeout)
-    return TelegramClient("aiogram", api, PollingIntake(api, options))
+    return AiogramApi(bot, options.request_timeout)

@@ -6,6 +6,10 @@ with aiogram 3 and python-telegram-bot 22, translating each library's exceptions
 errors below so retry decisions never depend on which library is configured. Updates cross
 this boundary as Telegram's own JSON (``dict``), which both libraries can produce, so the
 parsing of an update into ``Incoming`` is shared too.
+
+``ClientOptions`` is here too, beside the port: the adapters read it to open their bot, the
+intake (``intake.py``) to pace its long poll, and ``client.py`` hands it to both — so neither
+side imports the other.
 """
 
 from __future__ import annotations
@@ -19,6 +23,21 @@ from typing import Any
 from common.errors import ChannelError
 
 CHANNEL = "telegram"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How to reach the Bot API (token, server, timeouts) and how to poll it."""
+
+    token: str
+    api_base: str = "https://api.telegram.org"
+    request_timeout: float = 20.0  # a send; getUpdates adds its long-poll time
+    polling_timeout: int = 10
+    concurrency: int = 8  # chats of one batch handled at the same time
+    grace_seconds: float = 10.0  # on stop, how long the batch in hand may take to finish
+    backoff_seconds: float = 1.0  # first wait after a 5xx or network error; doubles
+    max_backoff_seconds: float = 30.0
+    agents_chat_id: int | None = None  # the agents' group: not announced as "set agents_chat_id"
 
 
 @dataclass(frozen=True, slots=True)

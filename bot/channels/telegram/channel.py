@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 from bot.channels.outbox import OutboxReader, OutboxSettings
 from bot.channels.port import Channel, DeliveryResult
 from bot.channels.telegram.api import CHANNEL, TelegramError
+from bot.channels.telegram.client import TelegramClient
 from bot.channels.telegram.delivery import RetryPolicy, Sender, Sleep, send_parts
-from bot.channels.telegram.intake import TelegramClient
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
 from bot.pipeline import DeliveryInFlight
@@ -200,7 +200,8 @@ class TelegramChannel(Channel):
 
 def open_channel(app: App) -> TelegramChannel:
     """The channel the settings ask for: library, API server, timeouts; no network yet."""
-    from bot.channels.telegram.intake import ClientOptions, open_client
+    from bot.channels.telegram.api import ClientOptions
+    from bot.channels.telegram.client import open_client
 
     config = app.settings.channels.telegram
     token = app.settings.secrets["telegram_token"].get_secret_value()

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.channels.telegram.api import (
+    ClientOptions,
     Conflict,
     NetworkError,
     RetryAfter,
@@ -62,32 +63,6 @@ Sleep = Callable[[float], Coroutine[Any, Any, None]]
 # What deskbot handles. Sent explicitly: Telegram remembers the last list it was given.
 # ``my_chat_member``: the bot was added to (or removed from) a group — see ``GroupWatch``.
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientOptions:
-    token: str
-    api_base: str = "https://api.telegram.org"
-    request_timeout: float = 20.0  # a send; getUpdates adds its long-poll time
-    polling_timeout: int = 10
-    concurrency: int = 8  # chats of one batch handled at the same time
-    grace_seconds: float = 10.0  # on stop, how long the batch in hand may take to finish
-    backoff_seconds: float = 1.0  # first wait after a 5xx or network error; doubles
-    max_backoff_seconds: float = 30.0
-    agents_chat_id: int | None = None  # the agents' group: not announced as "set agents_chat_id"
-
-
-@dataclass(frozen=True, slots=True)
-class TelegramClient:
-    """What one library provides: the Bot API calls; and the intake built on them."""
-
-    library: str
-    api: TelegramApi
-    updates: PollingIntake
-
-    async def close(self) -> None:
-        await self.updates.stop()
-        await self.api.close()
 
 
 @dataclass
@@ -319,15 +294,3 @@ class PollingIntake:
             pause.cancel()
             stopping.cancel()
 
-
-def open_client(library: str, options: ClientOptions) -> TelegramClient:
-    """The configured library's client; the library is imported only when chosen."""
-    if library == "aiogram":
-        from bot.channels.telegram.aiogram_api import open_aiogram
-
-        return open_aiogram(options)
-    if library == "python-telegram-bot":
-        from bot.channels.telegram.ptb_api import open_ptb
-
-        return open_ptb(options)
-    raise ValueError(f"unknown Telegram library {library!r}")

@@ -27,6 +27,7 @@ from bot.channels.telegram.api import (
     BadRequest,
     BotUser,
     ChatInfo,
+    ClientOptions,
     Conflict,
     FileInfo,
     Forbidden,
@@ -39,7 +40,6 @@ from bot.channels.telegram.api import (
     Unauthorized,
     token_problem,
 )
-from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient
 
 log = logging.getLogger("deskbot.telegram.ptb")
 
@@ -231,7 +231,7 @@ class PtbApi(TelegramApi):
             await request.shutdown()  # a no-op when already closed
 
 
-def open_ptb(options: ClientOptions) -> TelegramClient:
+def open_ptb(options: ClientOptions) -> TelegramApi:
     problem = token_problem(options.token)
     if problem is not None:  # PTB would only find out at the first call (404)
         raise Unauthorized(problem)
@@ -257,5 +257,4 @@ def open_ptb(options: ClientOptions) -> TelegramClient:
         .get_updates_request(polls := request(timeout))  # getUpdates adds its long-poll time to this
         .build()
     )
-    api = PtbApi(application, timeout, (calls, polls))
-    return TelegramClient("python-telegram-bot", api, PollingIntake(api, options))
+    return PtbApi(application, timeout, (calls, polls))

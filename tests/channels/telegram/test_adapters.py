@@ -13,6 +13,7 @@ import pytest
 
 from bot.channels.telegram.api import (
     BadRequest,
+    ClientOptions,
     Forbidden,
     InlineButton,
     NetworkError,
@@ -20,7 +21,7 @@ from bot.channels.telegram.api import (
     ServerError,
     TelegramError,
 )
-from bot.channels.telegram.intake import ClientOptions, TelegramClient, open_client
+from bot.channels.telegram.client import TelegramClient, open_client
 from tests.fakes.telegram_server import BOT_USERNAME, TOKEN, FakeTelegram
 
 GROUP = -100777

@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from bot.channels.telegram.api import Unauthorized
-from bot.channels.telegram.intake import ClientOptions, PollingIntake, TelegramClient, open_client
+from bot.channels.telegram.api import ClientOptions, Unauthorized
+from bot.channels.telegram.client import TelegramClient, open_client
+from bot.channels.telegram.intake import PollingIntake
 from bot.config import load_settings
 from common.errors import ConfigError
 from tests.channels.telegram.conftest import ROOT

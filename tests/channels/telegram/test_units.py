@@ -213,7 +213,7 @@ def test_aiogram_errors_translate() -> None:
 def test_ptb_errors_translate() -> None:
     from telegram import error as ptb
 
-    from bot.channels.telegram.intake import ClientOptions
+    from bot.channels.telegram.api import ClientOptions
     from bot.channels.telegram.ptb_api import open_ptb, translate
 
     open_ptb(ClientOptions("1:x", "http://127.0.0.1:9"))  # opts into timedelta retry_after (no warning)
