@@ -85,8 +85,11 @@ test-rasa: $(RASA_VENV)/.installed
 rasa-actions: $(RASA_VENV)/.installed
 	$(RASA_VENV)/bin/deskbot rasa-actions
 
+# ruff (TID251: SQLAlchemy and Alembic only in storage/), then the import graph: no cycles,
+# layers that point down, aiogram/PTB only in their adapters (tests/test_architecture.py).
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check common bot intents handlers knowledge desk storage tests bench
+	$(PY) -m pytest -q tests/test_architecture.py
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy common bot intents handlers knowledge desk storage
