@@ -161,7 +161,8 @@ def describe_cycle(graph: grimp.ImportGraph, component: Sequence[str]) -> str:
         for imported in sorted(graph.find_modules_directly_imported_by(importer) & set(component))
     ]
     lines = [
-        f"{len(component)} modules import each other: " + " → ".join(_loop_through(graph, component)),
+        f"{len(component)} modules import each other: {', '.join(component)}",
+        "    one loop: " + " → ".join(_loop_through(graph, component)),
         *(f"    {describe_import(graph, importer, imported)}" for importer, imported in inside),
     ]
     return "\n".join(lines)
@@ -313,7 +314,10 @@ def test_a_cycle_is_reported_with_its_chain(violating_tree: grimp.ImportGraph) -
 
     assert cycles == [["archfx_core.a", "archfx_core.b", "archfx_core.c"]]
     described = describe_cycle(violating_tree, cycles[0])
-    assert "3 modules import each other: archfx_core.a → archfx_core.b → archfx_core.c → archfx_core.a" in described
+    assert described.splitlines()[:2] == [
+        "3 modules import each other: archfx_core.a, archfx_core.b, archfx_core.c",
+        "    one loop: archfx_core.a → archfx_core.b → archfx_core.c → archfx_core.a",
+    ]
     assert "archfx_core.c imports archfx_core.a (line 2: from archfx_core import a)" in described
 
 
