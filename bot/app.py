@@ -36,6 +36,7 @@ from storage.state import KeyBuilder, MemoryStateStore, StateStore
 from storage.tickets import SqlTicketStore, TicketStore
 
 if TYPE_CHECKING:
+    from bot.channels.telegram.agents.setup import DeskAccess
     from bot.channels.telegram.channel import TelegramChannel
 
 log = logging.getLogger("deskbot.app")
@@ -161,6 +162,23 @@ async def _open_state(settings: Settings) -> StateStore:
     return MemoryStateStore(keys)
 
 
+def agents_desk(app: App) -> DeskAccess:
+    """What the agents' Telegram group reaches in the core (it never sees the ``App``)."""
+    from bot.channels.telegram.agents.setup import DeskAccess
+
+    return DeskAccess(app.tickets, app.bus, app.desk, app.services.policy.calendar.local, app.services.clock)
+
+
+def open_telegram(app: App) -> TelegramChannel:
+    """The Telegram channel over this app's core, as the settings ask (no network yet)."""
+    from bot.channels.telegram.channel import ChannelCore, open_channel
+
+    settings = app.settings
+    core = ChannelCore(app.pipeline, app.tickets, app.bus, tuple(settings.languages), agents_desk(app))
+    token = settings.secrets["telegram_token"].get_secret_value()
+    return open_channel(settings.channels.telegram, token, core)
+
+
 @asynccontextmanager
 async def build_app(
     settings: Settings,
@@ -211,8 +229,6 @@ async def build_app(
         await stack.enter_async_context(knowledge.watching())
         app = App(settings, tickets, state, bus, classifier, services, pipeline, desk, knowledge, orders)
         if settings.channels.telegram.enabled:
-            from bot.channels.telegram.channel import open_channel
-
-            app.telegram = open_channel(app)
+            app.telegram = open_telegram(app)
             stack.push_async_callback(app.telegram.close)
         yield app

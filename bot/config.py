@@ -75,6 +75,19 @@ class RestChannelConfig(Strict):
     sender_proof: Literal["token", "hmac"] = "token"
 
 
+# What BotFather hands out: the bot's numeric id, a colon, then letters, digits, _ and -.
+TELEGRAM_TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot be a Telegram bot token (never quoting it), or None if it looks like
+    one. Checked when the settings load, and again by the Telegram adapters before they open."""
+    if TELEGRAM_TOKEN_SHAPE.fullmatch(token):
+        return None
+    return ("secrets.telegram_token is not a Telegram bot token: expected the form BotFather gives, "
+            "<digits>:<letters, digits, _ or ->, e.g. 123456789:AAH... (check DESKBOT_SECRETS__TELEGRAM_TOKEN)")
+
+
 class TelegramChannelConfig(Strict):
     """Telegram; the token comes only from ``DESKBOT_SECRETS__TELEGRAM_TOKEN``."""
 
@@ -262,8 +275,6 @@ class Settings(Strict):
             )
         token = self.secrets.get("telegram_token")
         if telegram.enabled and token is not None:
-            from bot.channels.telegram.api import token_problem  # no library import: a regex
-
             problem = token_problem(token.get_secret_value())
             if problem is not None:
                 raise ValueError(problem)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.channels.outbox import fail_delivery
 from common.errors import StoreUnavailable
 from common.messages import Incoming, Outgoing, buttons_payload, stored_buttons
 from handlers import attachments, rating
@@ -32,6 +31,7 @@ from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
+from storage.delivery_failures import fail_delivery
 from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
@@ -462,7 +462,7 @@ class Pipeline:
 
     async def delivery_failed(self, message_id: int, error: str, *, unreachable: bool = False) -> None:
         """A reply that could not be delivered: FAILED, visible on the ticket (see
-        ``bot.channels.outbox.fail_delivery``; the outbox reader records its own failures).
+        ``storage.delivery_failures.fail_delivery``; the outbox reader records its own failures).
 
         ``unreachable`` (the user blocked the bot) marks the customer so agents know why
         nothing arrives; their next message clears it.

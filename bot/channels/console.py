@@ -4,6 +4,8 @@ Buttons are listed with numbers; typing the number presses the button. The conso
 channel: a turn's replies are printed from its answer (stored sent), and replies queued later
 (``deskbot tickets reply`` from another terminal, a rating request) are polled from the
 outbox and acknowledged once printed.
+
+It is given the pipeline and the ticket store, not the app that wires them (``bot/cli``).
 """
 
 from __future__ import annotations
@@ -14,15 +16,20 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from bot.app import App
+from bot.pipeline import Pipeline
 from common.messages import Button, Incoming, stored_buttons
+from storage.tickets import TicketStore
 
 CHANNEL = "console"
 
 
 class ConsoleChannel:
-    def __init__(self, app: App, user: str | None = None, out: TextIO = sys.stdout, poll_seconds: float = 2.0) -> None:
-        self.app = app
+    def __init__(
+        self, pipeline: Pipeline, tickets: TicketStore, user: str | None = None, out: TextIO = sys.stdout,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.pipeline = pipeline
+        self.tickets = tickets
         self.user = user or f"{getpass.getuser()}"
         self.out = out
         self.poll_seconds = poll_seconds
@@ -44,7 +51,7 @@ class ConsoleChannel:
         elif stripped.startswith("/"):
             payload, text = stripped, ""
         self._buttons = ()
-        replies = await self.app.pipeline.handle(
+        replies = await self.pipeline.handle(
             Incoming(CHANNEL, self.user, self.user, text, payload=payload, display_name=self.user,
                      replies_in_answer=True)
         )
@@ -52,7 +59,7 @@ class ConsoleChannel:
             self._show("bot", reply.text, reply.buttons)
 
     async def poll_outbox(self) -> None:
-        async with self.app.tickets.session() as tx:
+        async with self.tickets.session() as tx:
             customer = await tx.find_customer(CHANNEL, self.user)
             if customer is None:
                 return
@@ -60,7 +67,7 @@ class ConsoleChannel:
         for message in messages:
             self._show(message.author.value, message.text, stored_buttons(message.payload))
         if messages:
-            async with self.app.tickets.session() as tx:
+            async with self.tickets.session() as tx:
                 await tx.acknowledge_replies(customer.id, CHANNEL, messages[-1].id)
 
     async def run(self, stdin: TextIO = sys.stdin) -> None:

@@ -37,9 +37,10 @@ from typing import Any
 
 from bot.channels.port import Channel, DeliveryResult, Outcome
 from common.messages import Outgoing, stored_buttons
+from storage.delivery_failures import record_failure
 from storage.events import BusEvent, EventBus
 from storage.models import DeliveryStatus, Message, utcnow
-from storage.tickets import TicketSession, TicketStore
+from storage.tickets import TicketStore
 
 log = logging.getLogger("deskbot.outbox")
 
@@ -73,30 +74,6 @@ class OutboxSettings:
 
     def backoff(self, attempts: int) -> float:
         return float(min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1)))
-
-
-async def record_failure(
-    tx: TicketSession, message: Message, error: str, *, unreachable: bool = False
-) -> None:
-    """The ``delivery_failed`` side of a failed row: the customer marked unreachable when they
-    blocked the bot (their next message clears it), the event on the ticket for agents."""
-    if unreachable:
-        customer = await tx.get_customer(message.customer_id)
-        if customer is not None:
-            customer.unreachable = True
-    if message.ticket_id is not None:
-        ticket = await tx.get_ticket(message.ticket_id)
-        if ticket is not None:
-            await tx.add_event(ticket, "system", "delivery_failed", {"message_id": message.id, "error": error[:500]})
-
-
-async def fail_delivery(store: TicketStore, message_id: int, error: str, *, unreachable: bool = False) -> None:
-    """Mark a row FAILED whatever its status, with ``record_failure``'s event, in one transaction."""
-    async with store.session() as tx:
-        await tx.mark_failed(message_id, error[:1000])
-        message = await tx.get_message(message_id)
-        if message is not None:
-            await record_failure(tx, message, error, unreachable=unreachable)
 
 
 class OutboxReader:

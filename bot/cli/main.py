@@ -128,7 +128,7 @@ async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
         if args.command == "chat":
             from bot.channels.console import ConsoleChannel
 
-            await ConsoleChannel(app).run()
+            await ConsoleChannel(app.pipeline, app.tickets).run()
             return 0
         if args.action == "list":
             async with app.tickets.session() as tx:

@@ -274,9 +274,9 @@ def create_web_app(app: App) -> FastAPI:
         api.include_router(webchat.build_router(app))
         api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     if app.telegram is not None:
-        from bot.channels.telegram.web import build_router as telegram_router
+        from bot.web.telegram import build_router as telegram_router
 
-        api.include_router(telegram_router(app, app.telegram))
+        api.include_router(telegram_router(app.telegram, settings.secrets.get("telegram_webhook_secret")))
     # Middleware order, outermost first (add_middleware puts each new one outside).
     api.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
     api.add_middleware(SecurityHeadersMiddleware, hsts=settings.web.secure_cookies)

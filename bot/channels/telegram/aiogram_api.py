@@ -50,8 +50,8 @@ from bot.channels.telegram.api import (
     TelegramApi,
     TelegramError,
     Unauthorized,
-    token_problem,
 )
+from bot.config import token_problem
 
 log = logging.getLogger("deskbot.telegram.aiogram")
 

@@ -14,7 +14,6 @@ side imports the other.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,18 +111,6 @@ class Conflict(TelegramError):
 
 class Unauthorized(TelegramError):
     """401/404 on every call: Telegram refuses the bot token; nothing works until it is fixed."""
-
-
-# What BotFather hands out: the bot's numeric id, a colon, then letters, digits, _ and -.
-TOKEN_SHAPE = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,200}")
-
-
-def token_problem(token: str) -> str | None:
-    """Why ``token`` cannot be a bot token (never quoting it), or None if it looks like one."""
-    if TOKEN_SHAPE.fullmatch(token):
-        return None
-    return ("secrets.telegram_token is not a Telegram bot token: expected the form BotFather gives, "
-            "<digits>:<letters, digits, _ or ->, e.g. 123456789:AAH... (check DESKBOT_SECRETS__TELEGRAM_TOKEN)")
 
 
 class TelegramApi(ABC):

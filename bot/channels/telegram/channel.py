@@ -13,6 +13,11 @@ So a reply is marked sent only once Telegram accepted it, a 429 holds only its o
 and replies agents write anywhere (web workspace, CLI, the agents' group, another process)
 go out the same way: the reader wakes on the bus's events and sweeps every
 ``relay_interval_seconds``.
+
+The channel reaches the core only through ``ChannelCore`` (the pipeline, the ticket store,
+the event bus, the languages, and the agents' group's ``DeskAccess``), handed over by the
+composition root (``bot/app.py``) through ``open_channel``: an adapter points into the core,
+never back at the app that wires it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.channels.outbox import OutboxReader, OutboxSettings
@@ -29,13 +35,15 @@ from bot.channels.telegram.client import TelegramClient
 from bot.channels.telegram.delivery import RetryPolicy, Sender, Sleep, send_parts
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
-from bot.pipeline import DeliveryInFlight
+from bot.pipeline import DeliveryInFlight, Pipeline
 from common.errors import StorageError
 from common.messages import Button, Outgoing
+from storage.events import EventBus
+from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
-    from bot.app import App
-    from bot.channels.telegram.agents_group import AgentsGroup
+    from bot.channels.telegram.agents.group import AgentsGroup
+    from bot.channels.telegram.agents.setup import DeskAccess
     from bot.config import TelegramChannelConfig
 
 log = logging.getLogger("deskbot.telegram")
@@ -53,19 +61,30 @@ COMMANDS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelCore:
+    """The parts of the core the Telegram channel uses."""
+
+    pipeline: Pipeline  # a customer's update → the turn's stored replies
+    tickets: TicketStore  # the outbox reader's queue
+    bus: EventBus  # wakes the outbox reader when replies are queued elsewhere
+    languages: Sequence[str]  # the commands menu is registered in each
+    agents: DeskAccess  # the agents' group's way in (used when ``agents_chat_id`` is set)
+
+
 class TelegramChannel(Channel):
     name = CHANNEL
 
     def __init__(
         self,
-        app: App,
+        core: ChannelCore,
         client: TelegramClient,
         config: TelegramChannelConfig,
         *,
         retry: RetryPolicy | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        self.app = app
+        self.core = core
         self.client = client
         self.api = client.api
         self.config = config
@@ -76,10 +95,10 @@ class TelegramChannel(Channel):
         self.agents_hook: AgentsHook | None = None
         self.agents_group: AgentsGroup | None = None
         self.outbox = OutboxReader(
-            app.tickets,
+            core.tickets,
             self,
             OutboxSettings(interval=config.relay_interval_seconds, part_timeout=config.request_timeout_seconds),
-            bus=app.bus,
+            bus=core.bus,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -97,12 +116,12 @@ class TelegramChannel(Channel):
                  extra={"library": self.client.library, "mode": self.config.mode, "bot": self.bot_username})
 
     async def _start_agents_group(self) -> None:
-        from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
+        from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
 
         group_settings = AgentsGroupSettings.from_config(self.config)
         if group_settings is None:
             return
-        self.agents_group = AgentsGroup(self.api, self.app, group_settings)
+        self.agents_group = AgentsGroup(self.api, self.core.agents, group_settings)
         await self.agents_group.start()
         self.agents_hook = self.agents_group.handle_update
 
@@ -120,7 +139,7 @@ class TelegramChannel(Channel):
         await self.api.close()
 
     async def _register_commands(self) -> None:
-        for language in self.app.settings.languages:
+        for language in self.core.languages:
             try:
                 await self.sender.call(
                     lambda language=language: self.api.set_my_commands(  # type: ignore[misc]
@@ -170,7 +189,7 @@ class TelegramChannel(Channel):
         if parsed.incoming is None:
             log.info("update ignored", extra={"update": parsed.update_id, "reason": parsed.ignored})
             return
-        replies = await self.app.pipeline.handle(parsed.incoming)
+        replies = await self.core.pipeline.handle(parsed.incoming)
         if any(reply.message_id is None for reply in replies):
             # The pipeline's apology could not be stored either: nothing of this update is.
             # Not confirmed, and no unstored apology for every redelivery while the database is down.
@@ -198,15 +217,13 @@ class TelegramChannel(Channel):
         return await self.outbox.flush()
 
 
-def open_channel(app: App) -> TelegramChannel:
+def open_channel(config: TelegramChannelConfig, token: str, core: ChannelCore) -> TelegramChannel:
     """The channel the settings ask for: library, API server, timeouts; no network yet."""
     from bot.channels.telegram.api import ClientOptions
     from bot.channels.telegram.client import open_client
 
-    config = app.settings.channels.telegram
-    token = app.settings.secrets["telegram_token"].get_secret_value()
     options = ClientOptions(
         token, config.api_base, config.request_timeout_seconds, config.polling_timeout_seconds,
         agents_chat_id=config.agents_chat_id,
     )
-    return TelegramChannel(app, open_client(config.library, options), config)
+    return TelegramChannel(core, open_client(config.library, options), config)

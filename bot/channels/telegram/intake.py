@@ -26,7 +26,7 @@ timeout=0)`` confirms what was stored (as PTB does) — never what was not. A ca
 task confirms nothing more; the unconfirmed updates come again at the next start.
 
 The webhook (``feed_webhook``) hands the same raw JSON to the same sink, and its 200 is the
-confirmation (``web.py`` answers only after the sink returned). Updates cross this module
+confirmation (``bot/web/telegram.py`` answers only after the sink returned). Updates cross this module
 as Telegram's raw JSON in both modes: the libraries' models are not used for intake, since
 a field a library does not know yet would otherwise block the long poll for ever (the batch
 cannot be parsed, so it is never confirmed) or turn a webhook call into a 4xx; the body is

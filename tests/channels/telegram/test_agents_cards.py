@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.channels.telegram.agent_commands import AgentCommand, parse_command
-from bot.channels.telegram.cards import (
+from bot.channels.telegram.agents.cards import (
     MAX_CARD_CHARS,
     card_buttons,
     card_text,
@@ -13,6 +12,7 @@ from bot.channels.telegram.cards import (
     parse_callback,
     topic_title,
 )
+from bot.channels.telegram.agents.commands import AgentCommand, parse_command
 from storage.models import Customer, Order, Owner, Priority, Ticket, TicketKind, TicketStatus
 
 
@@ -83,7 +83,7 @@ def test_commands_are_parsed_with_or_without_the_bots_name() -> None:
 def test_the_group_is_configured_from_channels_telegram() -> None:
     from pathlib import Path
 
-    from bot.channels.telegram.agents_group import AgentsGroupSettings
+    from bot.channels.telegram.agents.group import AgentsGroupSettings
     from bot.config import load_settings
 
     config = Path(__file__).resolve().parents[3] / "config.yaml"
@@ -100,7 +100,7 @@ def test_the_group_is_configured_from_channels_telegram() -> None:
 
 
 def test_a_customer_line_lists_files_with_their_download_route() -> None:
-    from bot.channels.telegram.cards import customer_line
+    from bot.channels.telegram.agents.cards import customer_line
 
     line = customer_line("T-1042", "Ann <x>", "", [{"kind": "photo", "file_id": "AgAD<1>", "name": None},
                                                    {"kind": "document", "file_id": "", "name": "ignored"}, "junk"])

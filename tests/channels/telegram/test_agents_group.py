@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.app import App
-from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
+from bot.app import App, agents_desk
+from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
 from bot.channels.telegram.api import BadRequest
 from bot.cli.agents_telegram import link_telegram
 from storage.models import Author, Owner, Priority, TicketStatus
@@ -50,7 +50,7 @@ async def group(desk_app: App, api: RecordingTelegramApi) -> AsyncIterator[Agent
     await link_telegram(desk_app.tickets, "sam@shop.example", str(SAM), name="Sam Agent")
     await link_telegram(desk_app.tickets, "kim@shop.example", str(KIM), name="Kim Agent")
     clock = VirtualTime()
-    agents = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT, sla_check_seconds=3600),
+    agents = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT, sla_check_seconds=3600),
                          sleep=clock.sleep, monotonic=clock.monotonic)
     await agents.start()
     yield agents
@@ -220,7 +220,7 @@ async def test_without_topics_tickets_are_messages_and_replies_are_relayed(
     await link_telegram(desk_app.tickets, "sam@shop.example", str(SAM), name="Sam Agent")
     api.members[(AGENTS_CHAT, SAM)] = "administrator"
     clock = VirtualTime()
-    agents = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+    agents = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
                          monotonic=clock.monotonic)
     await agents.start()
     try:
@@ -263,7 +263,7 @@ async def test_the_mapping_survives_a_restart(desk_app: App, api: RecordingTeleg
     chat, number, thread = await _complaint(desk_app, api, group, "gina")
     await group.close()
     clock = VirtualTime()
-    again = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep, monotonic=clock.monotonic)
+    again = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep, monotonic=clock.monotonic)
     await again.start()
     try:
         await again.handle_update(group_message(SAM, "Hello after the restart", thread_id=thread))
@@ -283,7 +283,7 @@ async def test_tickets_escalated_while_the_group_was_down_are_posted_at_start(
     number = _number(chat.text)
     await Chat(desk_app, "ines").say("What is your return policy?")  # not escalated: not posted
     clock = VirtualTime()
-    agents = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+    agents = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
                          monotonic=clock.monotonic)
     await agents.start()
     try:
@@ -291,7 +291,7 @@ async def test_tickets_escalated_while_the_group_was_down_are_posted_at_start(
         assert number in next(iter(api.topics.values()))
     finally:
         await agents.close()
-    again = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+    again = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
                         monotonic=clock.monotonic)
     await again.start()  # already posted: not posted twice
     await again.close()
@@ -318,6 +318,7 @@ async def test_the_same_update_twice_relays_once(desk_app: App, api: RecordingTe
     assert await group.handle_update(update)
     assert await group.handle_update(update)  # a webhook retry / re-fetched batch
     assert await chat.inbox() == ["Only once, please."]
+    assert not [p.text for p in api.posted if p.text.startswith("⚠️")]  # nor is the agent told it failed
 
 
 async def test_an_edited_reply_is_not_resent_and_the_agent_is_told(
@@ -364,7 +365,7 @@ async def test_an_update_redelivered_after_a_restart_acts_once(
     await group.close()
     desk_app.state = MemoryStateStore(KeyBuilder("restarted"))  # the process's memory is gone
     clock = VirtualTime()
-    again = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep, monotonic=clock.monotonic)
+    again = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep, monotonic=clock.monotonic)
     await again.start()
     try:
         assert await again.handle_update(reply)  # Telegram redelivers the unconfirmed batch

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from bot.app import App
-from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
+from bot.app import App, agents_desk
+from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
 from desk.sla_alerts import SlaWatch
 from storage.models import TicketStatus
 from tests.channels.telegram.agents_support import AGENTS_CHAT, VirtualTime, desk_app, eventually
@@ -60,7 +60,7 @@ async def test_each_alert_is_raised_once_and_recorded(desk_app: App) -> None:
 async def test_alerts_are_posted_in_the_tickets_topic(desk_app: App) -> None:
     clock = VirtualTime()
     api = RecordingTelegramApi(forums={AGENTS_CHAT})
-    group = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT, sla_warn_minutes=15), sleep=clock.sleep,
+    group = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT, sla_warn_minutes=15), sleep=clock.sleep,
                         monotonic=clock.monotonic)
     await group.start()
     try:
@@ -86,7 +86,7 @@ async def test_an_alert_for_a_ticket_not_in_the_group_goes_to_the_general_chat(d
 
     clock = VirtualTime()
     api = RecordingTelegramApi(forums={AGENTS_CHAT})
-    group = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
+    group = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT), sleep=clock.sleep,
                         monotonic=clock.monotonic)
     await group.start()
     try:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from bot.app import App
-from bot.channels.telegram.agents_group import AgentsGroup, AgentsGroupSettings
+from bot.app import App, agents_desk
+from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
+from bot.channels.telegram.agents.topics import SlidingWindowLimiter, TopicCreator, call_with_retry
 from bot.channels.telegram.api import BadRequest, NetworkError, RetryAfter, ServerError
-from bot.channels.telegram.topics import SlidingWindowLimiter, TopicCreator, call_with_retry
 from bot.cli.agents_telegram import link_telegram
 from tests.channels.telegram.agents_support import AGENTS_CHAT, VirtualTime, desk_app, eventually
 from tests.factories import Chat
@@ -73,7 +73,7 @@ async def test_a_burst_of_30_escalations_under_429_gets_30_topics_once_each(desk
     # so Telegram's 429s are hit and must be waited out, not dropped.
     api = RecordingTelegramApi(forums={AGENTS_CHAT}, topic_limit=(20, 60.0), clock=clock.monotonic)
     await link_telegram(desk_app.tickets, "sam@shop.example", "501", name="Sam")
-    group = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT, topics_per_minute=25),
+    group = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT, topics_per_minute=25),
                         sleep=clock.sleep, monotonic=clock.monotonic)
     await group.start()
     try:
@@ -100,7 +100,7 @@ async def test_a_burst_of_30_escalations_under_429_gets_30_topics_once_each(desk
 async def test_the_configured_limit_alone_keeps_under_telegrams(desk_app: App) -> None:
     clock = VirtualTime()
     api = RecordingTelegramApi(forums={AGENTS_CHAT}, topic_limit=(20, 60.0), clock=clock.monotonic)
-    group = AgentsGroup(api, desk_app, AgentsGroupSettings(AGENTS_CHAT, topics_per_minute=20),
+    group = AgentsGroup(api, agents_desk(desk_app), AgentsGroupSettings(AGENTS_CHAT, topics_per_minute=20),
                         sleep=clock.sleep, monotonic=clock.monotonic)
     await group.start()
     try:

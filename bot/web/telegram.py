@@ -6,11 +6,15 @@ constant time): a forged call gets 401 before anything is read or stored. The 20
 update's confirmation, so it is answered only after the sink (``TelegramChannel.process``)
 returned, i.e. the update is stored; if the sink raised, the answer is 503 and Telegram
 delivers the update again, and the delivery key drops it if it was stored after all. The
-body reaches the sink as Telegram's raw JSON, as in polling (see ``intake.py``).
+body reaches the sink as Telegram's raw JSON, as in polling (see ``bot/channels/telegram/intake.py``).
 
 ``GET /telegram/files/{file_id}`` fetches a customer's file (``getFile`` + download) for an
 agent signed in to the workspace (session cookie or an agent's API token as
 ``Authorization: Bearer``): customers' files are personal data.
+
+The routes belong to the web app, not to the channel: they are HTTP, and the download is
+for agents signed in to the workspace (``bot.web.auth``). They are given the channel and the
+webhook secret, nothing more of the app.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import SecretStr
 
 from bot.channels.rest import decode_json_object
 from bot.channels.telegram.api import BadRequest, TelegramError
@@ -30,7 +35,6 @@ from bot.web.auth import CurrentAgent
 from common.errors import StorageError
 
 if TYPE_CHECKING:
-    from bot.app import App
     from bot.channels.telegram.channel import TelegramChannel
 
 log = logging.getLogger("deskbot.telegram.web")
@@ -40,10 +44,10 @@ FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 FILE_PATH = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+){0,7}$")  # "photos/file_12.jpg"
 
 
-def build_router(app: App, channel: TelegramChannel) -> APIRouter:
-    settings = app.settings
+def build_router(channel: TelegramChannel, hook_secret: SecretStr | None) -> APIRouter:
+    """The routes over ``channel``; ``hook_secret`` is ``secrets.telegram_webhook_secret``
+    (None: every webhook call is refused)."""
     router = APIRouter(prefix="/telegram", tags=["telegram"])
-    hook_secret = settings.secrets.get("telegram_webhook_secret")
 
     @router.post("/webhook", summary="Telegram Bot API webhook (checks the secret-token header)",
                  include_in_schema=False)
