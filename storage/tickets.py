@@ -35,10 +35,12 @@ from common.errors import DeskbotError, StorageError, StoreUnavailable
 from storage.events import EventBus
 from storage.models import Base
 from storage.records.agents import AgentRecords
+from storage.records.customer_archive import CustomerArchiveRecords
 from storage.records.customers import CustomerRecords
 from storage.records.messages import MessageRecords
 from storage.records.orders import OrderRecords
 from storage.records.outbox import OutboxRecords
+from storage.records.team import TeamRecords
 from storage.records.tickets import TicketRecords
 from storage.sqlite_inline import WalCheckpointer, inline_creator
 
@@ -46,7 +48,10 @@ log = logging.getLogger(__name__)
 
 
 
-class TicketSession(CustomerRecords, MessageRecords, OutboxRecords, TicketRecords, OrderRecords, AgentRecords):
+class TicketSession(
+    CustomerRecords, MessageRecords, OutboxRecords, TicketRecords, OrderRecords, AgentRecords, TeamRecords,
+    CustomerArchiveRecords,
+):
     """Repository operations inside one transaction (see module docstring), one base per aggregate."""
 
 

@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from bot.app import App
 from bot.web.api.schemas import CustomerOut, CustomerUpdate, RowId, customer_out
 from bot.web.auth import CurrentAgent
 from common.errors import NotFound
-from storage.models import Customer, Ticket
+from storage.models import Customer
 from storage.tickets import TicketSession
 
 TICKETS_SHOWN = 200
 
 
 async def _archive(tx: TicketSession, customer: Customer, app: App) -> CustomerOut:
-    tickets = (
-        await tx.db.execute(
-            select(Ticket)
-            .where(Ticket.customer_id == customer.id)
-            .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
-            .order_by(Ticket.id.desc())
-            .limit(TICKETS_SHOWN)
-        )
-    ).scalars().all()
+    tickets = await tx.customer_tickets(customer.id, limit=TICKETS_SHOWN)
     return customer_out(customer, await tx.identities(customer.id), tickets, app.services.clock())
 
 

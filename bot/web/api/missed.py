@@ -182,7 +182,7 @@ def build_router(app: App) -> APIRouter:
         async with app.tickets.session() as tx:
             rows = await missed.additions(tx)
             agents = {row.created_by_id for row in rows if row.created_by_id is not None}
-            names = {a.id: a.name for a in [await tx.db.get(Agent, agent_id) for agent_id in agents] if a is not None}
+            names = {a.id: a.name for a in (await tx.agents_by_id(agents)).values()}
         shop = app.services.shop
         return [_addition_out(row, shop.catalog, _faq(app), names) for row in rows]
 

@@ -12,8 +12,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from bot.app import App
 from bot.web.api.schemas import (
@@ -38,7 +36,7 @@ from bot.web.api.schemas import (
 from bot.web.auth import CurrentAgent
 from desk import canned
 from desk.agent_desk import DeskResult
-from storage.models import Agent, Priority, Ticket, TicketKind, TicketStatus
+from storage.models import Priority, TicketKind, TicketStatus
 from storage.queue import CONTROL_CHARACTER, MAX_LIMIT, MAX_SEARCH_LENGTH, QueueQuery, queue_page
 from storage.tickets import TicketSession
 
@@ -55,19 +53,8 @@ async def ticket_detail(tx: TicketSession, number: str, now: datetime) -> Ticket
     notes = [e for e in events if e.kind == "note"]
     agent_ids = {m.agent_id for m in messages if m.agent_id is not None}
     agent_ids |= {n.data["agent_id"] for n in notes if isinstance(n.data.get("agent_id"), int)}
-    agents = {}
-    if agent_ids:
-        rows = await tx.db.execute(select(Agent).where(Agent.id.in_(agent_ids)))
-        agents = {a.id: a for a in rows.scalars()}
-    others = (
-        await tx.db.execute(
-            select(Ticket)
-            .where(Ticket.customer_id == customer.id, Ticket.id != ticket.id)
-            .options(joinedload(Ticket.customer), joinedload(Ticket.assignee))
-            .order_by(Ticket.id.desc())
-            .limit(OTHER_TICKETS_SHOWN)
-        )
-    ).scalars().all()
+    agents = await tx.agents_by_id(agent_ids)
+    others = await tx.customer_tickets(customer.id, limit=OTHER_TICKETS_SHOWN, besides=ticket.id)
     order = await tx.get_order(ticket.order_id) if ticket.order_id else None
     summary = ticket_summary(ticket, now)
     return TicketDetail(
