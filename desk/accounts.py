@@ -36,11 +36,9 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Insert, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from common.errors import Conflict, DeskbotError, NotFound
-from storage.models import Agent, AgentSession, ApiToken, LoginThrottle, utcnow
+from storage.models import Agent, utcnow
 from storage.tickets import TicketSession, TicketStore
 
 log = logging.getLogger("deskbot.accounts")
@@ -301,7 +299,7 @@ class Accounts:
 
     async def list_agents(self) -> Sequence[Agent]:
         async with self.tickets.session() as tx:
-            return (await tx.db.execute(select(Agent).order_by(Agent.id))).scalars().all()
+            return await tx.all_agents()
 
     async def set_password(self, email: str, password: str) -> Agent:
         """A new password (the forgotten-password path for the shop owner): ends the agent's
@@ -312,7 +310,7 @@ class Accounts:
             agent.password_hash = password_hash
             await self.end_sessions(tx, agent.id)
             account_key = self.throttle_keys(agent.email, None)[0]
-            await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == account_key))
+            await tx.forget_throttle(account_key)
             return agent
 
     @staticmethod
@@ -359,10 +357,10 @@ class Accounts:
             else:
                 assert agent is not None
                 await self._refuse_locked(tx, keys, now)
-                current = await tx.db.get(Agent, agent.id, populate_existing=True)
+                current = await tx.agent_as_stored(agent.id)
                 # Changed or deactivated while the password was being checked: not this one.
                 if current is not None and current.active and current.password_hash == stored:
-                    await tx.db.execute(delete(LoginThrottle).where(LoginThrottle.key == keys[0]))
+                    await tx.forget_throttle(keys[0])
                     if rehashed is not None:
                         current.password_hash = rehashed
                     return await self._open_session(tx, current, now, ip, user_agent)
@@ -373,7 +371,7 @@ class Accounts:
 
     @staticmethod
     async def _refuse_locked(tx: TicketSession, keys: list[str], now: datetime) -> None:
-        rows = (await tx.db.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys)))).scalars().all()
+        rows = await tx.login_throttles(keys)
         locked = [r.locked_until for r in rows if r.locked_until is not None and r.locked_until > now]
         if locked:
             raise LoginLocked((max(locked) - now).total_seconds())
@@ -381,25 +379,9 @@ class Accounts:
     async def _count_failure(self, tx: TicketSession, keys: list[str], now: datetime) -> None:
         # Counters whose window and lock are over say nothing any more: keep the table small
         # even when someone tries thousands of made-up e-mail addresses.
-        await tx.db.execute(
-            delete(LoginThrottle).where(
-                LoginThrottle.window_started_at < now - self.policy.lockout,
-                or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
-                LoginThrottle.key.not_in(keys),
-            )
-        )
+        await tx.sweep_throttles(now - self.policy.lockout, now, keep=keys)
         for key in keys:
-            # Create the row if needed without racing another process, then lock it.
-            await tx.db.execute(
-                _insert_ignoring_conflict(tx).values(key=key, failures=0, window_started_at=now, locked_until=None)
-            )
-            locked_row = (
-                select(LoginThrottle)
-                .where(LoginThrottle.key == key)
-                .with_for_update()
-                .execution_options(populate_existing=True)
-            )
-            row = (await tx.db.execute(locked_row)).scalar_one()
+            row = await tx.throttle_for(key, now)  # created if new, locked against other processes
             if row.window_started_at + self.policy.lockout < now:
                 row.failures, row.window_started_at, row.locked_until = 0, now, None
             row.failures += 1
@@ -413,20 +395,17 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         expires = now + self.policy.session_lifetime
-        tx.db.add(
-            AgentSession(
-                token_hash=token_digest(token),
-                agent_id=agent.id,
-                csrf_token=csrf,
-                ip=(ip or None) and ip[:64],
-                user_agent=(user_agent or None) and user_agent[:300],
-                created_at=now,
-                last_seen_at=now,
-                expires_at=expires,
-            )
+        await tx.open_agent_session(
+            token_hash=token_digest(token),
+            agent_id=agent.id,
+            csrf_token=csrf,
+            ip=(ip or None) and ip[:64],
+            user_agent=(user_agent or None) and user_agent[:300],
+            now=now,
+            expires_at=expires,
         )
-        # Expired sessions are swept as agents log in (an index on expires_at keeps it cheap).
-        await tx.db.execute(delete(AgentSession).where(AgentSession.expires_at < now))
+        # Expired sessions are swept as agents log in.
+        await tx.sweep_agent_sessions(now)
         return Login(agent, token, csrf, expires)
 
     async def session_principal(self, token: str) -> Principal | None:
@@ -435,18 +414,12 @@ class Accounts:
             return None
         now = self.clock()
         async with self.tickets.session() as tx:
-            found = (
-                await tx.db.execute(
-                    select(AgentSession, Agent)
-                    .join(Agent, Agent.id == AgentSession.agent_id)
-                    .where(AgentSession.token_hash == token_digest(token))
-                )
-            ).first()
+            found = await tx.agent_session(token_digest(token))
             if found is None:
                 return None
             session, agent = found
             if session.expires_at <= now or session.last_seen_at + self.policy.idle_timeout <= now or not agent.active:
-                await tx.db.delete(session)
+                await tx.end_agent_session(session)
                 return None
             if now - session.last_seen_at >= TOUCH_EVERY:
                 session.last_seen_at = now
@@ -454,11 +427,11 @@ class Accounts:
 
     async def logout(self, token: str) -> None:
         async with self.tickets.session() as tx:
-            await tx.db.execute(delete(AgentSession).where(AgentSession.token_hash == token_digest(token)))
+            await tx.end_agent_session_of_token(token_digest(token))
 
     async def end_sessions(self, tx: TicketSession, agent_id: int) -> None:
         """Log an agent out everywhere (deactivated, password changed)."""
-        await tx.db.execute(delete(AgentSession).where(AgentSession.agent_id == agent_id))
+        await tx.end_agent_sessions(agent_id)
 
     # -- API tokens ---------------------------------------------------------------------
     async def issue_token(self, email: str) -> str:
@@ -468,8 +441,8 @@ class Accounts:
             agent = await self._agent(tx, email)
             if not agent.active:
                 raise InvalidAccount(f"agent {agent.email} is deactivated")
-            tx.db.add(
-                ApiToken(token_hash=token_digest(token), agent_id=agent.id, prefix=token[:12], created_at=self.clock())
+            await tx.add_api_token(
+                token_hash=token_digest(token), agent_id=agent.id, prefix=token[:12], created_at=self.clock()
             )
         return token
 
@@ -482,26 +455,14 @@ class Accounts:
     async def revoke_agent_tokens(self, tx: TicketSession, agent_id: int) -> int:
         """Revoke the agent's live API tokens in ``tx``; how many. Deactivating an agent does
         this too, so reactivating them later does not bring old tokens back to life."""
-        revoked = await tx.db.execute(
-            update(ApiToken)
-            .where(ApiToken.agent_id == agent_id, ApiToken.revoked_at.is_(None))
-            .values(revoked_at=self.clock())
-            .returning(ApiToken.id)
-        )
-        return len(revoked.all())
+        return await tx.revoke_api_tokens(agent_id, self.clock())
 
     async def token_principal(self, token: str) -> Principal | None:
         if not token.startswith(API_TOKEN_PREFIX) or len(token) > 200:
             return None
         now = self.clock()
         async with self.tickets.session() as tx:
-            found = (
-                await tx.db.execute(
-                    select(ApiToken, Agent)
-                    .join(Agent, Agent.id == ApiToken.agent_id)
-                    .where(ApiToken.token_hash == token_digest(token), ApiToken.revoked_at.is_(None))
-                )
-            ).first()
+            found = await tx.live_api_token(token_digest(token))
             if found is None:
                 return None
             row, agent = found
@@ -511,11 +472,3 @@ class Accounts:
                 row.last_used_at = now
             return Principal(agent)
 
-
-def _insert_ignoring_conflict(tx: TicketSession) -> Insert:
-    dialect = tx.db.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(LoginThrottle).on_conflict_do_nothing(index_elements=[LoginThrottle.key])
-    if dialect == "sqlite":
-        return sqlite.insert(LoginThrottle).on_conflict_do_nothing(index_elements=[LoginThrottle.key])
-    return insert(LoginThrottle)

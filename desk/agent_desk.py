@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import update
-
 from common.errors import Conflict, DeskbotError, NotFound
 from common.messages import Button, buttons_payload
 from handlers.context import Policy
@@ -32,7 +30,6 @@ from storage.models import (
     Owner,
     Priority,
     Ticket,
-    TicketEvent,
     TicketStatus,
     utcnow,
 )
@@ -111,7 +108,8 @@ class AgentDesk:
 
         ``delivery_key`` (the agents' Telegram group passes ``agents:{update_id}``) is stored on
         the reply's row, unique per channel: a redelivered update fails the whole transaction
-        with an ``IntegrityError`` instead of replying twice (see ``reply_delivered``).
+        with :class:`~common.errors.DuplicateDelivery` instead of replying twice (see
+        ``reply_relayed``).
         """
         text = _checked_text(text, "a reply", MAX_REPLY_CHARS)
         async with self.tickets.session() as tx:
@@ -131,15 +129,15 @@ class AgentDesk:
             if ticket.first_response_at is None:
                 ticket.first_response_at = utcnow()
             message = await self._queue_to_customer(tx, ticket, text, Author.AGENT, agent, delivery_key=delivery_key)
-            await tx.db.flush()
-            await tx.add_event(ticket, agent.email, "agent_reply", {"message_id": message.id})
-            return self._result(ticket, message.id)
+            message_id = await tx.save_message(message)  # a delivery key seen before fails here
+            await tx.add_event(ticket, agent.email, "agent_reply", {"message_id": message_id})
+            return self._result(ticket, message_id)
 
     async def retry_delivery(self, message_id: int, agent_email: str | None = None) -> DeskResult:
         """Queue a failed outbound message again; the customer's channel picks it up as new."""
         async with self.tickets.session() as tx:
             agent = await self._agent(tx, agent_email)
-            message = await tx.db.get(Message, message_id)
+            message = await tx.get_message(message_id)
             if message is None:
                 raise NotFound(f"no message with id {message_id}")
             if message.direction != Direction.OUTBOUND or message.status != DeliveryStatus.FAILED:
@@ -166,7 +164,7 @@ class AgentDesk:
             ticket = await tx.ticket_by_number(number)
             agent = await self._agent(tx, agent_email)
             event = await tx.add_event(ticket, agent.email, "note", {"text": text, "agent_id": agent.id})
-            await tx.db.flush()
+            await tx.write_now()  # the note's id
             return event.id
 
     async def assign(self, number: str, agent_id: int | None, agent_email: str | None = None) -> DeskResult:
@@ -176,7 +174,7 @@ class AgentDesk:
             actor = await self._agent(tx, agent_email)
             target: Agent | None = None
             if agent_id is not None:
-                target = await tx.db.get(Agent, agent_id)
+                target = await tx.get_agent(agent_id)
                 if target is None:
                     raise NotFound(f"no agent with id {agent_id}")
                 if not target.active:
@@ -293,16 +291,8 @@ class AgentDesk:
                 raise Conflict(f"ticket {source.number} was merged already")
             if target.merged_into_id is not None or target.status == TicketStatus.CLOSED:
                 raise Conflict(f"ticket {target.number} is closed; merge into an open ticket")
-            await tx.db.execute(
-                update(Message).where(Message.ticket_id == source.id).values(ticket_id=target.id),
-                execution_options={"synchronize_session": False},
-            )
-            await tx.db.execute(
-                update(TicketEvent)
-                .where(TicketEvent.ticket_id == source.id, TicketEvent.kind == "note")
-                .values(ticket_id=target.id),
-                execution_options={"synchronize_session": False},
-            )
+            await tx.move_messages(source.id, target.id)
+            await tx.move_notes(source.id, target.id)
             customer = source.customer
             if customer.handoff_ticket_id == source.id:
                 customer.handoff_ticket_id = target.id
@@ -334,8 +324,7 @@ class AgentDesk:
             if notice is not None:
                 text, buttons = notice(ticket)
                 message = await self._queue_to_customer(tx, ticket, text, Author.BOT, None, buttons)
-                await tx.db.flush()
-                message_id = message.id
+                message_id = await tx.save_message(message)
             return self._result(ticket, message_id)
 
     async def resolve(self, number: str, agent_email: str | None = None) -> DeskResult:

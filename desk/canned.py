@@ -11,9 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
-from common.errors import Conflict, NotFound
+from common.errors import NotFound
 from storage.models import Agent, CannedResponse, Ticket, utcnow
 from storage.tickets import TicketSession
 
@@ -33,26 +31,20 @@ def render(text: str, ticket: Ticket, agent: Agent) -> str:
 
 
 async def list_canned(tx: TicketSession) -> Sequence[CannedResponse]:
-    return (await tx.db.execute(select(CannedResponse).order_by(CannedResponse.title))).scalars().all()
+    return await tx.canned_responses()
 
 
 async def get_canned(tx: TicketSession, canned_id: int) -> CannedResponse:
-    row = await tx.db.get(CannedResponse, canned_id)
+    row = await tx.canned_response(canned_id)
     if row is None:
         raise NotFound(f"no canned response with id {canned_id}")
     return row
 
 
 async def add_canned(tx: TicketSession, title: str, text: str, author: Agent) -> CannedResponse:
-    title = title.strip()
-    exists = (await tx.db.execute(select(CannedResponse.id).where(CannedResponse.title == title))).first()
-    if exists is not None:
-        raise Conflict(f"a canned response titled {title!r} exists already")
-    row = CannedResponse(title=title, text=text, created_by_id=author.id, created_at=utcnow())
-    tx.db.add(row)
-    await tx.db.flush()
-    return row
+    """A new canned response; Conflict when the title is taken."""
+    return await tx.save_canned(title.strip(), text, author.id, utcnow())
 
 
 async def delete_canned(tx: TicketSession, canned_id: int) -> None:
-    await tx.db.delete(await get_canned(tx, canned_id))
+    await tx.delete_canned(await get_canned(tx, canned_id))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
-
 from common.errors import Conflict
 from handlers.context import Policy, Turn
 from storage.models import Agent, Customer, Owner, Priority, Ticket, TicketKind, TicketStatus, utcnow
@@ -125,23 +123,11 @@ class TicketClosed(Conflict):
 async def take_ticket(tx: TicketSession, ticket: Ticket, agent: Agent) -> None:
     """Make ``agent`` the assignee unless a colleague already is — decided by the database.
 
-    One conditional ``UPDATE``: of two agents claiming at the same moment (two workers, two
-    PostgreSQL transactions) the second one's row re-check sees the first one's assignee
-    and updates nothing, so exactly one wins; the loser gets AlreadyClaimed.
+    Of two agents claiming at the same moment (two workers, two PostgreSQL transactions)
+    exactly one wins (see ``assign_unless_taken``); the loser gets AlreadyClaimed.
     """
-    taken = await tx.db.execute(
-        update(Ticket)
-        .where(Ticket.id == ticket.id, or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent.id))
-        .values(assignee_id=agent.id, updated_at=utcnow())
-        .returning(Ticket.id)
-        .execution_options(synchronize_session="fetch")
-    )
-    if taken.first() is None:
-        holder = (
-            await tx.db.execute(
-                select(Agent.name).join(Ticket, Ticket.assignee_id == Agent.id).where(Ticket.id == ticket.id)
-            )
-        ).scalar_one_or_none()
+    if not await tx.assign_unless_taken(ticket.id, agent.id):
+        holder = await tx.assignee_name(ticket.id)
         raise AlreadyClaimed(ticket.number, holder or "another agent")
     ticket.assignee_id = agent.id
 
@@ -216,20 +202,7 @@ async def reopen_on_return(turn: Turn) -> Ticket | None:
     if turn.prediction.intent not in REOPENING_INTENTS:
         return None
     since = turn.now() - timedelta(hours=window)
-    ticket = (
-        await turn.tx.db.execute(
-            select(Ticket)
-            .where(
-                Ticket.customer_id == turn.customer.id,
-                Ticket.status == TicketStatus.RESOLVED,
-                Ticket.assignee_id.is_not(None),
-                Ticket.merged_into_id.is_(None),
-                Ticket.resolved_at >= since,
-            )
-            .order_by(Ticket.resolved_at.desc(), Ticket.id.desc())
-            .limit(1)
-        )
-    ).scalar_one_or_none()
+    ticket = await turn.tx.latest_resolved_ticket(turn.customer.id, since)
     if ticket is None:
         return None
     ticket.status = TicketStatus.OPEN
