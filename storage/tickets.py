@@ -34,7 +34,9 @@ from sqlalchemy.pool import StaticPool
 from common.errors import DeskbotError, StorageError, StoreUnavailable
 from storage.events import EventBus
 from storage.models import Base
+from storage.records.accounts import AccountRecords
 from storage.records.agents import AgentRecords
+from storage.records.canned import CannedRecords
 from storage.records.customer_archive import CustomerArchiveRecords
 from storage.records.customers import CustomerRecords
 from storage.records.messages import MessageRecords
@@ -49,8 +51,8 @@ log = logging.getLogger(__name__)
 
 
 class TicketSession(
-    CustomerRecords, MessageRecords, OutboxRecords, TicketRecords, OrderRecords, AgentRecords, TeamRecords,
-    CustomerArchiveRecords,
+    CustomerRecords, MessageRecords, OutboxRecords, TicketRecords, OrderRecords, AgentRecords, AccountRecords,
+    CannedRecords, TeamRecords, CustomerArchiveRecords,
 ):
     """Repository operations inside one transaction (see module docstring), one base per aggregate."""
 

@@ -13,3 +13,8 @@ class Records:
     def __init__(self, session: AsyncSession) -> None:
         self.db = session
         self.pending_events: list[BusEvent] = []
+
+    async def write_now(self) -> None:
+        """Write the changes made so far: new rows get their ids, unique keys are checked.
+        Still one transaction, committed or rolled back as a whole."""
+        await self.db.flush()

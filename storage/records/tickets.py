@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from common.errors import TicketNotFound
 from storage.events import BusEvent
 from storage.models import (
+    Agent,
     Customer,
     Owner,
     Priority,
@@ -148,3 +149,50 @@ class TicketRecords(Records):
     async def ticket_events(self, ticket_id: int) -> Sequence[TicketEvent]:
         query = select(TicketEvent).where(TicketEvent.ticket_id == ticket_id).order_by(TicketEvent.id)
         return (await self.db.execute(query)).scalars().all()
+
+    async def assign_unless_taken(self, ticket_id: int, agent_id: int) -> bool:
+        """Make the agent the assignee unless a colleague already is; False when one is.
+
+        One conditional ``UPDATE``: of two agents taking the ticket at the same moment (two
+        PostgreSQL transactions) the second one's row re-check sees the first one's assignee
+        and updates nothing, so exactly one wins.
+        """
+        taken = await self.db.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, or_(Ticket.assignee_id.is_(None), Ticket.assignee_id == agent_id))
+            .values(assignee_id=agent_id, updated_at=utcnow())
+            .returning(Ticket.id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return taken.first() is not None
+
+    async def assignee_name(self, ticket_id: int) -> str | None:
+        """The name of the agent the ticket is assigned to now, as stored."""
+        query = select(Agent.name).join(Ticket, Ticket.assignee_id == Agent.id).where(Ticket.id == ticket_id)
+        return (await self.db.execute(query)).scalar_one_or_none()
+
+    async def latest_resolved_ticket(self, customer_id: int, since: datetime) -> Ticket | None:
+        """The customer's ticket an agent resolved most recently, at ``since`` or later
+        (an assignee, not merged away): the one a returning customer reopens."""
+        query = (
+            select(Ticket)
+            .where(
+                Ticket.customer_id == customer_id,
+                Ticket.status == TicketStatus.RESOLVED,
+                Ticket.assignee_id.is_not(None),
+                Ticket.merged_into_id.is_(None),
+                Ticket.resolved_at >= since,
+            )
+            .order_by(Ticket.resolved_at.desc(), Ticket.id.desc())
+            .limit(1)
+        )
+        return (await self.db.execute(query)).scalar_one_or_none()
+
+    async def move_notes(self, from_ticket_id: int, to_ticket_id: int) -> None:
+        """Agents' internal notes move to another ticket (a merge); other events stay."""
+        await self.db.execute(
+            update(TicketEvent)
+            .where(TicketEvent.ticket_id == from_ticket_id, TicketEvent.kind == "note")
+            .values(ticket_id=to_ticket_id),
+            execution_options={"synchronize_session": False},
+        )
