@@ -1,9 +1,10 @@
 """The one path every customer message takes, whatever its channel.
 
-dedupe → customer → state → store inbound → (handoff | form | classify → route) →
-store replies → commit → save state → hand the replies back to the adapter.
-All writes of a turn share one transaction; a handler crash still keeps the customer's
-message and answers with an apology.
+in-flight hint → customer → state → language → classify → route (``handlers/router.py``)
+→ store the inbound message and the replies → commit → save state → hand the replies back
+to the adapter. All writes of a turn share one transaction; a handler crash still keeps the
+customer's message and answers with an apology. The Rasa action server runs the same turn
+with the understanding supplied (:meth:`Pipeline.run_turn`).
 """
 
 from __future__ import annotations
@@ -18,21 +19,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from sqlalchemy.exc import IntegrityError
-
-from common.errors import StoreUnavailable
+from common.errors import DuplicateDelivery, StoreUnavailable
 from common.messages import Incoming, Outgoing, buttons_payload, stored_buttons
-from handlers import attachments, rating
 from handlers.context import Reply, Services, Turn
 from handlers.conversation import ConversationState
-from handlers.handoff import acknowledge_queued, reopen_on_return, transition
-from handlers.router import FALLBACK, FORM_ANSWERS, FORM_ESCAPES, FORMS, Handler, build_routes
+from handlers.router import ROUTED, Handler, Router, build_routes
 from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
 from storage.delivery_failures import fail_delivery
-from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
+from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
 
@@ -156,32 +153,30 @@ class Pipeline:
         self.classifier = classifier
         self.services = services
         self.settings = settings or PipelineSettings()
-        self.routes: dict[str, Handler] = build_routes()
+        self.router = Router()
         self._locks = _ChatLocks()
         self.before_turn = before_turn
+
+    @property
+    def routes(self) -> dict[str, Handler]:
+        """Intent → handler: the router's."""
+        return self.router.routes
 
     async def handle(self, msg: Incoming) -> list[Outgoing]:
         """Process one message; returns the replies the adapter must deliver (maybe none).
 
-        The database's unique ``(channel, delivery_key)`` is the truth about duplicates: a
-        delivery already stored is not processed again, and a channel that answers in its
-        response (``replies_in_answer``) gets the stored replies again, so a client retrying
-        after a lost answer or a crash gets what the first copy got. The state store's claim is
-        only an in-flight hint (seconds, released after the turn) that keeps two concurrent
-        copies from both running; a copy that finds one in flight waits for it briefly and
-        raises :class:`DeliveryInFlight` if it is still running.
+        The database's unique ``(channel, delivery_key)`` is the one check for duplicates:
+        the turn inserting a delivery already stored rolls back (``DuplicateDelivery``), and a
+        channel that answers in its response (``replies_in_answer``) gets the stored replies
+        again, so a client retrying after a lost answer or a crash gets what the first copy
+        got. The state store's claim is only an in-flight hint (seconds, released after the
+        turn) that keeps two concurrent copies from both running; a copy that finds one in
+        flight waits for it briefly and raises :class:`DeliveryInFlight` if it is still running.
         """
         if msg.delivery_key is None:
             return await self._handle_claimed(msg)
         deadline = time.monotonic() + self.settings.inflight_wait
-        # The hint first: when it is free (the common case) the turn runs at once and the
-        # database's unique key stops a redelivery when the turn inserts the message (the turn
-        # rolls back; see _handle_claimed), so a new message costs no extra round trip; when the
-        # hint is taken, the database says whether the other copy finished already.
         while not await self.state.claim_delivery(msg.channel, msg.delivery_key, self.settings.inflight_ttl):
-            stored = await self._stored_answer(msg)
-            if stored is not None:
-                return stored
             if time.monotonic() >= deadline:
                 raise DeliveryInFlight(f"delivery {msg.channel}:{msg.delivery_key} is still being processed")
             await asyncio.sleep(INFLIGHT_POLL_SECONDS)
@@ -199,12 +194,12 @@ class Pipeline:
         started = time.perf_counter()
         async with self._locks.get((msg.channel, msg.user_id)):
             try:
-                out = await self._turn(msg)
-            except IntegrityError:
+                out = await self._turn(msg, self._route)
+            except DuplicateDelivery:
                 stored = await self._stored_answer(msg)
                 if stored is not None:
-                    # Another process stored this delivery first (its hint had expired, or the
-                    # state store is per process).
+                    # An earlier copy stored this delivery (a retry after a lost answer, or
+                    # another process whose hint had expired or whose state store is its own).
                     return stored
                 log.exception("turn failed on a constraint", extra={"channel": msg.channel, "chat": msg.chat_id})
                 return await self._apologise(msg)
@@ -218,7 +213,22 @@ class Pipeline:
         log.debug("turn done", extra={"channel": msg.channel, "ms": round((time.perf_counter() - started) * 1000, 2)})
         return out
 
-    async def _stored_answer(self, msg: Incoming, tx: TicketSession | None = None) -> list[Outgoing] | None:
+    async def run_turn(self, msg: Incoming, prediction: Prediction, handler: Handler) -> list[Outgoing]:
+        """One turn whose understanding is supplied: a Rasa assistant classified the message
+        and chose the action, so ``prediction`` is taken as it is and ``handler`` runs in place
+        of the router. Returns the turn's replies.
+
+        Everything else is :meth:`handle`'s turn: the customer, the conversation state and its
+        language, the inbound message and the replies stored in one transaction, the state
+        saved. Unlike :meth:`handle`, a failure is the caller's to answer: the transaction
+        rolled back and nothing of the turn is stored (a duplicate delivery key raises
+        ``DuplicateDelivery``). A message without text, payload or files (an action the
+        assistant ran on its own) stores no inbound row: the customer said nothing.
+        """
+        async with self._locks.get((msg.channel, msg.user_id)):
+            return await self._turn(msg, handler, prediction)
+
+    async def _stored_answer(self, msg: Incoming) -> list[Outgoing] | None:
         """None when the delivery is not stored yet; else what to answer for the redelivery.
 
         A channel answering in its response gets the stored replies again; a push channel gets
@@ -226,10 +236,8 @@ class Pipeline:
         """
         if msg.delivery_key is None:
             return None
-        if tx is None:
-            async with self.tickets.session() as own:
-                return await self._stored_answer(msg, own)
-        rows = await tx.delivery_replies(msg.channel, msg.delivery_key)
+        async with self.tickets.session() as tx:
+            rows = await tx.delivery_replies(msg.channel, msg.delivery_key)
         if rows is None:
             return None
         log.info("duplicate delivery", extra={"channel": msg.channel, "delivery": msg.delivery_key})
@@ -240,7 +248,9 @@ class Pipeline:
         ]
 
     # -- the turn --------------------------------------------------------------------
-    async def _turn(self, msg: Incoming) -> list[Outgoing]:
+    async def _turn(self, msg: Incoming, route: Handler, supplied: Prediction | None = None) -> list[Outgoing]:
+        """One turn: ``route`` answers it (the router, or the handler of ``run_turn``);
+        ``supplied`` is the understanding when the message was classified elsewhere."""
         if self.before_turn is not None:
             await self.before_turn()
         text = clean_text(msg.text)
@@ -251,16 +261,21 @@ class Pipeline:
             key = StateKey(customer.id)
             state = ConversationState.from_dict(await self.state.get(key), customer.language)
             self._update_language(state, customer, text, msg.language)
-            prediction = await self._understand(msg, text, state.language)
+            if supplied is None:
+                prediction = await self._understand(msg, text, state.language)
+            else:
+                prediction = replace(supplied, language=state.language)
             # Handlers see the cleaned text (no control characters: PostgreSQL refuses NUL).
             turn = Turn(replace(msg, text=text), customer, state, prediction, tx, self.services)
-            await self._dispatch(turn, text)
+            await route(turn)
             # The inbound message and the replies go in together at the end: one statement,
             # and a duplicate delivery key rolls back the whole turn.
-            inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
-            inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
+            inbound: dict[str, object] | None = None
+            if supplied is None or text or msg.payload or msg.attachments:
+                inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
+                inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
             inbound_id, out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
-            if turn.missed is not None and text:
+            if turn.missed is not None and text and inbound_id is not None:
                 await missed.record(
                     tx, message_id=inbound_id, customer_id=customer.id, reason=MissedReason(turn.missed),
                     language=state.language, intent=prediction.intent, confidence=round(prediction.confidence, 4),
@@ -279,68 +294,12 @@ class Pipeline:
         )
         return out
 
-    async def _dispatch(self, turn: Turn, text: str) -> None:
-        customer, state, intent = turn.customer, turn.state, turn.prediction.intent
-        if customer.owner != Owner.BOT and customer.handoff_ticket_id is not None:
-            await attachments.explain_refused(turn)
-            await self._forward_to_ticket(turn, text)
-            return
-        if state.awaiting_comment_for is not None and await rating.rating_comment(turn):
-            return
-        if turn.msg.attachments and await attachments.receive(turn, text):
-            return
-        if turn.msg.attachments and not text and not turn.msg.payload:
-            turn.say("attachment_as_text")  # a sticker, a voice message, a location
-            return
-        if state.form is None and await reopen_on_return(turn) is not None:
-            return
-        if not text and not turn.msg.payload:
-            turn.say("empty_message")
-            return
-        if state.form is not None:
-            if intent == "cancel":
-                state.end_form()
-                turn.say("form_cancelled")
-                return
-            if FORM_ANSWERS[state.form](turn) or not FORM_ESCAPES[state.form](turn):
-                await FORMS[state.form](turn)
-                return
-            state.end_form()
-        handler = self.routes.get(intent)
-        if handler is None or intent == OUT_OF_SCOPE:
-            await FALLBACK(turn)
-            return
-        state.misunderstood = 0
-        await handler(turn)
-        # After the handler, which sees the previous one and may read a follow-up ("and the
-        # armchair?") as the question before it.
-        state.last_intent = turn.prediction.intent
-        if turn.missed is None and turn.prediction.confidence < self.settings.unsure_below:
+    async def _route(self, turn: Turn) -> None:
+        """The router answers the turn; an intent's answer below ``unsure_below`` is still
+        listed as missed."""
+        handled = await self.router.dispatch(turn)
+        if handled.name == ROUTED and turn.missed is None and turn.prediction.confidence < self.settings.unsure_below:
             turn.missed = "low_confidence"
-
-    async def _forward_to_ticket(self, turn: Turn, text: str) -> None:
-        """While a human owns (or is about to own) the conversation the bot stays quiet."""
-        ticket_id = turn.customer.handoff_ticket_id
-        assert ticket_id is not None
-        ticket = await turn.tx.get_ticket(ticket_id)
-        if ticket is None or not ticket.is_open:
-            turn.customer.owner, turn.customer.handoff_ticket_id = Owner.BOT, None
-            return await self._dispatch(turn, text)
-        turn.ticket_id = ticket.id
-        data: dict[str, object] = {"text": text[:500]}
-        files = [{"kind": a.kind, "file_id": a.file_id, "name": a.name} for a in turn.msg.attachments
-                 if a.file_id and not a.refused]
-        if files:
-            data["attachments"] = files  # agents open them through the channel's file route
-        await turn.tx.add_event(ticket, "customer", "customer_message", data)
-        if turn.customer.owner == Owner.QUEUED:
-            if turn.prediction.intent == "cancel":
-                await transition(turn.tx, turn.customer, ticket, Owner.BOT, "customer", "customer cancelled")
-                turn.say("handoff_cancelled", number=ticket.number)
-                return
-            await acknowledge_queued(turn, ticket)
-        # Owner.AGENT: silence — the agent answers.
-        return None
 
     # -- helpers ---------------------------------------------------------------------
     async def _understand(self, msg: Incoming, text: str, language: str) -> Prediction:
@@ -363,7 +322,9 @@ class Pipeline:
         short = hint.split("-")[0].split("_")[0].lower()
         return short if short in self.settings.languages else None
 
-    def _update_language(self, state: ConversationState, customer: Customer, text: str, hint: str | None) -> None:
+    def language_of(self, text: str, hint: str | None = None) -> str | None:
+        """The enabled language a message is written in (None: it does not say); an empty
+        message goes by the channel's ``hint`` (a browser's, Telegram's language code)."""
         detected: str | None = None
         words = NOT_LANGUAGE.sub(" ", text)
         if any("\u4e00" <= c <= "\u9fff" for c in words):
@@ -372,7 +333,11 @@ class Pipeline:
             detected = detect_language(words)
         elif not text:
             detected = self._hint(hint)
-        if detected in self.settings.languages and detected != state.language:
+        return detected if detected in self.settings.languages else None
+
+    def _update_language(self, state: ConversationState, customer: Customer, text: str, hint: str | None) -> None:
+        detected = self.language_of(text, hint)
+        if detected is not None and detected != state.language:
             state.language = detected
         if customer.language != state.language:
             customer.language = state.language
@@ -408,16 +373,16 @@ class Pipeline:
 
     @staticmethod
     async def _store_replies(
-        tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply], inbound: dict[str, object]
-    ) -> tuple[int, list[Outgoing]]:
-        """Store the inbound message, then its replies: (the inbound id, the replies).
+        tx: TicketSession, customer: Customer, msg: Incoming, replies: list[Reply], inbound: dict[str, object] | None
+    ) -> tuple[int | None, list[Outgoing]]:
+        """Store the inbound message (if any), then its replies: (the inbound id, the replies).
 
         A pull channel answers the replies in its response (``replies_in_answer``): they are
         stored SENT. A push channel's are QUEUED for the outbox reader, which marks them sent
         once the platform accepted them. Each reply points at the message it answers, so a
         retried request can be answered with the same replies.
         """
-        inbound_id = (await tx.insert_messages([inbound]))[0]
+        inbound_id = (await tx.insert_messages([inbound]))[0] if inbound is not None else None
         answered = msg.replies_in_answer
         now = utcnow()
         rows = [
@@ -448,11 +413,11 @@ class Pipeline:
             async with self.tickets.session() as tx:
                 customer, _ = await tx.resolve_customer(msg.channel, msg.user_id, msg.chat_id, msg.display_name)
                 inbound = self._inbound_row(msg, customer, clean_text(msg.text), None)
-                if msg.delivery_key is not None and await tx.has_delivery(msg.channel, msg.delivery_key):
-                    return []
                 text = self.services.responses.text(customer.language, "error_apology")
                 _, out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
             return out
+        except DuplicateDelivery:
+            return []  # another copy stored this delivery meanwhile: it answered
         except StoreUnavailable:
             raise  # not stored: the channel says "retry" (see _handle_claimed)
         except Exception:

@@ -29,6 +29,14 @@ class StoreUnavailable(StorageError):
         self.retry_after = retry_after
 
 
+class DuplicateDelivery(StorageError):
+    """A message with this ``(channel, delivery_key)`` is stored already: a redelivery.
+
+    Raised by ``storage/`` when an insert meets the messages' unique delivery key, so the
+    pipeline tells a redelivery apart without knowing SQLAlchemy; the transaction rolls back.
+    """
+
+
 class TicketNotFound(DeskbotError):
     def __init__(self, number: str) -> None:
         super().__init__(f"ticket {number} not found")

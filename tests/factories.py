@@ -79,11 +79,12 @@ class Chat:
         return [o.text for o in self.last]
 
     async def inbox(self) -> list[str]:
-        """Replies queued for this customer by agents (what a poll would return)."""
+        """Replies queued for this customer by agents, handed over once (as in the answer to
+        the customer's next message)."""
         async with self.app.tickets.session() as tx:
             customer = await tx.find_customer(self.channel, self.user)
             assert customer is not None
-            return [m.text for m in await tx.take_outbox(customer.id, self.channel)]
+            return [m.text for m in await tx.hand_over_replies(customer.id, self.channel, None)]
 
     def _key(self) -> str:
         return f"{self.user}-{next(_keys)}"

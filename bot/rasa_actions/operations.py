@@ -1,40 +1,41 @@
 """deskbot's ticket operations for a Rasa assistant, without Rasa: the action server's core.
 
-Each operation is one turn of deskbot for the customer behind Rasa's ``sender_id`` (on
-channel ``rasa``): the same customer archive, conversation state, handlers, validation
-and response texts as deskbot's own dialogue, in one transaction. It returns the texts to
-say and the slot values to set; ``bot.rasa_actions.server`` turns them into Rasa SDK
-events. Nothing here imports ``rasa_sdk``, so it is testable and importable without it.
+Each operation is one turn of deskbot's pipeline (``Pipeline.run_turn``) for the customer
+behind Rasa's ``sender_id`` on channel ``rasa``: the same customer archive, conversation
+state and language, storage of the message and the replies, handlers and response texts
+as deskbot's own dialogue, in one transaction — only the understanding is Rasa's. This
+module maps Rasa's request onto that turn (the action's intent, entities from the message
+and the slots) and the turn onto what to say and the slot values to set;
+``bot.rasa_actions.server`` turns those into Rasa SDK events. Nothing here imports
+``rasa_sdk``, so it is testable and importable without it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.app import App
-from bot.pipeline import clean_text
 from common.errors import DeskbotError
-from common.messages import Incoming, buttons_payload, stored_buttons
+from common.messages import Incoming, Outgoing, stored_buttons
 from handlers.complaints import complaint
-from handlers.context import Reply, Turn
-from handlers.conversation import ConversationState
-from handlers.handoff import acknowledge_queued
+from handlers.context import Turn
 from handlers.rating import rate
 from handlers.returns import submit_return
+from handlers.router import forward_to_ticket
 from handlers.status import ticket_status
 from intents.base import Entity, IntentClassifier, Prediction
-from intents.language import detect_language
-from storage.models import Author, DeliveryStatus, Direction, Message, Owner, Ticket, parse_ticket_number, utcnow
-from storage.state import StateKey
+from storage.models import Owner, Ticket, parse_ticket_number
 
 log = logging.getLogger("deskbot.rasa_actions")
 
 CHANNEL = "rasa"
 MAX_TEXT = 4000
 MAX_IDENTIFIER = 64  # the order id column's width; ticket numbers are far shorter
+Operation = Callable[[Turn], Awaitable[dict[str, Any]]]
+"""The action's part of the turn: what it does, and the slots it sets."""
 
 
 class RasaOwnsUnderstanding(IntentClassifier):
@@ -63,7 +64,9 @@ class ActionRequest:
 
 @dataclass(slots=True)
 class ActionOutcome:
-    replies: list[Reply] = field(default_factory=list)
+    """What to say (the agents' queued replies first, then the turn's) and the slots to set."""
+
+    replies: list[Outgoing] = field(default_factory=list)
     slots: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,21 +127,14 @@ class TicketOperations:
     async def forward_to_agent(self, request: ActionRequest) -> ActionOutcome:
         """While a human owns the conversation, the message goes onto the handoff ticket.
 
-        As in deskbot's own pipeline: queued → the customer hears where they stand; agent →
-        silence (the agent answers). Run it from a rule while ``deskbot_owner`` is not ``bot``.
+        deskbot's own forward (``handlers.router.forward_to_ticket``): queued → the customer
+        hears where they stand; agent → silence (the agent answers). Run it from a rule while
+        ``deskbot_owner`` is not ``bot``; without a handoff it changes nothing.
         """
 
         async def run(turn: Turn) -> dict[str, Any]:
-            customer = turn.customer
-            ticket = await turn.tx.get_ticket(customer.handoff_ticket_id) if customer.handoff_ticket_id else None
-            if customer.owner == Owner.BOT or ticket is None or not ticket.is_open:
-                customer.owner, customer.handoff_ticket_id = Owner.BOT, None
-                return {}
-            turn.ticket_id = ticket.id
-            if turn.msg.text:
-                await turn.tx.add_event(ticket, "customer", "customer_message", {"text": turn.msg.text[:500]})
-            if customer.owner == Owner.QUEUED:
-                await acknowledge_queued(turn, ticket)
+            if turn.customer.owner != Owner.BOT and turn.customer.handoff_ticket_id is not None:
+                await forward_to_ticket(turn, turn.msg.text)
             return {}
 
         return await self._turn(request, "forward_to_agent", run)
@@ -153,53 +149,40 @@ class TicketOperations:
 
     def apology(self, request: ActionRequest) -> str:
         """What the customer hears when an operation failed (nothing of it was stored)."""
-        language = _language(request, request.text, self.app.settings.default_language, self.app.settings.languages)
+        language = self.app.pipeline.language_of(request.text, request.language) or self.app.settings.default_language
         return self.app.services.responses.text(language, "error_apology")
 
     # -- one deskbot turn ------------------------------------------------------------
     async def _turn(
-        self,
-        request: ActionRequest,
-        intent: str,
-        handler: Callable[[Turn], Awaitable[dict[str, Any]]],
-        text: str | None = None,
+        self, request: ActionRequest, intent: str, operation: Operation, text: str | None = None
     ) -> ActionOutcome:
-        app = self.app
-        text = clean_text(text if text is not None else request.text)[:MAX_TEXT]
-        msg = Incoming(CHANNEL, request.sender_id, request.sender_id, text)
+        """The pipeline's turn with Rasa's understanding; the agents' replies queued meanwhile
+        (channel ``rasa`` has no push) come first, handed over in the same transaction."""
+        text = (text if text is not None else request.text)[:MAX_TEXT]
+        msg = Incoming(CHANNEL, request.sender_id, request.sender_id, text, language=request.language,
+                       replies_in_answer=True)
+        entities = _message_entities(request.entities) + _slot_entities(request.slots)
         outcome = ActionOutcome()
-        async with app.tickets.session() as tx:
-            customer, _ = await tx.resolve_customer(CHANNEL, request.sender_id, request.sender_id)
-            key = StateKey(customer.id)
-            state = ConversationState.from_dict(await app.state.get(key), customer.language)
-            state.language = _language(request, text, state.language, app.settings.languages)
-            customer.language = state.language
-            entities = _message_entities(request.entities) + _slot_entities(request.slots)
-            prediction = Prediction(intent, 1.0, entities=entities, language=state.language)
-            turn = Turn(msg, customer, state, prediction, tx, app.services)
-            # Agents' replies queued for this customer (channel rasa has no push): older, so first.
-            outbox = [_outbox_reply(m) for m in await tx.take_outbox(customer.id, CHANNEL)]
-            outcome.slots = await handler(turn)
-            ticket = await tx.get_ticket(turn.ticket_id) if turn.ticket_id is not None else None
+
+        async def handler(turn: Turn) -> None:
+            queued = await turn.tx.hand_over_replies(turn.customer.id, CHANNEL, None)
+            outcome.replies = [Outgoing(CHANNEL, m.chat_id, m.text, stored_buttons(m.payload), message_id=m.id)
+                               for m in queued]
+            outcome.slots = await operation(turn)
+            ticket = await turn.tx.get_ticket(turn.ticket_id) if turn.ticket_id is not None else None
             if ticket is not None:
                 outcome.slots |= _ticket_slots(ticket)
-            outcome.slots["deskbot_owner"] = customer.owner.value
-            outcome.replies = outbox + list(turn.replies)
-            await tx.insert_messages(_rows(customer.id, request.sender_id, text, turn))
-        await app.state.set(key, state.to_dict(), app.settings.state.ttl_seconds)
+            outcome.slots["deskbot_owner"] = turn.customer.owner.value
+            # The whole exchange is kept on the ticket the action worked on.
+            turn.replies[:] = [replace(r, ticket_id=r.ticket_id or turn.ticket_id) for r in turn.replies]
+
+        replies = await self.app.pipeline.run_turn(msg, Prediction(intent, 1.0, entities=entities), handler)
+        outcome.replies += replies  # after the turn: the handler put the queued replies first
         log.info(
             "rasa action handled",
-            extra={"action": intent, "customer": customer.id, "ticket": turn.ticket_id, "replies": len(turn.replies)},
+            extra={"action": intent, "ticket": outcome.slots.get("ticket_number"), "replies": len(outcome.replies)},
         )
         return outcome
-
-
-def _language(request: ActionRequest, text: str, current: str, enabled: Sequence[str]) -> str:
-    for candidate in (request.language, detect_language(text) if text.strip() else None):
-        short = candidate.split("-")[0].split("_")[0].lower() if candidate else ""
-        if short in enabled:
-            return short
-    return current
 
 
 def _slot_entities(slots: Mapping[str, Any]) -> tuple[Entity, ...]:
@@ -215,10 +198,6 @@ def _slot_entities(slots: Mapping[str, Any]) -> tuple[Entity, ...]:
         if isinstance(value, str | int) and 0 < len(str(value).strip()) <= MAX_IDENTIFIER:
             out.append(Entity(etype, str(value).strip(), 0, 0, str(value)))
     return tuple(out)
-
-
-def _outbox_reply(message: Message) -> Reply:
-    return Reply(message.text, stored_buttons(message.payload), message.ticket_id)
 
 
 def _message_entities(entities: Mapping[str, str]) -> tuple[Entity, ...]:
@@ -238,37 +217,3 @@ def _ticket_slots(ticket: Ticket) -> dict[str, Any]:
         "ticket_kind": ticket.kind.value,
         "ticket_priority": ticket.priority.value,
     }
-
-
-def _rows(customer_id: int, chat_id: str, text: str, turn: Turn) -> list[dict[str, object]]:
-    """The customer's words and deskbot's answers, on the ticket, as the pipeline stores them."""
-    rows: list[dict[str, object]] = []
-    now = utcnow()
-    base = {"customer_id": customer_id, "channel": CHANNEL, "chat_id": chat_id}
-    if text:
-        rows.append(
-            base
-            | {
-                "ticket_id": turn.ticket_id,
-                "direction": Direction.INBOUND,
-                "author": Author.CUSTOMER,
-                "text": text,
-                "status": DeliveryStatus.RECEIVED,
-                "payload": {"rasa_action": turn.prediction.intent},
-            }
-        )
-    for reply in turn.replies:
-        rows.append(
-            base
-            | {
-                "ticket_id": reply.ticket_id or turn.ticket_id,
-                "direction": Direction.OUTBOUND,
-                "author": Author.BOT,
-                "text": reply.text,
-                # Answered in the action server's response, like a pull channel's turn.
-                "status": DeliveryStatus.SENT,
-                "sent_at": now,
-                "payload": buttons_payload(reply.buttons),
-            }
-        )
-    return rows

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
+from common.errors import DuplicateDelivery
 from storage.models import (
     Author,
     Customer,
@@ -33,6 +35,15 @@ MESSAGE_DEFAULTS: dict[str, Any] = {
     "sent_at": None,
     "reply_to_id": None,
 }
+DELIVERY_KEY_CONSTRAINT = "uq_message_delivery"
+# How each database names the violated key: PostgreSQL the constraint, SQLite its columns.
+_DELIVERY_KEY_VIOLATIONS = (DELIVERY_KEY_CONSTRAINT, "messages.channel, messages.delivery_key")
+
+
+def _duplicate_delivery(exc: IntegrityError) -> bool:
+    """Whether the insert broke the messages' unique ``(channel, delivery_key)``, no other key."""
+    detail = str(exc.orig)
+    return any(name in detail for name in _DELIVERY_KEY_VIOLATIONS)
 
 
 class MessageRecords(Records):
@@ -75,7 +86,9 @@ class MessageRecords(Records):
     async def insert_messages(self, rows: Sequence[dict[str, Any]]) -> list[int]:
         """Insert several messages in one statement (the hot path of every turn); ids in order.
 
-        Rows are ``Message`` column values; missing optional columns get their defaults.
+        Rows are ``Message`` column values; missing optional columns get their defaults. A
+        row whose ``(channel, delivery_key)`` is stored already raises ``DuplicateDelivery``
+        (the transaction is then only good for rolling back); other constraints raise as they are.
         """
         if not rows:
             return []
@@ -83,14 +96,14 @@ class MessageRecords(Records):
         values = [{**MESSAGE_DEFAULTS, "created_at": now, **row} for row in rows]
         # Core, not the ORM: no unit-of-work bookkeeping for rows nobody reads this turn.
         connection = await self.db.connection()
-        result = await connection.execute(INSERT_MESSAGES, values)
+        try:
+            result = await connection.execute(INSERT_MESSAGES, values)
+        except IntegrityError as exc:
+            if _duplicate_delivery(exc):
+                keys = sorted({f"{row['channel']}:{row['delivery_key']}" for row in values if row["delivery_key"]})
+                raise DuplicateDelivery(f"delivery stored already: {', '.join(keys)}") from exc
+            raise
         return [row_id for (row_id,) in result.all()]
-
-    async def has_delivery(self, channel: str, delivery_key: str) -> bool:
-        found = await self.db.execute(
-            select(Message.id).where(Message.channel == channel, Message.delivery_key == delivery_key)
-        )
-        return found.first() is not None
 
     async def conversation(self, customer_id: int, limit: int = 200) -> Sequence[Message]:
         rows = (
@@ -107,35 +120,6 @@ class MessageRecords(Records):
             .all()
         )
 
-    async def take_outbox(self, customer_id: int, channel: str) -> Sequence[Message]:
-        """Queued replies for a polling channel, marked sent as they are handed over.
-
-        One ``UPDATE … RETURNING``: two polls at the same moment cannot both take a reply.
-        """
-        taken = await self.db.execute(
-            update(Message)
-            .where(
-                Message.customer_id == customer_id,
-                Message.channel == channel,
-                Message.status == DeliveryStatus.QUEUED,
-            )
-            .values(status=DeliveryStatus.SENT)
-            .returning(Message),
-            execution_options={"synchronize_session": False},
-        )
-        return sorted(taken.scalars().all(), key=lambda m: m.id)
-
-    async def queued_customers(self, channel: str, limit: int = 500) -> Sequence[int]:
-        """Customers with replies queued on a push channel (agent replies, rating requests)."""
-        query = (
-            select(Message.customer_id)
-            .where(Message.channel == channel, Message.status == DeliveryStatus.QUEUED)
-            .group_by(Message.customer_id)
-            .order_by(func.min(Message.id))
-            .limit(limit)
-        )
-        return (await self.db.execute(query)).scalars().all()
-
     async def get_message(self, message_id: int) -> Message | None:
         return await self.db.get(Message, message_id)
 
@@ -147,3 +131,22 @@ class MessageRecords(Records):
             .values(status=DeliveryStatus.FAILED, error=error, lease_until=None, not_before=None),
             execution_options={"synchronize_session": False},
         )
+
+    async def move_messages(self, from_ticket_id: int, to_ticket_id: int) -> None:
+        """Every message of one ticket now belongs to another (a merge)."""
+        await self.db.execute(
+            update(Message).where(Message.ticket_id == from_ticket_id).values(ticket_id=to_ticket_id),
+            execution_options={"synchronize_session": False},
+        )
+
+    async def save_message(self, message: Message) -> int:
+        """Write a message added in this transaction now, for its id. ``DuplicateDelivery``
+        when its ``(channel, delivery_key)`` is stored already (the transaction is then only
+        good for rolling back); other constraints raise as they are."""
+        try:
+            await self.db.flush()
+        except IntegrityError as exc:
+            if _duplicate_delivery(exc):
+                raise DuplicateDelivery(f"delivery stored already: {message.channel}:{message.delivery_key}") from exc
+            raise
+        return message.id

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from common.errors import TicketNotFound
+from common.errors import Conflict, TicketNotFound
 from storage.events import BusEvent, InProcessEventBus
 from storage.models import (
     Agent,
@@ -333,9 +333,9 @@ class TestMessages:
                 again = await new_customer(tx)
                 await inbound(tx, again, "second", delivery_key="update-1")
         async with ticket_store.session() as tx:
-            assert await tx.has_delivery("telegram", "update-1")
-            assert not await tx.has_delivery("telegram", "update-2")
-            assert not await tx.has_delivery("web", "update-1")
+            assert await tx.inbound_id("telegram", "update-1") is not None
+            assert await tx.inbound_id("telegram", "update-2") is None
+            assert await tx.inbound_id("web", "update-1") is None
             assert [m.text for m in await tx.conversation(customer.id)] == ["first"]
 
     async def test_delivery_key_is_per_channel_and_optional(self, ticket_store: SqlTicketStore) -> None:
@@ -362,17 +362,17 @@ class TestMessages:
             assert [m.text for m in await tx.conversation(customer.id, limit=3)] == ["m3", "m4", "on it"]
             assert [m.text for m in await tx.ticket_messages(ticket.id)] == ["on it"]
 
-    async def test_take_outbox_marks_sent(self, ticket_store: SqlTicketStore) -> None:
+    async def test_hand_over_replies_marks_sent(self, ticket_store: SqlTicketStore) -> None:
         async with ticket_store.session() as tx:
             customer = await new_customer(tx, "visitor-1", channel="web")
             for text in ("one", "two"):
                 await reply(tx, customer, text)
             await reply(tx, customer, "elsewhere", channel="telegram")
         async with ticket_store.session() as tx:
-            taken = await tx.take_outbox(customer.id, "web")
+            taken = await tx.hand_over_replies(customer.id, "web", None)
         assert [m.text for m in taken] == ["one", "two"]
         async with ticket_store.session() as tx:
-            assert await tx.take_outbox(customer.id, "web") == []
+            assert await tx.hand_over_replies(customer.id, "web", None) == []
             statuses = {m.text: m.status for m in await tx.conversation(customer.id)}
         assert statuses == {"one": DeliveryStatus.SENT, "two": DeliveryStatus.SENT, "elsewhere": DeliveryStatus.QUEUED}
 
@@ -442,7 +442,7 @@ class TestAgents:
             found = await tx.agent_by_email("ann@EXAMPLE.com")
             assert found is not None and (found.id, found.email, found.role) == (agent.id, "ann@example.com", "admin")
             assert await tx.agent_by_email("bob@example.com") is None
-        with pytest.raises(IntegrityError):
+        with pytest.raises(Conflict, match="ann@example.com"):
             async with ticket_store.session() as tx:
                 await tx.add_agent("ann@example.com", "Ann again")
 
@@ -500,7 +500,7 @@ class TestStoredValues:
             for nasty in NASTY:
                 customer, created = await tx.resolve_customer("telegram", nasty, chat_id=nasty)
                 assert not created and customer.display_name == nasty
-                assert await tx.has_delivery("telegram", nasty)
+                assert await tx.inbound_id("telegram", nasty) is not None
                 assert [m.text for m in await tx.conversation(customer.id)] == [nasty]
                 customer.email = nasty
                 assert [o.customer_name for o in await tx.orders_for(customer)] == [nasty]
