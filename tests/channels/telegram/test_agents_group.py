@@ -15,6 +15,7 @@ from bot.app import App, agents_desk
 from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
 from bot.channels.telegram.api import BadRequest
 from bot.cli.agents_telegram import link_telegram
+from common.errors import DuplicateDelivery
 from storage.models import Author, Owner, Priority, TicketStatus
 from storage.state import KeyBuilder, MemoryStateStore
 from tests.channels.telegram.agents_support import (
@@ -319,6 +320,29 @@ async def test_the_same_update_twice_relays_once(desk_app: App, api: RecordingTe
     assert await group.handle_update(update)  # a webhook retry / re-fetched batch
     assert await chat.inbox() == ["Only once, please."]
     assert not [p.text for p in api.posted if p.text.startswith("⚠️")]  # nor is the agent told it failed
+
+
+async def test_a_reply_the_store_finds_stored_already_is_not_relayed_again(
+    desk_app: App, api: RecordingTelegramApi, group: AgentsGroup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store names the duplicate (``DuplicateDelivery``): ignored when the update's reply is
+    stored; otherwise a failure the agent is told about, not a silent loss."""
+    chat, _, thread = await _complaint(desk_app, api, group, "jill")
+    update = group_message(SAM, "Just the once.", thread_id=thread)
+    assert await group.handle_update(update)
+
+    async def stored_already(*args: object, **kwargs: object) -> None:
+        raise DuplicateDelivery("delivery stored already")
+
+    monkeypatch.setattr(desk_app.desk, "reply", stored_already)
+    assert await group.handle_update(update)
+    assert await chat.inbox() == ["Just the once."]
+    assert not [p.text for p in api.posted if p.text.startswith("⚠️")]
+
+    assert await group.handle_update(group_message(SAM, "Never stored.", thread_id=thread))
+    assert [p.text for p in api.posted if p.text.startswith("⚠️")] == [
+        "⚠️ That did not work (internal error). Nothing was sent."
+    ]
 
 
 async def test_an_edited_reply_is_not_resent_and_the_agent_is_told(

@@ -19,7 +19,7 @@ from bot.channels.telegram.agents.commands import COMMANDS, AgentCommand, parse_
 from bot.channels.telegram.agents.ledger import UpdateLedger, reply_key
 from bot.channels.telegram.agents.members import AgentCheck
 from bot.channels.telegram.agents.threads import TicketThreads
-from common.errors import DeskbotError
+from common.errors import DeskbotError, DuplicateDelivery
 from desk.agent_desk import AgentDesk
 from storage.models import Agent
 
@@ -89,13 +89,12 @@ class GroupMessages:
         key = reply_key(update_id)
         try:
             await self.desk.reply(number, text, agent.email, delivery_key=key)
-        except DeskbotError as exc:
-            await self.chat.answer(message, f"⚠️ Not sent: {friendly(exc, 'reply')}")
-        except Exception:
-            # The store's constraint error: the update's reply may be stored already (a redelivery).
+        except DuplicateDelivery:
             if key is None or not await self.ledger.reply_relayed(key):
                 raise
             log.info("duplicate agents' group reply ignored", extra={"update_id": update_id})
+        except DeskbotError as exc:
+            await self.chat.answer(message, f"⚠️ Not sent: {friendly(exc, 'reply')}")
 
     async def on_edit(self, message: dict[str, Any]) -> None:
         """What was relayed cannot be changed at the customer's end: say so instead of
