@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy import func, select
 
 from bot.app import App
 from bot.web.api.schemas import AgentCreate, AgentOut, AgentUpdate, Me, RowId, agent_out
 from bot.web.auth import AdminAgent, CurrentAgent, CurrentPrincipal, accounts_of
 from common.errors import Conflict, NotFound
 from desk.accounts import InvalidAccount, Role
-from storage.models import Agent
-from storage.tickets import TicketSession
-
-
-async def _other_active_admins(tx: TicketSession, agent_id: int) -> int:
-    found = await tx.db.execute(
-        select(func.count(Agent.id)).where(Agent.role == Role.ADMIN.value, Agent.active.is_(True), Agent.id != agent_id)
-    )
-    return int(found.scalar_one())
 
 
 def build_router(app: App) -> APIRouter:
@@ -43,12 +33,12 @@ def build_router(app: App) -> APIRouter:
         accounts = accounts_of(request)
         password_hash = await accounts.hash_password(body.password) if body.password is not None else None
         async with app.tickets.session() as tx:
-            agent = await tx.db.get(Agent, agent_id)
+            agent = await tx.get_agent(agent_id)
             if agent is None:
                 raise NotFound(f"no agent with id {agent_id}")
             demoted = body.role is not None and body.role != Role.ADMIN.value and agent.role == Role.ADMIN.value
             deactivated = body.active is False and agent.active and agent.role == Role.ADMIN.value
-            if (demoted or deactivated) and await _other_active_admins(tx, agent.id) == 0:
+            if (demoted or deactivated) and await tx.active_agents_in_role(Role.ADMIN.value, besides=agent.id) == 0:
                 raise Conflict("the last active admin cannot be demoted or deactivated")
             if body.name is not None:
                 agent.name = body.name
