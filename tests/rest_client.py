@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 
 from bot.app import App
-from bot.channels.rest import CHANNEL
 from bot.channels.rest_identity import TOKEN_HEADER, proof_hash
+from bot.web.rest_channel import CHANNEL
 
 WEBHOOK = "/webhooks/rest/webhook"
 POLL = "/webhooks/rest/messages"

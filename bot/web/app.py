@@ -39,10 +39,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app import App, build_app
-from bot.channels import rest, webchat
 from bot.config import Settings
 from bot.jobs.retention import retention_schedule
-from bot.web import analytics_page, health, pages_auth
+from bot.web import analytics_page, health, pages_auth, rest_channel, webchat
 from bot.web.api import build_api_router
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
@@ -269,7 +268,7 @@ def create_web_app(app: App) -> FastAPI:
     api.include_router(analytics_page.build_router(app))
     install_pages(api)
     if settings.channels.rest.enabled:
-        api.include_router(rest.build_router(app))
+        api.include_router(rest_channel.build_router(app))
     if settings.channels.web.enabled:
         api.include_router(webchat.build_router(app))
         api.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -29,9 +29,9 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import SecretStr
 
-from bot.channels.rest import decode_json_object
 from bot.channels.telegram.api import BadRequest, TelegramError
 from bot.web.auth import CurrentAgent
+from bot.web.rest_channel import decode_json_object
 from common.errors import StorageError
 
 if TYPE_CHECKING:

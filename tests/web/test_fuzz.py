@@ -29,9 +29,9 @@ import pytest
 from sqlalchemy import text
 
 from bot.app import App, build_app
-from bot.channels.rest import scoped_delivery_key
 from bot.config import load_settings
 from bot.web.app import create_web_app
+from bot.web.rest_channel import scoped_delivery_key
 from intents.base import IntentClassifier
 from storage.models import Base, Direction
 from tests.conftest import _delete_keys, empty_tables, storage_environ

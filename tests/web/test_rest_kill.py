@@ -145,7 +145,7 @@ async def test_rest_retries_across_kill_9_store_once_and_answer_every_message(
         elif row.reply_to_id is not None:
             replies.setdefault(row.reply_to_id, []).append(row)
 
-    from bot.channels.rest import scoped_delivery_key
+    from bot.web.rest_channel import scoped_delivery_key
 
     assert len(requests) == SENDERS * KILLS
     retried = sum(1 for r in requests if r.attempts > 1)
