@@ -16,6 +16,7 @@ package tree with one violation of each kind, so a check that cannot fail would 
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -242,6 +243,26 @@ def misplaced_imports(graph: grimp.ImportGraph, homes: Mapping[str, Sequence[str
     )
 
 
+def session_handle_uses(root: Path, packages: Sequence[str], home: str = "storage") -> list[str]:
+    """``x.db`` outside ``storage/``: the ticket session's SQLAlchemy handle, used where no import shows it.
+
+    Banning the import (ruff TID251) does not stop ``tx.db.execute(...)`` on the session a
+    handler is given; the port holds only if nothing outside storage reaches for the handle.
+    """
+    found = []
+    for package in packages:
+        if package == home:
+            continue
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            found += [
+                f"{path.relative_to(root)}:{node.lineno}: .db"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and node.attr == "db"
+            ]
+    return found
+
+
 # -- the real tree ------------------------------------------------------------------------
 
 
@@ -275,6 +296,11 @@ def test_third_party_libraries_stay_in_their_adapters(deskbot: grimp.ImportGraph
     assert not misplaced, "\n".join(
         f"{describe_import(deskbot, *edge)}: only {', '.join(THIRD_PARTY_HOMES[edge[1]])} may" for edge in misplaced
     )
+
+
+def test_only_storage_reaches_for_the_sessions_sqlalchemy_handle() -> None:
+    uses = session_handle_uses(ROOT, PACKAGES)
+    assert not uses, "ask the store in the domain's words instead:\n" + "\n".join(uses)
 
 
 # -- the checks fail when they should ----------------------------------------------------
@@ -396,3 +422,11 @@ def test_ruff_bans_sqlalchemy_and_alembic_outside_storage(path: str, banned: boo
         assert flagged == [[f"{path}:7:8:", "TID251"], [f"{path}:10:5:", "TID251"], [f"{path}:14:5:", "TID251"]]
     else:
         assert ruff.returncode == 0, ruff.stdout + ruff.stderr
+
+
+def test_a_session_handle_outside_storage_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "storage").mkdir()
+    (tmp_path / "storage" / "records.py").write_text("async def f(tx):\n    await tx.db.flush()\n")
+    (tmp_path / "desk").mkdir()
+    (tmp_path / "desk" / "actions.py").write_text("async def f(tx):\n    x = 1\n    return await tx.db.get(x)\n")
+    assert session_handle_uses(tmp_path, ("storage", "desk")) == ["desk/actions.py:3: .db"]
