@@ -250,32 +250,54 @@ async def event_bus(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncI
         await bus.close()
 
 
+# -- passwords ---------------------------------------------------------------------------
+# argon2id at its smallest cost (the library's defaults take ~0.1-0.3 s of CPU a hash, and
+# the web and agent tests hash and check hundreds of passwords). Same algorithm, same code
+# paths (hashing pool, rehash on login when parameters differ); the real cost is exercised by
+# the processes the tests start (``deskbot agents``, the live servers, the login flood test).
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+
+    from argon2 import PasswordHasher
+
+    import desk.accounts
+
+    monkeypatch.setattr(
+        desk.accounts, "PasswordHasher", functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
 # -- the classifier --------------------------------------------------------------------
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def trained_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real classifier trained once per test session on the project's data.
+def trained_model() -> tuple[Path, BuiltinClassifier]:
+    """The real classifier, trained on the project's data as config.yaml configures it.
 
-    Commands given ``DESKBOT_CLASSIFIER__MODEL_PATH`` = this path load it instead of
-    retraining (the fingerprint of data and config matches).
+    Trained once for all pytest-xdist workers and kept across runs (``tests/trained_models.py``:
+    retrained when the data, the config or the intents code changes).
     """
     from bot.config import load_settings
-    from intents.classifier import load_or_train
+    from tests.trained_models import trained_model as train_or_load
 
     settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
-    model = tmp_path_factory.mktemp("model") / "intents.npz"
-    load_or_train(settings.classifier.data_dir, model, settings.classifier)
-    return model
+    return train_or_load(settings.classifier, settings.classifier.data_dir)
 
 
 @pytest.fixture(scope="session")
-def trained_classifier(trained_model_path: Path) -> BuiltinClassifier:
-    from bot.config import load_settings
+def trained_model_path(trained_model: tuple[Path, BuiltinClassifier]) -> Path:
+    """The trained model's file: commands given ``DESKBOT_CLASSIFIER__MODEL_PATH`` = this path
+    load it instead of retraining (the fingerprint of data and config matches). Read-only."""
+    return trained_model[0]
 
-    settings = load_settings(PROJECT_ROOT / "config.yaml", environ={})
-    return BuiltinClassifier.load(trained_model_path, threshold=settings.classifier.threshold)
+
+@pytest.fixture(scope="session")
+def trained_classifier(trained_model: tuple[Path, BuiltinClassifier]) -> BuiltinClassifier:
+    return trained_model[1]
 
 
 # -- the whole app -----------------------------------------------------------------------

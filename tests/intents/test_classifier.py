@@ -26,6 +26,7 @@ from intents.config import ClassifierConfig
 from intents.entities import EntityExtractor, EntitySpec
 from intents.language import detect_language, normalise_language_tag
 from intents.nlu_data import NluData, NluDataError, TrainingExample, load_nlu_data
+from tests.trained_models import trained_model
 
 DATA = Path(__file__).parent / "data"
 MINI = DATA / "mini"
@@ -47,7 +48,8 @@ def mini() -> BuiltinClassifier:
 def project() -> BuiltinClassifier:
     if not list(PROJECT_DATA.glob("*/nlu.yml")):
         pytest.skip("the project's NLU data is not there yet")
-    return BuiltinClassifier.train(load_nlu_data(PROJECT_DATA), ClassifierConfig())
+    # Trained once for all workers and kept across runs (tests/trained_models.py).
+    return trained_model(ClassifierConfig(), PROJECT_DATA)[1]
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,7 @@ from intents.base import OUT_OF_SCOPE, Entity, Prediction
 from intents.classifier import BuiltinClassifier
 from intents.config import ClassifierConfig
 from intents.explicit import apply_explicit_request, explicit_request
-from intents.nlu_data import load_nlu_data
+from tests.trained_models import trained_model
 
 PROJECT_DATA = Path(__file__).resolve().parents[2] / "intents" / "data"
 
@@ -116,7 +116,8 @@ def test_no_cue_leaves_a_complaint_a_complaint() -> None:
 # -- with the project's model -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def project() -> BuiltinClassifier:
-    return BuiltinClassifier.train(load_nlu_data(PROJECT_DATA), ClassifierConfig())
+    # Trained once for all workers and kept across runs (tests/trained_models.py).
+    return trained_model(ClassifierConfig(), PROJECT_DATA)[1]
 
 
 def order(text: str, surface: str) -> tuple[Entity, ...]:

