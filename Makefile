@@ -62,8 +62,12 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else echo "chromium missing and not root: browser tests will be skipped"; fi; }
 
+# The suite on every core (pytest-xdist; TEST_WORKERS=0 runs it in one process): see the top of
+# tests/conftest.py for what stays on one worker and what starts first.
+TEST_WORKERS ?= auto
+
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 	$(MAKE) test-rasa
 
 # The full fuzz run (10,000 hostile requests per backend, a few minutes); `make test` runs 2,000.

@@ -57,6 +57,58 @@ REQUIRE_SERVERS = os.environ.get("DESKBOT_TEST_REQUIRE_SERVERS", "") == "1"
 T = TypeVar("T")
 
 
+# -- pytest-xdist ----------------------------------------------------------------------
+# `make test` runs the suite on every core (``-n auto --dist loadgroup``): workers take
+# tests one at a time, each worker with its own PostgreSQL database (``postgres_database``),
+# its own Redis prefixes and its own live server. Two tweaks, for workers only:
+#
+# - modules sharing a costly per-process resource run on one worker (xdist groups), which
+#   builds it once: the sentence encoders (weights read, int8 ONNX graphs built), a Chromium;
+# - tests that each take tens of seconds (real processes killed and restarted, servers
+#   stopped, thousands of fuzzed requests) start first, so none is left running alone at the end.
+ONE_WORKER = {
+    "encoders": (
+        "tests/intents/test_embeddings.py",
+        "tests/intents/test_onnx_bert.py",
+        "tests/intents/test_chinese_encoder.py",
+        "tests/knowledge/test_faq_search.py",
+        "tests/shops/test_accurate.py",
+    ),
+    "browser-chat": ("tests/web/test_browser.py",),
+    "browser-workspace": ("tests/web/e2e/test_workspace_browser.py",),
+}
+LONG_FIRST = (
+    "tests/faults/",
+    "tests/web/test_rest_kill.py",
+    "tests/web/test_fuzz.py",
+    "tests/web/test_outage.py",
+    "tests/web/e2e/test_two_processes_browser.py",
+    "tests/web/test_login_flood.py",
+    "tests/bot/test_cli_secrets.py",
+    "tests/bot/test_agents_cli.py",
+    "tests/bot/test_cli.py",
+    "tests/bot/test_data_cli.py",
+    "tests/bot/test_shop_check.py",
+)
+_GROUP_OF = {module: group for group, modules in ONE_WORKER.items() for module in modules}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return
+    root = Path(__file__).resolve().parents[1]
+
+    def module(item: pytest.Item) -> str:
+        return item.path.resolve().relative_to(root).as_posix()
+
+    for item in items:
+        group = _GROUP_OF.get(module(item))
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: not module(item).startswith(LONG_FIRST))  # stable: the rest keep their order
+
+
 # -- helpers -------------------------------------------------------------------------
 def run_async(make: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine from a sync (e.g. session-scoped) fixture.
