@@ -60,10 +60,13 @@ T = TypeVar("T")
 # -- pytest-xdist ----------------------------------------------------------------------
 # `make test` runs the suite on every core (``-n auto --dist loadgroup``): workers take
 # tests one at a time, each worker with its own PostgreSQL database (``postgres_database``),
-# its own Redis prefixes and its own live server. Two tweaks, for workers only:
+# its own Redis prefixes and its own live server. Two tweaks:
 #
-# - modules sharing a costly per-process resource run on one worker (xdist groups), which
-#   builds it once: the sentence encoders (weights read, int8 ONNX graphs built), a Chromium;
+# - modules sharing a costly per-process resource run on one worker, which builds it once:
+#   the sentence encoders (weights read, int8 ONNX graphs built), a Chromium. Done by the
+#   scheduler below, not with ``xdist_group`` marks: pytest 9.2 derives node ids from a field
+#   xdist 3.8 does not set, so marks added at collection are silently ignored
+#   (pytest-dev/pytest-xdist#1386);
 # - tests that each take tens of seconds (real processes killed and restarted, servers
 #   stopped, thousands of fuzzed requests) start first, so none is left running alone at the end.
 ONE_WORKER = {
@@ -93,20 +96,26 @@ LONG_FIRST = (
 _GROUP_OF = {module: group for group, modules in ONE_WORKER.items() for module in modules}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadgroup``: xdist's, plus the modules of :data:`ONE_WORKER` as groups."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling  # type: ignore[import-untyped]
+
+    class OneWorkerGroups(LoadGroupScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            group = _GROUP_OF.get(nodeid.split("::", 1)[0])
+            return group if group is not None else super()._split_scope(nodeid)
+
+    return OneWorkerGroups(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist workers, the long tests first (the scheduler hands tests out in this order)."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return
-    root = Path(__file__).resolve().parents[1]
-
-    def module(item: pytest.Item) -> str:
-        return item.path.resolve().relative_to(root).as_posix()
-
-    for item in items:
-        group = _GROUP_OF.get(module(item))
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: not module(item).startswith(LONG_FIRST))  # stable: the rest keep their order
+    items.sort(key=lambda item: not item.nodeid.startswith(LONG_FIRST))  # stable: the rest keep their order
 
 
 # -- helpers -------------------------------------------------------------------------
