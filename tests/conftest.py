@@ -262,11 +262,30 @@ def storage_environ(request: pytest.FixtureRequest, tmp_path: Path, redis_prefix
     }
 
 
+# Every sequence of the schema back to its start, as TRUNCATE ... RESTART IDENTITY does.
+_RESTART_SEQUENCES = """
+DO $$
+DECLARE s record;
+BEGIN
+  FOR s IN SELECT schemaname, sequencename FROM pg_sequences WHERE schemaname = current_schema() LOOP
+    EXECUTE format('ALTER SEQUENCE %I.%I RESTART', s.schemaname, s.sequencename);
+  END LOOP;
+END $$
+"""
+
+
 async def empty_tables(engine: AsyncEngine) -> None:
-    """Empties the session's PostgreSQL tables: much faster than creating a database per test."""
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    """Empties the session's PostgreSQL tables and restarts their ids (ticket T-1001 again):
+    much faster than creating a database per test.
+
+    DELETE, children first, rather than TRUNCATE: a TRUNCATE of the 15 tables takes ~0.1 s
+    (new files for every table), the DELETEs of a test's few rows ~0.02 s, and the
+    PostgreSQL variants run this before each of several hundred tests.
+    """
     async with engine.begin() as conn:
-        await conn.exec_driver_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+        for table in reversed(Base.metadata.sorted_tables):
+            await conn.exec_driver_sql(f'DELETE FROM "{table.name}"')
+        await conn.exec_driver_sql(_RESTART_SEQUENCES)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
