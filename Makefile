@@ -62,8 +62,8 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	  else echo "chromium missing and not root: browser tests will be skipped"; fi; }
 
-# The suite on every core (pytest-xdist; TEST_WORKERS=0 runs it in one process): see the top of
-# tests/conftest.py for what stays on one worker and what starts first.
+# The suite on every core (pytest-xdist; TEST_WORKERS=0 runs it in one process): tests/conftest.py
+# ("pytest-xdist") says what stays on one worker and what starts first.
 TEST_WORKERS ?= auto
 
 test: $(VENV)/.installed-dev browser
@@ -104,4 +104,4 @@ bench: $(VENV)/.installed-dev
 	$(PY) bench/pipeline.py
 
 clean:
-	rm -rf $(VENV) $(RASA_VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RASA_VENV) var .cache .pytest_cache .mypy_cache .ruff_cache

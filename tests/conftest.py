@@ -9,6 +9,8 @@ Port fixtures run a test once per implementation (aiogram-style contract tests):
 - ``event_bus``     params ``memory``, ``redis``    — an ``EventBus`` on a channel of its own.
 - ``app``           params ``sqlite+memory``, ``postgres+redis`` — the whole deskbot (``build_app``)
   with the session's trained classifier, on empty stores.
+- ``trained_classifier`` / ``trained_model_path`` — the real model, trained once for all
+  pytest-xdist workers and kept across runs under ``.cache/`` (``tests/trained_models.py``).
 
 To run a test on some implementations only, parametrize the fixture indirectly::
 
