@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -538,24 +537,6 @@ class TestBuild:
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env, timeout=120)
-
-    def test_a_query_is_fast_on_a_50_entry_faq(self) -> None:
-        entries = [
-            entry.model_copy(update={"id": f"{shop}_{entry.id}"})
-            for shop in ("voltwerk", "huajian")
-            for entry in load_faq(FAQ_SHOPS / shop / "faq.yml").entries
-        ]
-        demo = load_faq(SHOP / "faq.yml").entries
-        faq = Faq(entries=(entries + demo)[:50])
-        index = FaqSearch(faq)
-        messages = [("when will my package arrive", "en"), ("能用花呗吗", "zh"), ("do you sell gift cards", "en")] * 50
-        timings = []
-        for text, lang in messages:
-            start = time.perf_counter()
-            index.search(text, lang, k=1)
-            timings.append(time.perf_counter() - start)
-        # ~0.1 ms when written; the bound leaves room for a busy shared machine.
-        assert float(np.median(timings)) < 1e-3
 
 
 @pytest.fixture(scope="module")
