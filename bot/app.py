@@ -25,10 +25,10 @@ from handlers.context import Policy, Services
 from handlers.responses import Responses
 from intents.base import IntentClassifier
 from intents.classifier import load_or_train_async
-from knowledge.additions import from_rows, merge
+from knowledge.additions import from_rows
 from knowledge.bundle import ShopKnowledge
-from knowledge.faq_search import bundled_encoders
-from knowledge.shop import Catalog, Faq, load_catalog, load_faq
+from knowledge.indexes import indexed_knowledge
+from knowledge.order_ids import OrderIds
 from storage import missed
 from storage.events import EventBus, InProcessEventBus
 from storage.models import Priority, utcnow
@@ -80,31 +80,20 @@ def build_policy(settings: Settings) -> Policy:
     )
 
 
-def load_knowledge(settings: Settings) -> tuple[Catalog, Faq]:
-    """The shop's catalog and FAQ files, validated (a bad file stops start-up, naming the entry)."""
-    return load_catalog(settings.shop.catalog), load_faq(settings.shop.faq)
-
-
 async def load_shop(settings: Settings, tickets: TicketStore) -> ShopKnowledge:
     """The shop's files, the phrasings and aliases admins added, and the order ids, indexed off
-    the event loop. An addition the files now contradict is skipped with a warning."""
-    catalog, faq = await asyncio.to_thread(load_knowledge, settings)
+    the event loop (``knowledge.indexes``: once per distinct input in a process). An addition
+    the files now contradict is skipped with a warning."""
     async with tickets.session() as tx:
         order_ids = await tx.order_ids()
         taught = from_rows(await missed.additions(tx))
-    if taught:
-        merged = await asyncio.to_thread(merge, catalog, faq, taught)
-        catalog, faq = merged.catalog, merged.faq
-        for addition, why in merged.skipped:
-            log.warning("knowledge addition skipped", extra={"addition": addition.id, "reason": why})
-    accurate = settings.classifier.model == "accurate"
-
-    def index() -> ShopKnowledge:
-        # The accurate model's encoders (loaded once, shared with the classifier) also search the FAQ.
-        encoders = bundled_encoders(settings.classifier.chinese_encoder) if accurate else None
-        return ShopKnowledge.build(catalog, faq, order_ids, settings.shop.order_id_pattern, encoders)
-
-    return await asyncio.to_thread(index)
+    # The accurate model's encoders (loaded once, shared with the classifier) also search the FAQ.
+    encoders = settings.classifier.chinese_encoder if settings.classifier.model == "accurate" else None
+    indexed = await asyncio.to_thread(indexed_knowledge, settings.shop.catalog, settings.shop.faq, taught, encoders)
+    for addition, why in indexed.skipped:
+        log.warning("knowledge addition skipped", extra={"addition": addition.id, "reason": why})
+    ids = await asyncio.to_thread(OrderIds, order_ids, settings.shop.order_id_pattern)
+    return indexed.knowledge.with_order_ids(ids)
 
 
 async def build_classifier(settings: Settings) -> IntentClassifier:

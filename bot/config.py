@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_core import ErrorDetails
 
 from common.errors import ConfigError
+from common.yaml_files import safe_load
 from intents.config import ClassifierConfig
 
 ENV_PREFIX = "DESKBOT_"
@@ -342,7 +343,7 @@ def _env_overrides(environ: dict[str, str]) -> list[tuple[list[str], Any]]:
             continue
         # YAML parsing turns "8080" into 8080 and "[en]" into a list, like the file would.
         try:
-            value = yaml.safe_load(raw) if raw.strip() else raw
+            value = safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
         if path[-1] in SECRET_KEYS or path[0] == "secrets":
@@ -383,7 +384,7 @@ def load_settings(path: Path | str | None = None, environ: dict[str, str] | None
     tree: dict[str, Any] = {}
     if config_path.exists():
         try:
-            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+            loaded = safe_load(config_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
         if loaded is not None and not isinstance(loaded, dict):

@@ -6,9 +6,8 @@ from pathlib import Path
 from string import Formatter
 from typing import Any
 
-import yaml
-
 from common.errors import ConfigError
+from common.yaml_files import safe_load
 
 DEFAULT_DIR = Path(__file__).with_name("responses")
 
@@ -35,7 +34,7 @@ class Responses:
     def load(cls, directory: Path = DEFAULT_DIR, fallback: str = "en") -> Responses:
         templates: dict[str, dict[str, str]] = {}
         for path in sorted(directory.glob("*.yml")):
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = safe_load(path.read_text(encoding="utf-8")) or {}
             if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
                 raise ConfigError(f"{path}: expected a mapping of key: text")
             for key, text in raw.items():

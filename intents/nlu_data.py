@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from common.errors import DeskbotError
+from common.yaml_files import safe_load
 from intents.base import Entity
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def _example_lines(raw: Any, *, source: Path | str, entry: str) -> list[str]:
 def parse_nlu_yaml(content: str, *, source: Path | str = "<string>", language: str | None = None) -> NluData:
     """Parse the text of one Rasa NLU YAML file."""
     try:
-        tree = yaml.safe_load(content)
+        tree = safe_load(content)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from common.errors import DeskbotError
+from common.yaml_files import safe_load
 
 DEFAULT_LANGUAGE = "en"
 
@@ -376,10 +377,13 @@ class Faq(_Model):
 
 # --- loading -------------------------------------------------------------------------
 
-def _read_yaml(path: str | os.PathLike[str]) -> Any:
+def _read_yaml(path: str | os.PathLike[str], content: bytes | None = None) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle)
+        if content is None:
+            with open(path, encoding="utf-8") as handle:
+                data = safe_load(handle)
+        else:
+            data = safe_load(content.decode("utf-8"))
     except OSError as exc:
         raise KnowledgeError(path, f"cannot read the file ({exc.strerror})") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -420,18 +424,20 @@ def _validation_error(
     return KnowledgeError(path, "invalid entries:\n  " + "\n  ".join(lines), first_entry)
 
 
-def load_catalog(path: str | os.PathLike[str]) -> Catalog:
-    """Read and validate a ``catalog.yml``; :class:`KnowledgeError` names what is wrong."""
-    data = _read_yaml(path)
+def load_catalog(path: str | os.PathLike[str], content: bytes | None = None) -> Catalog:
+    """Read and validate a ``catalog.yml`` (``content``: its bytes, when already read);
+    :class:`KnowledgeError` names what is wrong."""
+    data = _read_yaml(path, content)
     try:
         return Catalog.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(path, data, "products", "sku", exc) from exc
 
 
-def load_faq(path: str | os.PathLike[str]) -> Faq:
-    """Read and validate a ``faq.yml``; :class:`KnowledgeError` names what is wrong."""
-    data = _read_yaml(path)
+def load_faq(path: str | os.PathLike[str], content: bytes | None = None) -> Faq:
+    """Read and validate a ``faq.yml`` (``content``: its bytes, when already read);
+    :class:`KnowledgeError` names what is wrong."""
+    data = _read_yaml(path, content)
     try:
         return Faq.model_validate(data)
     except ValidationError as exc:

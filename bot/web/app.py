@@ -42,7 +42,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from bot.jobs.retention import retention_schedule
 from bot.web import analytics_page, health, pages_auth, rest_channel, webchat
-from bot.web.api import build_api_router
+from bot.web.api import build_api_routers
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
 from common.errors import (
@@ -263,7 +263,8 @@ def create_web_app(app: App) -> FastAPI:
     install_error_handlers(api)
     install_auth(api, app)
     api.include_router(health.build_router(app))
-    api.include_router(build_api_router(app))
+    for router in build_api_routers(app):
+        api.include_router(router)
     api.include_router(pages_auth.build_router(app))
     api.include_router(analytics_page.build_router(app))
     install_pages(api)

