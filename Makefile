@@ -70,7 +70,7 @@ test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 	$(MAKE) test-rasa
 
-# The full fuzz run (10,000 hostile requests per backend, a few minutes); `make test` runs 2,000.
+# The full fuzz run (10,000 hostile requests per backend, a few minutes); `make test` runs 600.
 fuzz: $(VENV)/.installed-dev
 	$(PY) -m pytest -m fuzz tests/web/test_fuzz.py
 

@@ -168,6 +168,34 @@ def open_telegram(app: App) -> TelegramChannel:
     return open_channel(settings.channels.telegram, token, core)
 
 
+@dataclass(slots=True)
+class DeskApp:
+    """The store and the agent desk: what ``deskbot tickets …`` works with."""
+
+    settings: Settings
+    tickets: TicketStore
+    desk: AgentDesk
+
+
+@asynccontextmanager
+async def open_desk(settings: Settings) -> AsyncIterator[DeskApp]:
+    """The ticket store (on the configured event bus) and the agent desk, and nothing else.
+
+    An agent's command from a terminal reads tickets or stores a reply in the outbox; the
+    serving process delivers it (at once on the Redis bus, at its next sweep otherwise), as it
+    did when the command built a whole app. Loading the classifier, indexing the shop and
+    opening Telegram (importing its library alone is seconds of CPU) only made every command
+    slow.
+    """
+    async with AsyncExitStack() as stack:
+        bus = await _open_bus(settings)
+        stack.push_async_callback(bus.close)
+        tickets = SqlTicketStore.from_url(settings.storage.url, bus=bus, echo=settings.storage.echo)
+        stack.push_async_callback(tickets.close)
+        responses = await asyncio.to_thread(Responses.load, fallback=settings.default_language)
+        yield DeskApp(settings, tickets, AgentDesk(tickets, responses, build_policy(settings)))
+
+
 @asynccontextmanager
 async def build_app(
     settings: Settings,

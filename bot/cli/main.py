@@ -120,16 +120,20 @@ async def _import_orders(settings: Settings, file: str, as_of: date | None) -> i
     return 0
 
 
-async def _with_app(settings: Settings, args: argparse.Namespace) -> int:
+async def _chat(settings: Settings) -> int:
     from bot.app import build_app
-    from bot.cli.views import event_dict, message_dict, ticket_dict
+    from bot.channels.console import ConsoleChannel
 
     async with build_app(settings) as app:
-        if args.command == "chat":
-            from bot.channels.console import ConsoleChannel
+        await ConsoleChannel(app.pipeline, app.tickets).run()
+    return 0
 
-            await ConsoleChannel(app.pipeline, app.tickets).run()
-            return 0
+
+async def _tickets(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import open_desk
+    from bot.cli.views import event_dict, message_dict, ticket_dict
+
+    async with open_desk(settings) as app:
         if args.action == "list":
             async with app.tickets.session() as tx:
                 rows = await tx.list_tickets(
@@ -237,7 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.cli import telegram as telegram_cli
 
             return asyncio.run(telegram_cli.run(settings, args))
-        return asyncio.run(_with_app(settings, args))
+        if args.command == "chat":
+            return asyncio.run(_chat(settings))
+        return asyncio.run(_tickets(settings, args))
     except DeskbotError as exc:
         print(f"deskbot: {exc}", file=sys.stderr)
         return 2

@@ -46,40 +46,60 @@ def split_html(markup: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     chunks: list[str] = []
     opened: list[tuple[str, str]] = []  # tags open where the current chunk starts
     body: list[str] = []  # the current chunk's tokens
-
-    def stack_after(tokens: list[str]) -> list[tuple[str, str]]:
-        stack = list(opened)
-        for token in tokens:
-            _track(token, stack)
-        return stack
+    # What the chunk would render to, kept as tokens are added, so that asking whether one
+    # more token fits costs that token, not the chunk: re-rendering the chunk for every token
+    # made a long agent reply quadratic (seconds of CPU on the event loop for a long text).
+    size = 0  # len("".join(body))
+    trailing = 0  # the whitespace at its end, which rendering strips
+    stack: list[tuple[str, str]] = []  # tags open after it
+    prefix = 0  # len of the tags reopened at its start
 
     def rendered(tokens: list[str]) -> str:
-        prefix = "".join(tag for _, tag in opened)
-        suffix = "".join(f"</{name}>" for name, _ in reversed(stack_after(tokens)))
-        return prefix + "".join(tokens).strip() + suffix
+        after = list(opened)
+        for token in tokens:
+            _track(token, after)
+        suffix = "".join(f"</{name}>" for name, _ in reversed(after))
+        return "".join(tag for _, tag in opened) + "".join(tokens).strip() + suffix
+
+    def fits(piece: str) -> bool:
+        after = list(stack)
+        _track(piece, after)
+        content = size - trailing if piece.isspace() else size + len(piece)
+        return prefix + content + sum(len(name) + 3 for name, _ in after) <= limit
+
+    def add(piece: str) -> None:
+        nonlocal size, trailing
+        body.append(piece)
+        size += len(piece)
+        trailing = trailing + len(piece) if piece.isspace() else 0
+        _track(piece, stack)
 
     def cut() -> None:
-        nonlocal body, opened
+        nonlocal body, opened, size, trailing, stack, prefix
         breaks = [i for i, t in enumerate(body) if t.isspace()]
         at = breaks[-1] if breaks and breaks[-1] > 0 else len(body)
         head, tail = body[:at], body[at:]
         text = rendered(head)
         if re.sub(r"<[^>]*>", "", text).strip():
             chunks.append(text)
-        opened = stack_after(head)
+        for token in head:
+            _track(token, opened)
         while tail and tail[0].isspace():
             tail.pop(0)
-        body = tail
+        body, size, trailing, stack = [], 0, 0, list(opened)
+        prefix = sum(len(tag) for _, tag in opened)
+        for token in tail:
+            add(token)
 
     for token in _TOKENS.findall(markup):
         pieces = _cut_word(token, limit // 2) if len(token) > limit // 2 and not token.startswith("<") else [token]
         for piece in pieces:
-            if body and len(rendered(body + [piece])) > limit:
+            if body and not fits(piece):
                 cut()
-                if body and len(rendered(body + [piece])) > limit:
+                if body and not fits(piece):
                     cut()  # the words after the last break did not fit either
             if body or not piece.isspace():
-                body.append(piece)
+                add(piece)
     last = rendered(body)
     if re.sub(r"<[^>]*>", "", last).strip():
         chunks.append(last)
