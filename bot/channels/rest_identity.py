@@ -97,7 +97,13 @@ class SenderProofs:
             assert chosen is not None
             await tx.resolve_customer(self.channel, sender, sender)
             if not await tx.claim_identity_proof(self.channel, sender, proof_hash(chosen)):
-                raise HTTPException(401, _needs_token())  # a concurrent first message won
+                # A concurrent first message won. With the same chosen token (a retry racing
+                # the original, two messages sent at once) this one is the same sender.
+                _exists, stored = await tx.identity_proof(self.channel, sender)
+                if stored is None or token is None:
+                    raise HTTPException(401, _needs_token())
+                self._check_token(token, stored)
+                return None
         return issued
 
     async def for_poll(self, headers: Any, sender: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from typing import Any
@@ -124,3 +125,25 @@ def test_hmac_mode_needs_its_secret_at_start() -> None:
         load_settings(path=None, environ={"DESKBOT_CHANNELS__REST__SENDER_PROOF": "hmac"})
     with pytest.raises(Exception, match="sender_proof"):
         load_settings(path=None, environ={"DESKBOT_CHANNELS__REST__SENDER_PROOF": "none"})
+
+
+async def test_first_messages_sent_at_once_with_the_chosen_token_are_all_accepted(app: App) -> None:
+    """A retry racing its original, or a widget sending twice before the first answer: the
+    first message to claim the sender wins, the others carry the same token and are the same
+    sender (they were refused with 401 when they lost the race)."""
+    senders = [f"racer-{n}" for n in range(12)]
+    tokens = {sender: f"{sender}-" + "t" * 40 for sender in senders}
+    async with asgi_client(app) as http:
+        sent = [
+            post(http, sender, f"hello {n}", {TOKEN: tokens[sender]}, message_id=f"{sender}-m{n}")
+            for sender in senders
+            for n in range(3)
+        ]
+        answers = await asyncio.gather(*sent)
+        assert [a.status_code for a in answers] == [200] * len(sent), [a.text for a in answers if a.status_code != 200]
+        for sender in senders:
+            stored = [m.text for m in await messages_of(app, "rest", sender) if m.text.startswith("hello")]
+            assert sorted(stored) == ["hello 0", "hello 1", "hello 2"]
+        # Another token for a claimed sender is still refused.
+        impostor = await post(http, senders[0], "hello", {TOKEN: "impostor-" + "x" * 40})
+        assert impostor.status_code == 403
