@@ -244,6 +244,17 @@ class RetentionConfig(Strict):
         return value
 
 
+class LeaderConfig(Strict):
+    """The lease that elects the one process running the singletons (``bot/leader.py``).
+
+    On Redis state (``state.backend: redis``) the lease is a Redis key renewed every third of
+    ``ttl_seconds``; a leader that dies is replaced within about ``ttl_seconds``. With memory
+    state the only process is the leader and this is not used.
+    """
+
+    ttl_seconds: float = Field(default=10.0, ge=1.0, le=300.0)
+
+
 class Settings(Strict):
     languages: list[Literal["en", "zh"]] = ["en", "zh"]
     default_language: Literal["en", "zh"] = "en"
@@ -259,6 +270,7 @@ class Settings(Strict):
     dialogue: DialogueConfig = DialogueConfig()
     logging: LoggingConfig = LoggingConfig()
     retention: RetentionConfig = RetentionConfig()
+    leader: LeaderConfig = LeaderConfig()
     secrets: dict[str, SecretStr] = {}
 
     @model_validator(mode="after")

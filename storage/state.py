@@ -39,6 +39,10 @@ class KeyBuilder:
         """The pub/sub channel of the event bus."""
         return f"{self.prefix}:events"
 
+    def lease(self, name: str) -> str:
+        """A lease held by one process at a time (``storage/leases.py``), e.g. ``leader``."""
+        return f"{self.prefix}:lease:{name}"
+
 
 def check_ttl(ttl: float) -> None:
     """Reject a TTL the backends would treat differently (Redis refuses ``PX 0``)."""

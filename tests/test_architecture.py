@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # top: may import everything below
     ("bot.cli",),  # the `deskbot` commands: build an App and run a front
     ("bot.web", "bot.rasa_actions"),  # HTTP fronts served around a built App
-    ("bot.app",),  # the composition root: the one place that picks concrete classes
+    ("bot.app", "bot.leader"),  # the composition root; the leader runs its singletons in one process
     ("bot.channels", "bot.jobs"),  # adapters and background jobs, handed their parts by the app
     ("bot.config", "bot.logs"),  # the process's settings and logging: read at the edges, passed down
     ("bot.pipeline",),  # one turn: dedupe, customer, state, understand, handle, commit

@@ -1,8 +1,9 @@
 """Retention on a schedule inside ``deskbot serve``: anonymise old conversations every
 ``retention.interval_minutes`` (what that means: ``storage/data_rights.py``).
 
-A failed run is logged and retried at the next interval; it never stops the server. Several
-server processes may each run it: every statement skips rows already anonymised.
+A failed run is logged and retried at the next interval; it never stops the server. Of
+several server processes only the elected leader runs it (``bot/leader.py``); were two to
+run it during a takeover, every statement skips rows already anonymised.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.jobs.retention import retention_schedule
+from bot.leader import leading
 from bot.web import analytics_page, health, pages_auth, rest_channel, webchat
 from bot.web.api import build_api_routers
 from bot.web.auth import install_auth
@@ -327,15 +327,16 @@ async def serve(settings: Settings, **build_kwargs: Any) -> None:
 
     Extra keyword arguments go to :func:`~bot.app.build_app` (``classifier``, ``create_schema``).
     """
-    async with build_app(settings, **build_kwargs) as app, retention_schedule(
-        app.tickets, settings.retention, app.services.clock
-    ):
+    async with build_app(settings, **build_kwargs) as app:
         server = uvicorn_server(create_web_app(app), settings)
         if app.telegram is not None:
-            await app.telegram.start()  # polling or webhook, as configured
+            # The webhook and the outbox here; the long poll and the agents' group's posting
+            # in the elected leader only (bot/leader.py), as is retention.
+            await app.telegram.start(singletons=False)
         log.info("serving", extra={"host": settings.web.host, "port": settings.web.port})
         try:
-            await server.serve()
+            async with leading(app):
+                await server.serve()
         finally:
             if app.telegram is not None:
                 await app.telegram.stop()

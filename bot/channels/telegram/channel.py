@@ -102,27 +102,46 @@ class TelegramChannel(Channel):
         )
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def start(self, *, polling: bool | None = None) -> None:
+    async def start(self, *, polling: bool | None = None, singletons: bool = True) -> None:
         """Check the token (getMe), register the commands, start the outbox reader (which
-        resumes every queued reply) and the intake."""
+        resumes every queued reply) and the intake.
+
+        ``singletons=False``: everything but what one process per deployment runs (the long
+        poll and the agents' group's posting), which the elected leader starts with
+        ``start_singletons`` (``bot/leader.py``); webhook calls and the outbox work here anyway."""
         me = await self.sender.call(self.api.get_me, "getMe")
         self.bot_username = me.username
         await self._register_commands()
-        await self._start_agents_group()
+        await self._open_agents_group()
         await self.outbox.start()
+        if singletons:
+            await self.start_singletons(polling=polling)
+        log.info("telegram channel started",
+                 extra={"library": self.client.library, "mode": self.config.mode, "bot": self.bot_username,
+                        "singletons": singletons})
+
+    async def start_singletons(self, *, polling: bool | None = None) -> None:
+        """The agents' group's posting, then the long poll (when the mode is polling)."""
+        if self.agents_group is not None:
+            await self.agents_group.start_posting()
         if polling if polling is not None else self.config.mode == "polling":
             await self.client.updates.start_polling(self.process)
-        log.info("telegram channel started",
-                 extra={"library": self.client.library, "mode": self.config.mode, "bot": self.bot_username})
 
-    async def _start_agents_group(self) -> None:
+    async def stop_singletons(self, grace: float = 0.0) -> None:
+        """Stop posting to the agents' group first (its postings in progress get ``grace``
+        seconds), then the long poll (the batch in hand is stored and confirmed)."""
+        if self.agents_group is not None:
+            await self.agents_group.stop_posting(grace)
+        await self.client.updates.stop()
+
+    async def _open_agents_group(self) -> None:
         from bot.channels.telegram.agents.group import AgentsGroup, AgentsGroupSettings
 
         group_settings = AgentsGroupSettings.from_config(self.config)
         if group_settings is None:
             return
         self.agents_group = AgentsGroup(self.api, self.core.agents, group_settings)
-        await self.agents_group.start()
+        await self.agents_group.open()
         self.agents_hook = self.agents_group.handle_update
 
     async def stop(self) -> None:

@@ -16,8 +16,11 @@ Two flows meet here, each told in its own modules (see ``__init__.py``):
 ``AgentsGroup`` only composes the parts and runs their tasks: the bus consumer, the SLA
 watch and the topic creator. It reaches the core through ``DeskAccess`` (``setup.py``).
 
-Run one agents' group consumer per deployment (the polling process, or
-one chosen worker): every subscriber of the bus would otherwise post the same lines.
+The two flows start apart. **In** is ready once ``open`` returned, in every process: with a
+webhook any process may receive the group's updates, and the ledger acts on each once.
+**Out** (``start_posting`` / ``stop_posting``) runs in one process per deployment, the
+elected leader (``bot/leader.py``): every subscriber of the bus would otherwise post the
+same lines. ``start`` does both (one process).
 """
 
 from __future__ import annotations
@@ -75,9 +78,19 @@ class AgentsGroup:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Both flows: ``open``, then ``start_posting``."""
+        await self.open()
+        await self.start_posting()
+
+    async def open(self) -> None:
+        """Ready to handle the group's updates (``handle_update``); posts nothing by itself."""
+        await self.chat.introduce()
+
+    async def start_posting(self) -> None:
         """Subscribe to the bus (events from now on are posted), start the SLA watch, then post
         the escalated tickets that never made it to the group."""
-        await self.chat.introduce()
+        if self._tasks:
+            return
         subscribed = asyncio.Event()
         self._tasks.append(asyncio.create_task(self._consume(subscribed), name="telegram-agents-events"))
         self._tasks.append(asyncio.create_task(self._watch_sla(), name="telegram-agents-sla"))
@@ -86,15 +99,30 @@ class AgentsGroup:
         for event in await missed_tickets(self._tickets):
             self.lanes.dispatch(event)
 
-    async def close(self) -> None:
-        tasks = [*self._tasks, *self.lanes.cancel()]
+    async def stop_posting(self, grace: float = 0.0) -> None:
+        """Stop posting: no new event is taken at once; the tickets being posted get ``grace``
+        seconds to finish (a card cut off after Telegram took it would be posted again by the
+        next poster), then are cancelled; a cancelled posting releases its ticket, which the
+        next ``start_posting`` (here or in another process) catches up."""
         for task in self._tasks:
             task.cancel()
-        for task in tasks:
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        lanes = self.lanes.cancel() if grace <= 0 else []
+        if grace > 0 and self.lanes.busy:
+            waiting = list(self.lanes.tasks)
+            _done, pending = await asyncio.wait(waiting, timeout=grace)
+            lanes = self.lanes.cancel() if pending else []
+        for task in lanes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.lanes = TicketLanes(self.poster.on_event)  # a cancelled lane may leave its queue behind
         await self.topics.close()
+
+    async def close(self) -> None:
+        await self.stop_posting()
 
     @property
     def busy(self) -> bool:

@@ -29,6 +29,11 @@ class TicketLanes:
         """Events still being handled."""
         return bool(self._tasks)
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The lanes running now."""
+        return list(self._tasks.values())
+
     def dispatch(self, event: BusEvent) -> None:
         """Queue ``event`` behind its ticket's earlier ones (events of no ticket are dropped)."""
         if event.ticket_id is None:
