@@ -49,7 +49,8 @@ def read_password(stdin: TextIO, prompt: Callable[[str], str] = getpass.getpass)
     return first
 
 
-async def run(settings: Settings, args: argparse.Namespace, stdin: TextIO = sys.stdin) -> int:
+async def run(settings: Settings, args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    stdin = sys.stdin if stdin is None else stdin  # looked up now: a redirection made after import holds
     store = SqlTicketStore.from_url(settings.storage.url)
     accounts = Accounts(store)
     try:

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     retention.add_parser("run", help="anonymise conversations older than retention.days now")
 
 
-async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+async def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out  # looked up now: a redirection made after import holds
     if args.command == "customers" and args.action == "erase" and not args.yes:
         print(f"deskbot: erasing customer {args.customer_id} cannot be undone; add --yes to confirm", file=sys.stderr)
         return 2

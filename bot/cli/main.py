@@ -190,10 +190,11 @@ def _train(settings: Settings, if_changed: bool) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> int:
+    """``deskbot``; ``environ`` replaces ``os.environ`` as the source of ``DESKBOT_*`` overrides."""
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load_settings(args.config, environ)
         configure_logging(settings.logging.level, settings.logging.format)
         if args.command == "config":
             _print_json(masked(settings))

@@ -631,7 +631,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (as `deskbot --config`)")
 
 
-async def run(settings: Settings, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+async def run(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out  # looked up now: a redirection made after import holds
     report = await check_shop(settings)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), file=out)

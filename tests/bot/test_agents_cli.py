@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ from bot.app import build_app
 from bot.config import load_settings
 from bot.web.app import create_web_app
 from intents.classifier import BuiltinClassifier
+from tests.cli_runner import run_deskbot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +30,7 @@ def env(tmp_path: Path, trained_model_path: Path) -> dict[str, str]:
 
 
 def deskbot(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, input=stdin,
-    )
+    return run_deskbot(env, "--config", str(ROOT / "config.yaml"), *args, stdin=stdin)
 
 
 async def test_add_an_agent_issue_a_token_and_use_it(env: dict[str, str], trained_classifier: BuiltinClassifier) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from bot.cli.agents_telegram import link_telegram, unlink_telegram
 from common.errors import DeskbotError
 from storage.telegram_links import agent_by_telegram_user
 from storage.tickets import SqlTicketStore
+from tests.cli_runner import run_deskbot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,10 +56,7 @@ def test_the_command_links_and_reports_conflicts(tmp_path: Path) -> None:
     }
 
     def deskbot(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )
+        return run_deskbot(env, "--config", str(ROOT / "config.yaml"), *args)
 
     assert deskbot("migrate").returncode == 0
     done = deskbot("agents", "link-telegram", "sam@shop.example", "424242", "--name", "Sam")

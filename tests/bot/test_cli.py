@@ -15,6 +15,7 @@ import pytest
 from bot.app import build_app
 from bot.config import load_settings
 from intents.classifier import BuiltinClassifier
+from tests.cli_runner import run_deskbot
 from tests.factories import Chat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +33,7 @@ def env(tmp_path: Path, trained_model_path: Path) -> dict[str, str]:
 
 
 def deskbot(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
+    done = run_deskbot(env, "--config", str(ROOT / "config.yaml"), *args)
     if check:
         assert done.returncode == 0, done.stderr
     return done
@@ -72,6 +70,21 @@ async def test_agent_works_a_ticket_from_the_terminal(
     assert inbox[0] == "Hello, I'm on it." and "rate" in inbox[1]
 
     assert json.loads(deskbot(env, "tickets", "list", "--status", "new", "--json").stdout) == []
+
+
+def test_the_console_script_runs_as_a_process(env: dict[str, str]) -> None:
+    """The other tests run commands in this process (``tests/cli_runner.py``); this one starts
+    the console script as a user does: its entry point, exit status and output."""
+    deskbot(env, "migrate")
+    script = Path(sys.executable).with_name("deskbot")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli.main"]
+    run = [*command, "--config", str(ROOT / "config.yaml")]
+    listed = subprocess.run([*run, "tickets", "list", "--json"], env=env, cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    missing = subprocess.run([*run, "tickets", "show", "T-9999"], env=env, cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and missing.stderr.strip() == "deskbot: ticket T-9999 not found", missing.stderr
 
 
 def test_errors_are_one_clear_line(env: dict[str, str]) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from bot.config import RetentionConfig, load_settings
 from bot.jobs.retention import retention_loop, retention_schedule
 from storage.models import Author, Customer, DeliveryStatus, Direction, Message, Owner
 from storage.tickets import SqlTicketStore
+from tests.cli_runner import run_deskbot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +32,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def deskbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", "--config", str(ROOT / "config.yaml"), *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
+    return run_deskbot(env, "--config", str(ROOT / "config.yaml"), *args)
 
 
 async def seed(url: str, written: datetime) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from bot.cli.shop_probes import CatalogView, short_names
 from bot.config import load_settings
 from intents.classifier import BuiltinClassifier
 from knowledge.shop import load_catalog
+from tests.cli_runner import run_deskbot
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples/shop"
@@ -46,9 +46,7 @@ def failing(report: ShopReport, category: str) -> dict[tuple[str, str, str], Fin
 
 
 def deskbot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli.main", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    return run_deskbot(env, *args)
 
 
 @pytest.fixture
