@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from bot.config import Settings
 from bot.jobs.knowledge_sync import KnowledgeSync
 from bot.jobs.order_refresh import OrderIdsRefresher
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline, PipelineSettings
 from desk.agent_desk import AgentDesk
 from desk.sla import BusinessCalendar
@@ -59,6 +60,7 @@ class App:
     knowledge: KnowledgeSync  # reloads ``services.shop`` when admins add phrasings or aliases
     orders: OrderIdsRefresher  # swaps in the shop's order ids when the store's orders change
     telegram: TelegramChannel | None = None  # when channels.telegram.enabled; started by serve()
+    metrics: Metrics = field(default_factory=Metrics)  # this app's Prometheus registry (GET /metrics)
 
 
 def build_policy(settings: Settings) -> Policy:
@@ -163,7 +165,9 @@ def open_telegram(app: App) -> TelegramChannel:
     from bot.channels.telegram.channel import ChannelCore, open_channel
 
     settings = app.settings
-    core = ChannelCore(app.pipeline, app.tickets, app.bus, tuple(settings.languages), agents_desk(app))
+    core = ChannelCore(
+        app.pipeline, app.tickets, app.bus, tuple(settings.languages), agents_desk(app), observer=app.metrics
+    )
     token = settings.secrets["telegram_token"].get_secret_value()
     return open_channel(settings.channels.telegram, token, core)
 
@@ -227,6 +231,7 @@ async def build_app(
             shop_name=settings.shop.name,
         )
         orders = OrderIdsRefresher(tickets, services, settings.shop.order_id_pattern, version=orders_version)
+        metrics = Metrics(cache_seconds=settings.web.metrics.cache_seconds)
         pipeline = Pipeline(
             tickets,
             state,
@@ -240,11 +245,14 @@ async def build_app(
                 unsure_below=settings.classifier.threshold + UNSURE_MARGIN,
             ),
             before_turn=orders.check,
+            observer=metrics,
         )
         desk = AgentDesk(tickets, responses, services.policy)
         knowledge = KnowledgeSync(lambda: load_shop(settings, tickets), services, bus)
         await stack.enter_async_context(knowledge.watching())
-        app = App(settings, tickets, state, bus, classifier, services, pipeline, desk, knowledge, orders)
+        app = App(
+            settings, tickets, state, bus, classifier, services, pipeline, desk, knowledge, orders, metrics=metrics
+        )
         if settings.channels.telegram.enabled:
             app.telegram = open_telegram(app)
             stack.push_async_callback(app.telegram.close)

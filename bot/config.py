@@ -135,6 +135,15 @@ class ChannelsConfig(Strict):
     telegram: TelegramChannelConfig = TelegramChannelConfig()
 
 
+class MetricsConfig(Strict):
+    """``GET /metrics`` for Prometheus (``bot/metrics.py``; README "Metrics"). With
+    ``DESKBOT_SECRETS__METRICS_TOKEN`` set, a scrape must send ``Authorization: Bearer <token>``."""
+
+    enabled: bool = True
+    # A scrape reads the outbox's backlog and the tickets by status at most this often.
+    cache_seconds: float = Field(default=2.0, ge=0, le=300)
+
+
 class WebConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -148,6 +157,7 @@ class WebConfig(Strict):
     login_ip_max_failures: int = Field(default=30, ge=1)  # per client address, same lockout
     login_lockout_minutes: float = Field(default=15.0, gt=0)
     login_failure_delay_seconds: float = Field(default=1.0, ge=0)  # slows down password guessing
+    metrics: MetricsConfig = MetricsConfig()
 
 
 class BusinessHours(Strict):

@@ -137,6 +137,29 @@ class _ChatLocks:
         return lock
 
 
+class TurnObserver:
+    """What the pipeline tells about its turns, for monitoring; this base tells nobody.
+
+    ``bot/metrics.py`` implements it for Prometheus, so the core never imports a metrics
+    library. Called on the event loop in the middle of a turn: an implementation must be
+    quick and must not raise.
+    """
+
+    def message_in(self, channel: str) -> None:
+        """A customer's message was stored by a turn (once per delivery: a redelivery is not)."""
+
+    def answered(self, channel: str, replies: int) -> None:
+        """``replies`` went back in the answer of a pull channel (REST, web chat); a push
+        channel's replies are the outbox's to count when they are delivered."""
+
+    def turn_done(self, channel: str, seconds: float) -> None:
+        """A turn ended (answered, replayed, apologised for, or failed by an outage): its
+        duration from the delivery's arrival at the pipeline, the chat's lock wait included."""
+
+    def classified(self, seconds: float) -> None:
+        """The intent classifier answered one message in ``seconds``."""
+
+
 class Pipeline:
     def __init__(
         self,
@@ -146,8 +169,10 @@ class Pipeline:
         services: Services,
         settings: PipelineSettings | None = None,
         before_turn: Callable[[], Awaitable[object]] | None = None,
+        observer: TurnObserver | None = None,
     ) -> None:
-        """``before_turn`` runs before each turn's transaction (the shop's order ids follow the store)."""
+        """``before_turn`` runs before each turn's transaction (the shop's order ids follow the store);
+        ``observer`` hears the turns' counts and timings (metrics)."""
         self.tickets = tickets
         self.state = state
         self.classifier = classifier
@@ -156,6 +181,7 @@ class Pipeline:
         self.router = Router()
         self._locks = _ChatLocks()
         self.before_turn = before_turn
+        self.observer = observer or TurnObserver()
 
     @property
     def routes(self) -> dict[str, Handler]:
@@ -191,6 +217,13 @@ class Pipeline:
                 log.warning("in-flight hint not released", extra={"channel": msg.channel}, exc_info=True)
 
     async def _handle_claimed(self, msg: Incoming) -> list[Outgoing]:
+        started = time.perf_counter()
+        try:
+            return await self._locked_turn(msg)
+        finally:
+            self.observer.turn_done(msg.channel, time.perf_counter() - started)
+
+    async def _locked_turn(self, msg: Incoming) -> list[Outgoing]:
         started = time.perf_counter()
         async with self._locks.get((msg.channel, msg.user_id)):
             try:
@@ -280,6 +313,7 @@ class Pipeline:
                     tx, message_id=inbound_id, customer_id=customer.id, reason=MissedReason(turn.missed),
                     language=state.language, intent=prediction.intent, confidence=round(prediction.confidence, 4),
                 )
+        self._committed(msg, inbound is not None, out)
         await self.state.set(key, state.to_dict(), self.settings.state_ttl)
         log.info(
             "message handled",
@@ -314,7 +348,10 @@ class Pipeline:
         # The shop's entities first (its order ids, its products), so the intent is decided on
         # placeholders, never on one shop's nouns or id format.
         known = self.services.shop.entities(text, language)
-        return apply_explicit_request(await self.classifier.predict(text, language, known), text)
+        started = time.perf_counter()
+        predicted = await self.classifier.predict(text, language, known)
+        self.observer.classified(time.perf_counter() - started)
+        return apply_explicit_request(predicted, text)
 
     def _hint(self, hint: str | None) -> str | None:
         if not hint:
@@ -415,6 +452,7 @@ class Pipeline:
                 inbound = self._inbound_row(msg, customer, clean_text(msg.text), None)
                 text = self.services.responses.text(customer.language, "error_apology")
                 _, out = await self._store_replies(tx, customer, msg, [Reply(text)], inbound)
+            self._committed(msg, True, out)
             return out
         except DuplicateDelivery:
             return []  # another copy stored this delivery meanwhile: it answered
@@ -423,7 +461,16 @@ class Pipeline:
         except Exception:
             log.exception("could not store message after a failed turn", extra={"channel": msg.channel})
             text = self.services.responses.text(self.settings.default_language, "error_apology")
+            if msg.replies_in_answer:
+                self.observer.answered(msg.channel, 1)
             return [Outgoing(msg.channel, msg.chat_id, text)]
+
+    def _committed(self, msg: Incoming, stored_inbound: bool, replies: list[Outgoing]) -> None:
+        """Tell the observer what a committed turn stored and answered."""
+        if stored_inbound:
+            self.observer.message_in(msg.channel)
+        if msg.replies_in_answer and replies:
+            self.observer.answered(msg.channel, len(replies))
 
     async def delivery_failed(self, message_id: int, error: str, *, unreachable: bool = False) -> None:
         """A reply that could not be delivered: FAILED, visible on the ticket (see

@@ -35,7 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot.cli",),  # the `deskbot` commands: build an App and run a front
     ("bot.web", "bot.rasa_actions"),  # HTTP fronts served around a built App
     ("bot.app", "bot.leader"),  # the composition root; the leader runs its singletons in one process
-    ("bot.channels", "bot.jobs"),  # adapters and background jobs, handed their parts by the app
+    ("bot.channels", "bot.jobs", "bot.metrics"),  # adapters, background jobs, the metrics the core reports to
     ("bot.config", "bot.logs"),  # the process's settings and logging: read at the edges, passed down
     ("bot.pipeline",),  # one turn: dedupe, customer, state, understand, handle, commit
     ("handlers", "desk"),  # the customer dialogue and the agents' services
@@ -54,6 +54,7 @@ THIRD_PARTY_HOMES: Mapping[str, tuple[str, ...]] = {
     "alembic": ("storage",),
     "aiogram": ("bot.channels.telegram",),
     "telegram": ("bot.channels.telegram",),  # python-telegram-bot
+    "prometheus_client": ("bot.metrics",),  # the core reports to observers; bot/metrics.py owns every metric
 }
 """A library → the only packages or modules that may import it."""
 

@@ -76,6 +76,18 @@ class OutboxSettings:
         return float(min(self.max_delay, self.base_delay * 2 ** max(0, attempts - 1)))
 
 
+class DeliveryObserver:
+    """What the outbox reader tells about its sends, for monitoring; this base tells nobody
+    (``bot/metrics.py`` implements it). Quick, and never raises."""
+
+    def delivered(self, channel: str) -> None:
+        """The platform accepted one outbound message."""
+
+    def send_failed(self, channel: str, outcome: str) -> None:
+        """One send attempt failed: ``outcome`` is the channel's classification (``retry_after``,
+        ``transient``, ``permanent``, ``unreachable``) or ``interrupted`` (the process died mid-send)."""
+
+
 class OutboxReader:
     """Sends one push channel's outbox (see module docstring); ``clock`` is injectable for tests."""
 
@@ -87,6 +99,7 @@ class OutboxReader:
         *,
         bus: EventBus | None = None,
         clock: Callable[[], datetime] = utcnow,
+        observer: DeliveryObserver | None = None,
     ) -> None:
         self.store = store
         self.channel = channel
@@ -94,6 +107,7 @@ class OutboxReader:
         self.settings = settings or OutboxSettings()
         self.bus = bus
         self.clock = clock
+        self.observer = observer or DeliveryObserver()
         self.attempted = 0  # send attempts so far (tests, logs)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._drains: dict[str, asyncio.Task[None]] = {}
@@ -189,6 +203,7 @@ class OutboxReader:
                 if message is not None:
                     await record_failure(tx, message, INTERRUPTED)
             failed += 1
+            self.observer.send_failed(self.name, "interrupted")
             log.warning("send interrupted; marked failed", extra={"channel": self.name, "message_id": message_id})
         return failed
 
@@ -270,10 +285,12 @@ class OutboxReader:
         settings = self.settings
         extra = {"channel": self.name, "message_id": row.id, "attempts": row.attempts, "outcome": result.outcome.value}
         if result.ok:
+            self.observer.delivered(self.name)
             async with self.store.session() as tx:
                 if not await tx.mark_sent(row.id, now):
                     log.warning("sent after its lease was declared lost", extra=extra)
             return
+        self.observer.send_failed(self.name, result.outcome.value)
         error = result.error or result.outcome.value
         delay: float | None = None
         if result.outcome is Outcome.RETRY_AFTER:
@@ -302,9 +319,13 @@ class OutboxReader:
             result = await self.channel.send(reply)
         except Exception:  # noqa: BLE001
             log.exception("unstored reply not sent", extra={"channel": self.name})
+            self.observer.send_failed(self.name, "transient")
             return
         if not result.ok:
+            self.observer.send_failed(self.name, result.outcome.value)
             log.warning("unstored reply not sent", extra={"channel": self.name, "error": result.error})
+        else:
+            self.observer.delivered(self.name)
 
     # -- the sweep loop ---------------------------------------------------------------------
     def _due_at(self, when: datetime) -> None:

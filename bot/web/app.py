@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.leader import leading
-from bot.web import analytics_page, health, pages_auth, rest_channel, webchat
+from bot.web import analytics_page, health, metrics, pages_auth, rest_channel, webchat
 from bot.web.api import build_api_routers
 from bot.web.auth import install_auth
 from bot.web.pages import install_pages
@@ -263,6 +263,8 @@ def create_web_app(app: App) -> FastAPI:
     install_error_handlers(api)
     install_auth(api, app)
     api.include_router(health.build_router(app))
+    if settings.web.metrics.enabled:
+        api.include_router(metrics.build_router(app))
     for router in build_api_routers(app):
         api.include_router(router)
     api.include_router(pages_auth.build_router(app))

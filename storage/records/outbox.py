@@ -138,6 +138,21 @@ class OutboxRecords(Records):
         )
         return done.first() is not None
 
+    async def outbox_backlog(self) -> dict[tuple[str, DeliveryStatus], int]:
+        """Outbound messages not delivered, per (channel, status): QUEUED and SENDING (on their
+        way) and FAILED (given up, until an agent retries them). For monitoring (``/metrics``).
+
+        Only outbound rows take these statuses (an inbound one is RECEIVED), so the status
+        alone picks them and ``ix_messages_pending`` (status, channel, id) covers the count.
+        """
+        query = (
+            select(Message.channel, Message.status, func.count())
+            .where(Message.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.FAILED]))
+            .group_by(Message.channel, Message.status)
+        )
+        rows = await self.db.execute(query)
+        return {(channel, DeliveryStatus(status)): int(count) for channel, status, count in rows}
+
     # -- pull channels (REST, web chat: the client fetches and acknowledges) -------------
     async def delivery_replies(self, channel: str, delivery_key: str) -> Sequence[Message] | None:
         """None when no message has this delivery key; else the replies handed in its answer.

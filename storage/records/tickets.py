@@ -133,6 +133,15 @@ class TicketRecords(Records):
             .all()
         )
 
+    async def tickets_by_status(self) -> dict[TicketStatus, int]:
+        """How many tickets are in each status, every status present (0 when none): for
+        monitoring (``/metrics``); ``ix_tickets_status_priority`` answers it."""
+        query = select(Ticket.status, func.count()).group_by(Ticket.status)
+        counts = {status: 0 for status in TicketStatus}
+        for status, count in await self.db.execute(query):
+            counts[TicketStatus(status)] = int(count)
+        return counts
+
     async def count_tickets_since(self, customer_id: int, kind: TicketKind, since: datetime) -> int:
         found = await self.db.execute(
             select(func.count(Ticket.id)).where(

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.channels.outbox import OutboxReader, OutboxSettings
+from bot.channels.outbox import DeliveryObserver, OutboxReader, OutboxSettings
 from bot.channels.port import Channel, DeliveryResult
 from bot.channels.telegram.api import CHANNEL, TelegramError
 from bot.channels.telegram.client import TelegramClient
@@ -70,6 +70,7 @@ class ChannelCore:
     bus: EventBus  # wakes the outbox reader when replies are queued elsewhere
     languages: Sequence[str]  # the commands menu is registered in each
     agents: DeskAccess  # the agents' group's way in (used when ``agents_chat_id`` is set)
+    observer: DeliveryObserver | None = None  # hears the outbox's sends (metrics)
 
 
 class TelegramChannel(Channel):
@@ -99,6 +100,7 @@ class TelegramChannel(Channel):
             self,
             OutboxSettings(interval=config.relay_interval_seconds, part_timeout=config.request_timeout_seconds),
             bus=core.bus,
+            observer=core.observer,
         )
 
     # -- lifecycle ------------------------------------------------------------------------
