@@ -5,13 +5,16 @@ send ``Authorization: Bearer <token>`` (Prometheus: ``authorization: {credential
 scrape config); without it the route is open, as Prometheus endpoints usually are: the figures
 are counts, never a customer's words, but they do tell how busy the shop is, so set the token
 when the port is reachable from outside.
+
+A process that serves no other HTTP (a queued-intake worker) serves :func:`metrics_app` on a
+port of its own, so its turns and sends reach Prometheus too.
 """
 
 from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import Response
 
 from bot.app import App
@@ -37,3 +40,10 @@ def build_router(app: App) -> APIRouter:
         return Response(app.metrics.exposition(), media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
     return router
+
+
+def metrics_app(app: App) -> FastAPI:
+    """An ASGI app with ``GET /metrics`` only (same token rule), for a process without the web front."""
+    web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    web.include_router(build_router(app))
+    return web

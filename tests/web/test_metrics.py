@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import App, build_app
 from bot.config import load_settings
+from bot.web.metrics import metrics_app
+from common.messages import Incoming
 from intents.base import IntentClassifier
 from storage.models import DeliveryStatus, Direction, TicketStatus, format_ticket_number
 from tests.conftest import _delete_keys, empty_tables, storage_environ
@@ -193,3 +195,17 @@ async def test_each_app_has_its_own_registry_and_the_setters_show(open_metrics_a
         assert value(theirs, "deskbot_stream_lag", stream="intake:0") is None
         first.metrics.set_leader(False)
         assert b"deskbot_leader 0.0" in first.metrics.exposition()
+
+
+async def test_a_process_without_the_web_front_serves_metrics_alone(open_metrics_app: OpenMetricsApp) -> None:
+    async with open_metrics_app(DESKBOT_SECRETS__METRICS_TOKEN=TOKEN) as app:
+        await app.pipeline.handle(Incoming(channel="rest", chat_id="hal", user_id="hal", text="hello",
+                                           replies_in_answer=True))
+        transport = httpx.ASGITransport(app=metrics_app(app))
+        async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+            assert (await client.get("/metrics")).status_code == 401
+            samples = await scrape(client, {"Authorization": f"Bearer {TOKEN}"})
+            assert value(samples, "deskbot_messages_in_total", channel="rest") == 1
+            assert value(samples, "deskbot_pipeline_turn_seconds_count", channel="rest") == 1
+            for path in ("/", "/webhooks/rest/webhook", "/chat", "/healthz"):
+                assert (await client.get(path)).status_code == 404
