@@ -46,6 +46,7 @@ class Call:
     method: str
     params: dict[str, Any]
     status: int = 200
+    via: str = ""  # the caller's tag when it used ``fake.base_for(tag)`` (several bots on one fake)
 
 
 @dataclass
@@ -128,6 +129,7 @@ class FakeTelegram:
     async def __aenter__(self) -> FakeTelegram:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/bot{token}/{method}", self._api)
+        app.router.add_route("*", "/via/{via}/bot{token}/{method}", self._api)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -156,6 +158,11 @@ class FakeTelegram:
     def base(self) -> str:
         """What ``channels.telegram.api_base`` should be set to."""
         return f"http://127.0.0.1:{self.port}"
+
+    def base_for(self, tag: str) -> str:
+        """An ``api_base`` whose calls are recorded with ``Call.via == tag``: which of several
+        processes sharing one bot token made a call."""
+        return f"{self.base}/via/{tag}"
 
     # -- injecting updates ----------------------------------------------------------------
     def next_update_id(self) -> int:
@@ -418,7 +425,7 @@ class FakeTelegram:
             return self._error(401, "Unauthorized")
         method = request.match_info["method"]
         params = await self._params(request)
-        call = Call(method, params)
+        call = Call(method, params, via=request.match_info.get("via", ""))
         self.calls.append(call)
         for observe in self.observers:
             observe(call)
