@@ -38,6 +38,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.gc_collector import GCCollector
@@ -63,6 +64,17 @@ CLASSIFIER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
 
+M = TypeVar("M", Counter, Histogram)
+
+
+def _child(cache: dict[str, M], metric: M, label: str) -> M:
+    """``metric.labels(label)``, kept: the library's lookup takes a lock and costs about twice
+    the update itself, on every turn."""
+    child = cache.get(label)
+    if child is None:
+        child = cache[label] = metric.labels(label)
+    return child
+
 
 class Metrics(TurnObserver, DeliveryObserver):
     """One app's metrics and the registry that exports them (see the module docstring)."""
@@ -78,6 +90,9 @@ class Metrics(TurnObserver, DeliveryObserver):
         self._read_at: float | None = None
         self._reading = asyncio.Lock()
         self._outbox_channels: set[str] = set()
+        self._in: dict[str, Counter] = {}
+        self._out: dict[str, Counter] = {}
+        self._turns: dict[str, Histogram] = {}
         registry = self.registry
         if process:
             ProcessCollector(registry=registry)
@@ -131,20 +146,20 @@ class Metrics(TurnObserver, DeliveryObserver):
 
     # -- the pipeline (TurnObserver) ---------------------------------------------------------
     def message_in(self, channel: str) -> None:
-        self.messages_in.labels(channel).inc()
+        _child(self._in, self.messages_in, channel).inc()
 
     def answered(self, channel: str, replies: int) -> None:
-        self.messages_out.labels(channel).inc(replies)
+        _child(self._out, self.messages_out, channel).inc(replies)
 
     def turn_done(self, channel: str, seconds: float) -> None:
-        self.turn_seconds.labels(channel).observe(seconds)
+        _child(self._turns, self.turn_seconds, channel).observe(seconds)
 
     def classified(self, seconds: float) -> None:
         self.classifier_seconds.observe(seconds)
 
     # -- the outbox reader (DeliveryObserver) ------------------------------------------------
     def delivered(self, channel: str) -> None:
-        self.messages_out.labels(channel).inc()
+        _child(self._out, self.messages_out, channel).inc()
 
     def send_failed(self, channel: str, outcome: str) -> None:
         self.send_failures.labels(channel, outcome).inc()
