@@ -46,15 +46,14 @@ its row recording that: the reservation then stays without a card and nobody pos
 (lost, not doubled), as with one process.
 
 A singleton that fails to start (Telegram unreachable) is logged and tried again at each
-renewal while this process leads. ``bot/metrics.py``'s ``set_leader`` reports the state
-when that module exists.
+renewal while this process leads. The app's ``deskbot_leader`` gauge (``Metrics.set_leader``)
+follows every gain and loss.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -117,16 +116,6 @@ class TaskSingleton:
 
     def singleton(self) -> Singleton:
         return Singleton(self.name, self.start, self.stop)
-
-
-def metrics_hook() -> LeaderHook | None:
-    """``bot.metrics.set_leader`` once the metrics module exists; None before."""
-    try:
-        module = importlib.import_module("bot.metrics")
-    except ImportError:
-        return None
-    hook = getattr(module, "set_leader", None)
-    return hook if callable(hook) else None
 
 
 class Leadership:
@@ -316,7 +305,7 @@ async def leading(app: App) -> AsyncIterator[Leadership]:
     release the lease (a successor starts at its next try, not after the TTL)."""
     lease = open_lease(app.settings)
     try:
-        async with Leadership(lease, app_singletons(app), on_change=metrics_hook()) as elected:
+        async with Leadership(lease, app_singletons(app), on_change=app.metrics.set_leader) as elected:
             yield elected
     finally:
         await lease.close()

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from storage.migrate import upgrade
@@ -47,6 +48,15 @@ def _cards(fake: FakeTelegram) -> Counter[str]:
         if match and message.get("reply_markup"):  # the card carries Claim / Resolve
             found[match.group(1)] += 1
     return found
+
+
+async def _leader_gauge(bot: DeskbotProcess) -> float:
+    """The process's ``deskbot_leader`` gauge, from its ``GET /metrics``."""
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        answer = await client.get(f"{bot.web_base}/metrics")
+    answer.raise_for_status()
+    (line,) = [line for line in answer.text.splitlines() if line.startswith("deskbot_leader ")]
+    return float(line.split()[1])
 
 
 def _pollers(calls: list[Call]) -> set[str]:
@@ -105,6 +115,7 @@ async def test_killing_the_leader_moves_polling_and_the_agents_group_without_dou
     await ledger.settled(fake, first)
     before = len(fake.calls)
     assert _pollers(fake.calls) == {leader}  # the follower never polled
+    assert (await _leader_gauge(first), await _leader_gauge(second)) == (1.0, 0.0)
 
     # The kill: as the leader's long poll is answered with the next burst, before it reads it.
     killed: list[int] = []
@@ -135,6 +146,7 @@ async def test_killing_the_leader_moves_polling_and_the_agents_group_without_dou
     await fake.wait_until(lambda: _in_group(fake, WHERE) > 0, within=60)
     await ledger.settled(fake, second)
 
+    assert await _leader_gauge(second) == 1.0
     chats = await ledger.chats()
     per_chat = Counter(sent.values())
     for chat, updates in per_chat.items():
