@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 
 from storage.migrate import upgrade
 from tests.fakes.telegram_server import Call, FakeTelegram
-from tests.faults.harness import Backend, DeskbotProcess, Ledger
+from tests.faults.harness import FULL, Backend, DeskbotProcess, Ledger
 
 GROUP = -1009990077
 TTL = "2"
@@ -80,6 +81,9 @@ async def _push(fake: FakeTelegram, updates: list[dict[str, Any]]) -> dict[int, 
     return {int(u["update_id"]): int(u["message"]["chat"]["id"]) for u in updates}
 
 
+# Of the full fault matrix (`make faults`): two processes start, so the run takes 20 s and more
+# (20.3 s alone on 2 shared cores, 40-60 s beside other tests), over what `make test` allows it.
+@FULL
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 async def test_killing_the_leader_moves_polling_and_the_agents_group_without_doubles(
     backend: Backend,
@@ -131,9 +135,16 @@ async def test_killing_the_leader_moves_polling_and_the_agents_group_without_dou
             and any(u["update_id"] in ids for u in fake.updates)
         ):
             killed.append(len(fake.calls))
+            moments.append(time.monotonic())
             first.send_signal(signal.SIGKILL)
 
+    def first_poll_after_the_kill(call: Call) -> None:
+        if call.method == "getUpdates" and call.via == follower and len(moments) == 1:
+            moments.append(time.monotonic())
+
+    moments: list[float] = []  # the kill, the follower's first getUpdates (reported, not asserted)
     fake.call_hooks.append(kill_on_the_batch)
+    fake.observers.append(first_poll_after_the_kill)
     sent |= await _push(fake, batch)
     assert await first.wait_exit() == -signal.SIGKILL
     assert killed, "the leader was not killed on its getUpdates"
@@ -165,7 +176,8 @@ async def test_killing_the_leader_moves_polling_and_the_agents_group_without_dou
     assert _pollers(after_kill) == {follower}
     fault_report.append(
         f"leader-takeover: {len(sent)} updates (3 bursts, 2 lines), killed the leader on its getUpdates; "
-        f"the follower polled after the kill; {len(cards)} cards posted once each; "
+        f"the follower polled {moments[1] - moments[0]:.1f} s after the kill (ttl {TTL} s); "
+        f"{len(cards)} cards posted once each; "
         f"{sum(len(fake.sent(c)) for c in per_chat)} replies sent, none twice; "
         f"group messages {sum(group.values())}, none twice"
     )
