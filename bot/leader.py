@@ -41,9 +41,11 @@ the only process for its correctness, only for not doing the work twice:
   would find the event and raise nothing;
 - retention skips rows already anonymised.
 
-What a kill -9 of the leader can still do is cut a card between Telegram accepting it and
-its row recording that: the reservation then stays without a card and nobody posts it again
-(lost, not doubled), as with one process.
+What a takeover can lose (never double): a kill -9 that cuts a card between Telegram
+accepting it and its row recording that leaves the reservation without a card, and nobody
+posts it again, as with one process; the lines of events published on the bus while nobody
+leads (up to the TTL after a kill) are not posted — the new leader's catch-up posts the
+tickets that have no card yet, and a card shows the ticket's state again at its next event.
 
 A singleton that fails to start (Telegram unreachable) is logged and tried again at each
 renewal while this process leads. The app's ``deskbot_leader`` gauge (``Metrics.set_leader``)
