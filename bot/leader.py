@@ -41,11 +41,14 @@ the only process for its correctness, only for not doing the work twice:
   would find the event and raise nothing;
 - retention skips rows already anonymised.
 
-What a takeover can lose (never double): a kill -9 that cuts a card between Telegram
-accepting it and its row recording that leaves the reservation without a card, and nobody
-posts it again, as with one process; the lines of events published on the bus while nobody
-leads (up to the TTL after a kill) are not posted — the new leader's catch-up posts the
-tickets that have no card yet, and a card shows the ticket's state again at its next event.
+What a kill -9 can still do, as it can to a single process that restarts: cut a card between
+Telegram accepting it and its row recording that (milliseconds; the Bot API has no
+idempotency key). In a forum the topic is recorded first, so the successor's catch-up posts
+the card again in that topic (the one double); without topics the reservation stays without
+a card (lost). A step-down is not a kill: a card being posted gets the lease's remaining time
+to finish. Lines of events published on the bus while nobody leads (up to the TTL after a
+kill) are not posted; the catch-up posts tickets that have no card yet, and a card shows the
+ticket's state again at its next event.
 
 A singleton that fails to start (Telegram unreachable) is logged and tried again at each
 renewal while this process leads. The app's ``deskbot_leader`` gauge (``Metrics.set_leader``)
