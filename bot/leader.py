@@ -144,7 +144,6 @@ class Leadership:
         self.stop_grace = stop_grace  # a graceful exit: how long the singletons may take to stop
         self.leader = False
         self.terms = 0  # times this process became the leader
-        self.changed = asyncio.Event()  # set at every gain or loss (tests wait on it)
         self._valid_until = 0.0  # our clock: the lease is surely ours until then
         self._task: asyncio.Task[None] | None = None
         self._starting: asyncio.Task[None] | None = None
@@ -269,8 +268,6 @@ class Leadership:
         self._report(False)
 
     def _report(self, leader: bool) -> None:
-        self.changed.set()
-        self.changed = asyncio.Event()
         if self.on_change is not None:
             try:
                 self.on_change(leader)
