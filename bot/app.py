@@ -31,6 +31,7 @@ from knowledge.bundle import ShopKnowledge
 from knowledge.indexes import indexed_knowledge
 from knowledge.order_ids import OrderIds
 from storage import missed
+from storage.customer_limits import CustomerLimiter, CustomerRate, MemoryCustomerLimiter
 from storage.events import EventBus, InProcessEventBus
 from storage.models import Priority, utcnow
 from storage.state import KeyBuilder, MemoryStateStore, StateStore
@@ -153,6 +154,22 @@ async def _open_state(settings: Settings) -> StateStore:
     return MemoryStateStore(keys)
 
 
+def _customer_limiter(settings: Settings, state: StateStore) -> CustomerLimiter | None:
+    """``limits.customer`` on the state store's backend: with Redis state every worker shares
+    each customer's count (the store's client and key prefix); else it lives in this process."""
+    limit = settings.limits.customer
+    if not limit.enabled:
+        return None
+    rate = CustomerRate(limit.messages, limit.seconds)
+    if settings.state.backend == "redis":
+        from storage.redis_customer_limits import RedisCustomerLimiter
+        from storage.redis_state import RedisStateStore
+
+        if isinstance(state, RedisStateStore):
+            return RedisCustomerLimiter(state.redis, state.keys, rate)
+    return MemoryCustomerLimiter(rate)
+
+
 def agents_desk(app: App) -> DeskAccess:
     """What the agents' Telegram group reaches in the core (it never sees the ``App``)."""
     from bot.channels.telegram.agents.setup import DeskAccess
@@ -246,6 +263,7 @@ async def build_app(
             ),
             before_turn=orders.check,
             observer=metrics,
+            limiter=_customer_limiter(settings, state),
         )
         desk = AgentDesk(tickets, responses, services.policy)
         knowledge = KnowledgeSync(lambda: load_shop(settings, tickets), services, bus)

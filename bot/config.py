@@ -225,6 +225,21 @@ class DialogueConfig(Strict):
     reopen_hours: float = Field(default=48.0, ge=0)
 
 
+class CustomerLimitConfig(Strict):
+    """The per-customer rate (``storage/customer_limits.py``): past ``messages`` in any
+    ``seconds`` the customer gets one polite reply, then the bot answers nothing more (every
+    message still stored) until they pause for a window. Kept in Redis with ``state.backend:
+    redis``, so every worker applies it alike. Conversations with an agent are not limited."""
+
+    enabled: bool = True
+    messages: int = Field(default=20, ge=1, le=10_000)
+    seconds: float = Field(default=60.0, gt=0, le=86_400)
+
+
+class LimitsConfig(Strict):
+    customer: CustomerLimitConfig = CustomerLimitConfig()
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # auto: readable text lines when stderr is a terminal, JSON lines otherwise (bot/logs.py).
@@ -278,6 +293,7 @@ class Settings(Strict):
     sla: SlaConfig = SlaConfig()
     shop: ShopConfig = ShopConfig()
     dialogue: DialogueConfig = DialogueConfig()
+    limits: LimitsConfig = LimitsConfig()
     logging: LoggingConfig = LoggingConfig()
     retention: RetentionConfig = RetentionConfig()
     leader: LeaderConfig = LeaderConfig()

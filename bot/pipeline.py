@@ -1,8 +1,8 @@
 """The one path every customer message takes, whatever its channel.
 
-in-flight hint → customer → state → language → classify → route (``handlers/router.py``)
-→ store the inbound message and the replies → commit → save state → hand the replies back
-to the adapter. All writes of a turn share one transaction; a handler crash still keeps the
+in-flight hint → customer → state → language → the customer's rate → classify → route
+(``handlers/router.py``) → store the inbound message and the replies → commit → save state →
+hand the replies back to the adapter. All writes of a turn share one transaction; a handler crash still keeps the
 customer's message and answers with an apology. The Rasa action server runs the same turn
 with the understanding supplied (:meth:`Pipeline.run_turn`).
 """
@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import unicodedata
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -28,8 +29,9 @@ from intents.base import OUT_OF_SCOPE, Entity, IntentClassifier, Prediction
 from intents.explicit import apply_explicit_request
 from intents.language import detect_language
 from storage import missed
+from storage.customer_limits import CustomerLimiter, Pace
 from storage.delivery_failures import fail_delivery
-from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, utcnow
+from storage.models import Author, Customer, DeliveryStatus, Direction, MissedReason, Owner, utcnow
 from storage.state import StateKey, StateStore
 from storage.tickets import TicketSession, TicketStore
 
@@ -170,9 +172,11 @@ class Pipeline:
         settings: PipelineSettings | None = None,
         before_turn: Callable[[], Awaitable[object]] | None = None,
         observer: TurnObserver | None = None,
+        limiter: CustomerLimiter | None = None,
     ) -> None:
         """``before_turn`` runs before each turn's transaction (the shop's order ids follow the store);
-        ``observer`` hears the turns' counts and timings (metrics)."""
+        ``observer`` hears the turns' counts and timings (metrics); ``limiter`` holds each
+        customer to a rate (None: no limit; see :meth:`_pace`)."""
         self.tickets = tickets
         self.state = state
         self.classifier = classifier
@@ -182,6 +186,7 @@ class Pipeline:
         self._locks = _ChatLocks()
         self.before_turn = before_turn
         self.observer = observer or TurnObserver()
+        self.limiter = limiter
 
     @property
     def routes(self) -> dict[str, Handler]:
@@ -294,27 +299,18 @@ class Pipeline:
             key = StateKey(customer.id)
             state = ConversationState.from_dict(await self.state.get(key), customer.language)
             self._update_language(state, customer, text, msg.language)
-            if supplied is None:
-                prediction = await self._understand(msg, text, state.language)
+            pace = await self._pace(msg, customer) if supplied is None else Pace.ANSWER
+            prediction: Prediction | None = None  # None: over the rate, not understood
+            if pace is Pace.ANSWER:
+                prediction, stored, out = await self._answer(tx, msg, route, supplied, customer, state, text)
             else:
-                prediction = replace(supplied, language=state.language)
-            # Handlers see the cleaned text (no control characters: PostgreSQL refuses NUL).
-            turn = Turn(replace(msg, text=text), customer, state, prediction, tx, self.services)
-            await route(turn)
-            # The inbound message and the replies go in together at the end: one statement,
-            # and a duplicate delivery key rolls back the whole turn.
-            inbound: dict[str, object] | None = None
-            if supplied is None or text or msg.payload or msg.attachments:
-                inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
-                inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
-            inbound_id, out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
-            if turn.missed is not None and text and inbound_id is not None:
-                await missed.record(
-                    tx, message_id=inbound_id, customer_id=customer.id, reason=MissedReason(turn.missed),
-                    language=state.language, intent=prediction.intent, confidence=round(prediction.confidence, 4),
-                )
-        self._committed(msg, inbound is not None, out)
+                stored, out = True, await self._store_unanswered(tx, customer, msg, text, state.language, pace)
+        self._committed(msg, stored, out)
         await self.state.set(key, state.to_dict(), self.settings.state_ttl)
+        if prediction is None:
+            log.info("customer over the rate", extra={"channel": msg.channel, "customer": customer.id,
+                                                      "pace": pace.value, "replies": len(out)})
+            return out
         log.info(
             "message handled",
             extra={
@@ -326,6 +322,76 @@ class Pipeline:
                 "replies": len(out),
             },
         )
+        return out
+
+    async def _answer(
+        self, tx: TicketSession, msg: Incoming, route: Handler, supplied: Prediction | None, customer: Customer,
+        state: ConversationState, text: str,
+    ) -> tuple[Prediction, bool, list[Outgoing]]:
+        """Understand and answer the message in the turn's transaction: (the understanding,
+        whether an inbound row was stored, the replies)."""
+        if supplied is None:
+            prediction = await self._understand(msg, text, state.language)
+        else:
+            prediction = replace(supplied, language=state.language)
+        # Handlers see the cleaned text (no control characters: PostgreSQL refuses NUL).
+        turn = Turn(replace(msg, text=text), customer, state, prediction, tx, self.services)
+        await route(turn)
+        # The inbound message and the replies go in together at the end: one statement,
+        # and a duplicate delivery key rolls back the whole turn.
+        inbound: dict[str, object] | None = None
+        if supplied is None or text or msg.payload or msg.attachments:
+            inbound = self._inbound_row(msg, customer, text, turn.ticket_id)
+            inbound |= {"intent": prediction.intent, "confidence": round(prediction.confidence, 4)}
+        inbound_id, out = await self._store_replies(tx, customer, msg, turn.replies, inbound)
+        if turn.missed is not None and text and inbound_id is not None:
+            await missed.record(
+                tx, message_id=inbound_id, customer_id=customer.id, reason=MissedReason(turn.missed),
+                language=state.language, intent=prediction.intent, confidence=round(prediction.confidence, 4),
+            )
+        return prediction, inbound is not None, out
+
+    # -- the customer's rate ---------------------------------------------------------
+    async def _pace(self, msg: Incoming, customer: Customer) -> Pace:
+        """Whether the bot answers this message, by the customer's rate (``limits.customer``).
+
+        Where it sits in the turn, and why:
+
+        - after the customer and their state are loaded: the limit is per customer (their
+          id, whatever the channel), and the polite reply speaks the conversation's language;
+        - before the classifier and the handlers: a flood is what the limit is for, and the
+          classifier is the turn's costliest step; a form in progress does not advance on a
+          message the bot does not answer;
+        - inside the turn's transaction, like every message: the message over the rate is
+          still stored (the agents see it; nothing is lost) in the same statement as always,
+          so the database's unique delivery key stays the one dedupe. The limiter is the only
+          step before that insert with an effect outside the transaction, so it keys each
+          count by the delivery: a redelivery is not counted twice, and is answered as the
+          first copy was (``Pace.ANSWER`` → its turn rolls back on the duplicate key and the
+          stored replies are replayed). A copy whose first run died before its commit is
+          answered as usual: failing open there loses nothing.
+
+        Only while the bot owns the conversation: a conversation queued for or owned by an
+        agent is relayed to the ticket as before and not counted. The polite reply would be
+        the bot talking over the agent, and the agent must see every message; the human on
+        the other side decides what a flood deserves. Nor with the understanding supplied
+        (:meth:`run_turn`): a Rasa assistant decides its own answers.
+        """
+        if self.limiter is None or (customer.owner is not Owner.BOT and customer.handoff_ticket_id is not None):
+            return Pace.ANSWER
+        message = f"{msg.channel}:{msg.delivery_key}" if msg.delivery_key is not None else f"anon:{uuid.uuid4().hex}"
+        return await self.limiter.check(customer.id, message)
+
+    async def _store_unanswered(
+        self, tx: TicketSession, customer: Customer, msg: Incoming, text: str, language: str, pace: Pace
+    ) -> list[Outgoing]:
+        """A message over the customer's rate: stored as received and marked ``rate_limited``
+        in its payload (the agents see why the bot said nothing), with the polite reply only
+        when it is the window's first (``Pace.NOTICE``)."""
+        inbound = self._inbound_row(msg, customer, text, None)
+        inbound["payload"] = {**self._inbound_payload(msg), "rate_limited": True}
+        replies = [Reply(self.services.responses.text(language, "rate_limited"))] if pace is Pace.NOTICE else []
+        _, out = await self._store_replies(tx, customer, msg, replies, inbound)
         return out
 
     async def _route(self, turn: Turn) -> None:
