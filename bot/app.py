@@ -40,6 +40,7 @@ from storage.tickets import SqlTicketStore, TicketStore
 if TYPE_CHECKING:
     from bot.channels.telegram.agents.setup import DeskAccess
     from bot.channels.telegram.channel import TelegramChannel
+    from storage.send_limits import SendLimiter
 
 log = logging.getLogger("deskbot.app")
 
@@ -177,13 +178,29 @@ def agents_desk(app: App) -> DeskAccess:
     return DeskAccess(app.tickets, app.bus, app.desk, app.services.policy.calendar.local, app.services.clock)
 
 
+def _shared_send_limiter(app: App) -> SendLimiter | None:
+    """With Redis state, every process sending as the bot shares one budget (over the state
+    store's client and key prefix); otherwise the channel limits its own process."""
+    if app.settings.state.backend != "redis":
+        return None
+    from storage.redis_state import RedisStateStore
+    from storage.send_limits import Rate, RedisSendLimiter
+
+    if not isinstance(app.state, RedisStateStore):
+        return None
+
+    bot = app.settings.channels.telegram.limits.bot
+    return RedisSendLimiter(app.state.redis, app.state.keys, Rate(bot.messages, bot.seconds))
+
+
 def open_telegram(app: App) -> TelegramChannel:
     """The Telegram channel over this app's core, as the settings ask (no network yet)."""
     from bot.channels.telegram.channel import ChannelCore, open_channel
 
     settings = app.settings
     core = ChannelCore(
-        app.pipeline, app.tickets, app.bus, tuple(settings.languages), agents_desk(app), observer=app.metrics
+        app.pipeline, app.tickets, app.bus, tuple(settings.languages), agents_desk(app), observer=app.metrics,
+        limiter=_shared_send_limiter(app),
     )
     token = settings.secrets["telegram_token"].get_secret_value()
     return open_channel(settings.channels.telegram, token, core)

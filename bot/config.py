@@ -89,6 +89,23 @@ def token_problem(token: str) -> str | None:
             "<digits>:<letters, digits, _ or ->, e.g. 123456789:AAH... (check DESKBOT_SECRETS__TELEGRAM_TOKEN)")
 
 
+class RateConfig(Strict):
+    """At most ``messages`` in any ``seconds`` (sent evenly: one every seconds/messages)."""
+
+    messages: int = Field(gt=0)
+    seconds: float = Field(gt=0)
+
+
+class SendLimitsConfig(Strict):
+    """Telegram's flood limits, kept before sending (``storage/send_limits.py``); with Redis
+    state the per-bot budget is shared by every process using the token."""
+
+    enabled: bool = True
+    bot: RateConfig = RateConfig(messages=30, seconds=1)  # the whole bot
+    private_chat: RateConfig = RateConfig(messages=1, seconds=1)  # one user
+    group_chat: RateConfig = RateConfig(messages=20, seconds=60)  # one group, supergroup or channel
+
+
 class TelegramChannelConfig(Strict):
     """Telegram; the token comes only from ``DESKBOT_SECRETS__TELEGRAM_TOKEN``."""
 
@@ -109,6 +126,7 @@ class TelegramChannelConfig(Strict):
     request_timeout_seconds: float = Field(default=20.0, gt=0)
     polling_timeout_seconds: int = Field(default=10, ge=0, le=50)
     relay_interval_seconds: float = Field(default=5.0, gt=0)  # sweep for agent replies to send
+    limits: SendLimitsConfig = SendLimitsConfig()  # sending rates per bot and per chat
 
     @field_validator("agents_use_topics", mode="before")
     @classmethod

@@ -43,6 +43,10 @@ class KeyBuilder:
         """A lease held by one process at a time (``storage/leases.py``), e.g. ``leader``."""
         return f"{self.prefix}:lease:{name}"
 
+    def send_limit(self, sender: str, chat: str | None) -> str:
+        """A sending-limit bucket (``storage/send_limits.py``): the sender's own, or one chat's."""
+        return f"{self.prefix}:sendlimit:{sender}" if chat is None else f"{self.prefix}:sendlimit:{sender}:chat:{chat}"
+
 
 def check_ttl(ttl: float) -> None:
     """Reject a TTL the backends would treat differently (Redis refuses ``PX 0``)."""

@@ -13,7 +13,11 @@ channel's port (``bot/channels/port.py``), one row at a time per chat:
    customer unreachable); a failure is a ``delivery_failed`` event on the ticket.
 
 A chat's rows go in id order and a held chat (waiting out its ``retry_after``) holds only
-itself: other chats keep sending, at most ``concurrency`` at once. A row left SENDING past
+itself: other chats keep sending, at most ``concurrency`` at once. Before claiming a row the
+reader waits for the channel's sending limits (``Channel.pace``: Telegram's per-bot and
+per-chat rates, ``storage/send_limits.py``), so the wait happens unclaimed and outside the
+``concurrency`` slots: a chat waiting its turn holds no other chat up, and a process that dies
+while waiting leaves the row QUEUED, not "interrupted". A row left SENDING past
 its lease means the process died during the call: nobody knows whether it arrived, so it is
 FAILED "interrupted while sending" with an event, never sent a second time. So every reply
 is delivered exactly once or marked failed (a timeout the platform in fact accepted is the
@@ -245,6 +249,7 @@ class OutboxReader:
                     return  # held: the chat waits, in order
                 if self._closing:
                     return
+                await self.channel.pace(row.chat_id)  # the platform's sending limits, before the claim
                 result = await self._send_row(row)
                 if result is None or not result.final:
                     return
@@ -316,6 +321,7 @@ class OutboxReader:
     async def _send_unstored(self, reply: Outgoing) -> None:
         """A reply with no row (the apology when the database itself failed): one attempt."""
         try:
+            await self.channel.pace(reply.chat_id)
             result = await self.channel.send(reply)
         except Exception:  # noqa: BLE001
             log.exception("unstored reply not sent", extra={"channel": self.name})

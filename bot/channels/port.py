@@ -67,6 +67,10 @@ class Channel(ABC):
         """One attempt to deliver ``message`` (its parts from ``message.parts_sent`` on);
         never raises for a platform error, never sleeps through a rate limit."""
 
+    async def pace(self, chat_id: str) -> None:
+        """Wait until the platform's sending limits allow one more message to ``chat_id``, and
+        count it (the reader calls this before each send; none here)."""
+
     @abstractmethod
     async def close(self) -> None:
         """Release what ``start`` opened (the reader has stopped sending by then)."""

@@ -33,12 +33,14 @@ from bot.channels.port import Channel, DeliveryResult
 from bot.channels.telegram.api import CHANNEL, TelegramError
 from bot.channels.telegram.client import TelegramClient
 from bot.channels.telegram.delivery import RetryPolicy, Sender, Sleep, send_parts
+from bot.channels.telegram.limits import ChatLimits
 from bot.channels.telegram.render import ButtonCodec, Chunk, render
 from bot.channels.telegram.updates import MediaPolicy, parse_update
 from bot.pipeline import DeliveryInFlight, Pipeline
 from common.errors import StorageError
 from common.messages import Button, Outgoing
 from storage.events import EventBus
+from storage.send_limits import MemorySendLimiter, Rate, SendLimiter
 from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
@@ -71,6 +73,7 @@ class ChannelCore:
     languages: Sequence[str]  # the commands menu is registered in each
     agents: DeskAccess  # the agents' group's way in (used when ``agents_chat_id`` is set)
     observer: DeliveryObserver | None = None  # hears the outbox's sends (metrics)
+    limiter: SendLimiter | None = None  # the bot's shared sending budget (Redis); None: this process's own
 
 
 class TelegramChannel(Channel):
@@ -95,6 +98,7 @@ class TelegramChannel(Channel):
         self.bot_username: str | None = None
         self.agents_hook: AgentsHook | None = None
         self.agents_group: AgentsGroup | None = None
+        self.limits = open_limits(config, core.limiter)
         self.outbox = OutboxReader(
             core.tickets,
             self,
@@ -142,7 +146,7 @@ class TelegramChannel(Channel):
         group_settings = AgentsGroupSettings.from_config(self.config)
         if group_settings is None:
             return
-        self.agents_group = AgentsGroup(self.api, self.core.agents, group_settings)
+        self.agents_group = AgentsGroup(self.api, self.core.agents, group_settings, pace=self.pace)
         await self.agents_group.open()
         self.agents_hook = self.agents_group.handle_update
 
@@ -228,14 +232,34 @@ class TelegramChannel(Channel):
     def chunks(self, text: str, buttons: Sequence[Button] = ()) -> list[Chunk]:
         return render(Outgoing(CHANNEL, "", text, tuple(buttons)), self.codec)
 
+    async def pace(self, chat_id: str) -> None:
+        """The port: wait for the bot's and the chat's sending limits (``limits.py``)."""
+        if self.limits is not None:
+            await self.limits.pace(chat_id)
+
     async def send(self, message: Outgoing) -> DeliveryResult:
-        """The port: one attempt at a stored message, from its first part not yet accepted."""
+        """The port: one attempt at a stored message, from its first part not yet accepted;
+        a long message's later parts each wait for the limits too."""
         chunks = self.chunks(message.text, message.buttons)
-        return await send_parts(self.api, message.chat_id, chunks, start=message.parts_sent)
+        chat_id = message.chat_id
+        return await send_parts(self.api, chat_id, chunks, start=message.parts_sent,
+                                pace=None if self.limits is None else lambda: self.pace(chat_id))
 
     async def relay_queued(self) -> int:
         """Send every reply due now (tests, scripts); returns how many sends were attempted."""
         return await self.outbox.flush()
+
+
+def open_limits(config: TelegramChannelConfig, shared: SendLimiter | None) -> ChatLimits | None:
+    """The configured sending limits over ``shared`` (Redis) or this process's own limiter."""
+    limits = config.limits
+    if not limits.enabled:
+        return None
+    limiter = shared or MemorySendLimiter(Rate(limits.bot.messages, limits.bot.seconds))
+    private, group = limits.private_chat, limits.group_chat
+    return ChatLimits(
+        limiter, private=Rate(private.messages, private.seconds), group=Rate(group.messages, group.seconds)
+    )
 
 
 def open_channel(config: TelegramChannelConfig, token: str, core: ChannelCore) -> TelegramChannel:

@@ -102,16 +102,21 @@ async def send_parts(
     *,
     start: int = 0,
     message_thread_id: int | None = None,
+    pace: Callable[[], Awaitable[object]] | None = None,
 ) -> DeliveryResult:
     """One attempt: ``chunks[start:]`` in order, stopping at the first that is not accepted.
 
     ``parts_sent`` in the result counts every part accepted so far (``start`` included), so
-    the next attempt starts after them and never shows the customer a part twice.
+    the next attempt starts after them and never shows the customer a part twice. ``pace``
+    waits for the sending limits before every part but the attempt's first (which the outbox
+    reader paced before claiming the message).
     """
-    sent = min(max(start, 0), len(chunks))
+    first = sent = min(max(start, 0), len(chunks))
     for index in range(sent, len(chunks)):
         chunk = chunks[index]
         try:
+            if pace is not None and index > first:
+                await pace()
             await api.send_message(
                 chat_id, chunk.text, reply_markup=chunk.keyboard, message_thread_id=message_thread_id
             )

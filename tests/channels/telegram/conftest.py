@@ -143,6 +143,11 @@ async def telegram_bot(
         "DESKBOT_CHANNELS__TELEGRAM__REQUEST_TIMEOUT_SECONDS": "5",
         "DESKBOT_SECRETS__TELEGRAM_TOKEN": TOKEN,
         "DESKBOT_SECRETS__TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # The sending limits stay in the path, at a pace that keeps conversations quick
+        # (test_send_limits.py checks them at theirs).
+        "DESKBOT_CHANNELS__TELEGRAM__LIMITS__BOT__MESSAGES": "1000",
+        "DESKBOT_CHANNELS__TELEGRAM__LIMITS__PRIVATE_CHAT__SECONDS": "0.02",
+        "DESKBOT_CHANNELS__TELEGRAM__LIMITS__GROUP_CHAT__SECONDS": "0.4",
     }
     sqlite = backend == "sqlite"
     env |= storage_environ(request, tmp_path, redis_prefix, server=not sqlite)

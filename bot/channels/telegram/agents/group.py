@@ -34,7 +34,7 @@ from typing import Any
 
 from bot.channels.telegram.agents.buttons import CardButtons
 from bot.channels.telegram.agents.catch_up import missed_tickets
-from bot.channels.telegram.agents.chat import GroupChat
+from bot.channels.telegram.agents.chat import GroupChat, Pace
 from bot.channels.telegram.agents.inbox import GroupInbox
 from bot.channels.telegram.agents.lanes import TicketLanes
 from bot.channels.telegram.agents.ledger import UpdateLedger
@@ -61,10 +61,11 @@ class AgentsGroup:
         *,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        pace: Pace | None = None,
     ) -> None:
         self.settings = settings
         self.chat_id = settings.chat_id
-        self.chat = GroupChat(api, settings.chat_id, sleep=sleep)
+        self.chat = GroupChat(api, settings.chat_id, sleep=sleep, pace=pace)
         self.topics = TopicCreator(api, settings.chat_id, settings.topics_per_minute, clock=monotonic, sleep=sleep)
         self.sla = SlaWatch(desk.tickets, settings.sla_warn_minutes, clock=desk.clock)
         self.poster = CardPoster(self.chat, desk, settings, self.topics)

@@ -105,9 +105,8 @@ class CardPoster:
                 if thread_id is not None:  # remembered at once: a failed card is retried in this topic
                     async with self.tickets.session() as tx:
                         await telegram_links.set_topic(tx, ticket_id, thread_id, title)
-            sent = await self.chat.retry(
+            sent = await self.chat.post(
                 lambda: self.chat.api.send_message(chat_id, text, reply_markup=buttons, message_thread_id=thread_id),
-                "sendMessage",
             )
         except BaseException:
             if thread_id is None:
