@@ -40,6 +40,7 @@ from storage.tickets import SqlTicketStore, TicketStore
 if TYPE_CHECKING:
     from bot.channels.telegram.agents.setup import DeskAccess
     from bot.channels.telegram.channel import TelegramChannel
+    from bot.intake import QueuedIntake
     from storage.send_limits import SendLimiter
 
 log = logging.getLogger("deskbot.app")
@@ -63,6 +64,8 @@ class App:
     orders: OrderIdsRefresher  # swaps in the shop's order ids when the store's orders change
     telegram: TelegramChannel | None = None  # when channels.telegram.enabled; started by serve()
     metrics: Metrics = field(default_factory=Metrics)  # this app's Prometheus registry (GET /metrics)
+    # intake.queue redis, on the web front: deliveries go to the workers (bot/intake.py); None: inline
+    intake: QueuedIntake | None = None
 
 
 def build_policy(settings: Settings) -> Policy:

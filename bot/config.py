@@ -298,6 +298,25 @@ class LeaderConfig(Strict):
     ttl_seconds: float = Field(default=10.0, ge=1.0, le=300.0)
 
 
+class IntakeConfig(Strict):
+    """Where inbound deliveries wait for a turn (``bot/intake.py``, ``bot/worker.py``).
+
+    ``inline`` (the embedded default): the process that receives a message runs its turn.
+    ``redis``: the web front appends each delivery to a Redis stream, hashed by conversation
+    onto one of ``partitions`` streams, and ``deskbot worker`` processes handle them, one owner
+    per partition (a lease of ``lease_ttl_seconds``): in order per conversation, in parallel
+    across them. The REST channel and the web chat still answer with the turn's replies,
+    waiting at most ``answer_timeout_seconds`` (then 503 "retry shortly").
+    """
+
+    queue: Literal["inline", "redis"] = "inline"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    partitions: int = Field(default=16, ge=1, le=1024)
+    lease_ttl_seconds: float = Field(default=10.0, ge=0.5, le=300.0)
+    answer_timeout_seconds: float = Field(default=30.0, gt=0, le=600.0)
+    batch: int = Field(default=16, ge=1, le=1000)  # entries a partition's owner reads at once
+
+
 class Settings(Strict):
     languages: list[Literal["en", "zh"]] = ["en", "zh"]
     default_language: Literal["en", "zh"] = "en"
@@ -315,6 +334,7 @@ class Settings(Strict):
     logging: LoggingConfig = LoggingConfig()
     retention: RetentionConfig = RetentionConfig()
     leader: LeaderConfig = LeaderConfig()
+    intake: IntakeConfig = IntakeConfig()
     secrets: dict[str, SecretStr] = {}
 
     @model_validator(mode="after")

@@ -34,8 +34,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # top: may import everything below
     ("bot.cli",),  # the `deskbot` commands: build an App and run a front
     ("bot.web", "bot.rasa_actions"),  # HTTP fronts served around a built App
+    ("bot.worker",),  # `deskbot worker`: runs the queued intake's turns over a built App
     ("bot.app", "bot.leader"),  # the composition root; the leader runs its singletons in one process
-    ("bot.channels", "bot.jobs", "bot.metrics"),  # adapters, background jobs, the metrics the core reports to
+    ("bot.channels", "bot.jobs", "bot.metrics", "bot.intake"),  # adapters, jobs, metrics, the front's queue
     ("bot.config", "bot.logs"),  # the process's settings and logging: read at the edges, passed down
     ("bot.pipeline",),  # one turn: dedupe, customer, state, understand, handle, commit
     ("handlers", "desk"),  # the customer dialogue and the agents' services

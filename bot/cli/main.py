@@ -16,7 +16,7 @@ from bot.cli import data as data_cli
 from bot.cli import shop_check
 from bot.config import Settings, load_settings, masked
 from bot.logs import configure_logging
-from common.errors import DeskbotError
+from common.errors import ConfigError, DeskbotError
 from storage.models import TicketKind, TicketStatus
 
 
@@ -24,7 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deskbot", description="Customer-service chat and ticketing bot.")
     parser.add_argument("--config", help="configuration file (default: config.yaml or $DESKBOT_CONFIG)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="run the web chat, REST channel and API on web.host:web.port")
+    serve = sub.add_parser("serve", help="run the web chat, REST channel and API on web.host:web.port")
+    serve.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="intake.queue redis: also start N `deskbot worker` processes (stopped with the front)")
+    sub.add_parser("worker", help="intake.queue redis: run the turns the web fronts queued")
     sub.add_parser("chat", help="talk to the bot in this terminal")
     sub.add_parser("migrate", help="bring the database schema up to date")
     train = sub.add_parser("train", help="(re)train the intent classifier")
@@ -224,7 +227,14 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             from bot.web.app import serve
 
             settings.check_serving()
+            if args.workers:
+                return _serve_with_workers(settings, args, serve)
             asyncio.run(_serve(settings, serve))
+            return 0
+        if args.command == "worker":
+            from bot.worker import run_worker
+
+            asyncio.run(_serve(settings, run_worker))
             return 0
         if args.command == "rasa-actions":
             return _rasa_actions(settings, args.host, args.port)
@@ -262,6 +272,20 @@ def _rasa_actions(settings: Settings, host: str, port: int) -> int:
         )
         return 2
     asyncio.run(_serve(settings, lambda s: serve(s, host, port)))
+    return 0
+
+
+def _serve_with_workers(settings: Settings, args: argparse.Namespace, serve: Any) -> int:
+    """The front plus ``--workers`` worker processes, started once the schema is migrated."""
+    from bot.worker import worker_processes
+
+    if settings.intake.queue != "redis":
+        raise ConfigError("--workers needs intake.queue: redis (DESKBOT_INTAKE__QUEUE=redis)")
+    if args.workers < 0:
+        raise ConfigError("--workers must be 0 or more")
+    asyncio.run(_migrate(settings))
+    with worker_processes(args.workers, ["--config", args.config] if args.config else []):
+        asyncio.run(serve(settings))
     return 0
 
 

@@ -25,6 +25,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,9 @@ def create_web_app(app: App) -> FastAPI:
     if app.telegram is not None:
         from bot.web.telegram import build_router as telegram_router
 
-        api.include_router(telegram_router(app.telegram, settings.secrets.get("telegram_webhook_secret")))
+        api.include_router(
+            telegram_router(app.telegram, settings.secrets.get("telegram_webhook_secret"), app.intake)
+        )
     # Middleware order, outermost first (add_middleware puts each new one outside).
     api.add_middleware(BodyLimitMiddleware, max_bytes=settings.web.max_body_bytes)
     api.add_middleware(SecurityHeadersMiddleware, hsts=settings.web.secure_cookies)
@@ -329,7 +332,11 @@ async def serve(settings: Settings, **build_kwargs: Any) -> None:
 
     Extra keyword arguments go to :func:`~bot.app.build_app` (``classifier``, ``create_schema``).
     """
-    async with build_app(settings, **build_kwargs) as app:
+    async with build_app(settings, **build_kwargs) as app, AsyncExitStack() as queued:
+        if settings.intake.queue == "redis":  # a front: `deskbot worker` processes run the turns
+            from bot.intake import open_queued_intake
+
+            app.intake = await queued.enter_async_context(open_queued_intake(settings))
         server = uvicorn_server(create_web_app(app), settings)
         if app.telegram is not None:
             # The webhook and the outbox here; the long poll and the agents' group's posting

@@ -330,7 +330,7 @@ def build_router(app: App) -> APIRouter:
         incoming = parse_incoming(data, max_chars)
         issued = await proofs.for_message(request.headers, data.get("metadata") or {}, incoming.user_id)
         try:
-            replies = await app.pipeline.handle(incoming)
+            replies = await (app.intake or app.pipeline).handle(incoming)  # queued: a worker's turn
         except DeliveryInFlight:
             raise HTTPException(503, "this message_id is still being processed; retry shortly",
                                 headers={"Retry-After": "1"}) from None

@@ -36,6 +36,7 @@ from common.errors import StorageError
 
 if TYPE_CHECKING:
     from bot.channels.telegram.channel import TelegramChannel
+    from bot.intake import QueuedIntake
 
 log = logging.getLogger("deskbot.telegram.web")
 
@@ -44,9 +45,12 @@ FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
 FILE_PATH = re.compile(r"^[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+){0,7}$")  # "photos/file_12.jpg"
 
 
-def build_router(channel: TelegramChannel, hook_secret: SecretStr | None) -> APIRouter:
+def build_router(
+    channel: TelegramChannel, hook_secret: SecretStr | None, intake: QueuedIntake | None = None
+) -> APIRouter:
     """The routes over ``channel``; ``hook_secret`` is ``secrets.telegram_webhook_secret``
-    (None: every webhook call is refused)."""
+    (None: every webhook call is refused). With ``intake`` (``intake.queue: redis``) an update
+    is confirmed once it is in the intake stream, and a worker's channel processes it."""
     router = APIRouter(prefix="/telegram", tags=["telegram"])
 
     @router.post("/webhook", summary="Telegram Bot API webhook (checks the secret-token header)",
@@ -60,7 +64,10 @@ def build_router(channel: TelegramChannel, hook_secret: SecretStr | None) -> API
         if not isinstance(raw.get("update_id"), int):
             raise HTTPException(422, "not a Telegram update: 'update_id' must be an integer")
         try:
-            await channel.feed_webhook(raw)  # returns once the update is stored
+            if intake is not None:
+                await intake.submit_telegram(raw)  # stored in the stream: a worker runs it
+            else:
+                await channel.feed_webhook(raw)  # returns once the update is stored
         except Exception as exc:  # noqa: BLE001 - not stored: Telegram must send it again
             log.error("webhook update not stored; answering 503 so Telegram redelivers it",
                       exc_info=not isinstance(exc, StorageError),

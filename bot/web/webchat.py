@@ -225,7 +225,7 @@ def build_router(app: App) -> APIRouter:
             replies_in_answer=True,
         )
         try:
-            replies = await app.pipeline.handle(incoming)
+            replies = await (app.intake or app.pipeline).handle(incoming)  # queued: a worker's turn
         except DeliveryInFlight:
             raise HTTPException(503, "this message is still being processed; retry shortly",
                                 headers={"Retry-After": "1"}) from None
