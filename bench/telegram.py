@@ -88,6 +88,9 @@ def settings_for(tmp: Path, name: str, base: str, library: str, mode: str) -> Se
             "DESKBOT_CHANNELS__TELEGRAM__API_BASE": base,
             "DESKBOT_SECRETS__TELEGRAM_TOKEN": TOKEN,
             "DESKBOT_SECRETS__TELEGRAM_WEBHOOK_SECRET": SECRET,
+            # The adapter's own cost is measured, not Telegram's flood limits (1 reply/s per chat,
+            # 30/s per bot), which would set the pace: bench/send_limits.py measures the limiter.
+            "DESKBOT_CHANNELS__TELEGRAM__LIMITS__ENABLED": "false",
         },
     )
 

@@ -182,11 +182,14 @@ class RedisSendLimiter(SendLimiter):
     """``RedisSendLimiter(redis, keys, bot)``: the budget every process sending as ``name`` shares.
 
     ``clock`` (seconds) replaces Redis's ``TIME`` in tests; keys expire a second after their TAT,
-    so a key left behind still tells late requests to wait.
+    so a key left behind still tells late requests to wait. At most ``in_flight`` bookings are
+    on the wire at once: hundreds of chats may want a turn at the same moment, and the client
+    is shared (the state store's), whose pool refuses connections beyond its size (redis-py 8:
+    ``MaxConnectionsError`` at 100) instead of queueing them.
     """
 
     def __init__(self, redis: Redis, keys: KeyBuilder, bot: Rate, *, name: str = "telegram",
-                 clock: Clock | None = None, sleep: Sleep | None = None) -> None:
+                 clock: Clock | None = None, sleep: Sleep | None = None, in_flight: int = 8) -> None:
         self.redis = redis
         self.keys = keys
         self.bot = bot
@@ -194,8 +197,13 @@ class RedisSendLimiter(SendLimiter):
         self.clock = clock
         self._sleeper = sleep
         self._script = redis.register_script(_GCRA)
+        self._in_flight = asyncio.Semaphore(in_flight)
 
     async def reserve(self, chat: str, rate: Rate) -> Turn:
+        async with self._in_flight:
+            return await self._reserve(chat, rate)
+
+    async def _reserve(self, chat: str, rate: Rate) -> Turn:
         now = "" if self.clock is None else str(_us(self.clock()))
         with _translated():
             granted, wait = await self._script(

@@ -9,6 +9,7 @@ shares the bot's budget (several processes, one token), and keys are the app's a
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -163,3 +164,37 @@ def test_a_rate_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         Rate(1, 0.0)
     assert Rate(20, 60.0).interval == 3.0
+
+
+class Counting(SendLimiter):
+    """Counts the bookings asked of the limiter it wraps."""
+
+    def __init__(self, inner: SendLimiter) -> None:
+        self.inner, self.bot, self.calls = inner, inner.bot, 0
+
+    async def reserve(self, chat: str, rate: Rate) -> Turn:
+        self.calls += 1
+        return await self.inner.reserve(chat, rate)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_hundreds_of_waiting_chats_book_once_each_without_exhausting_the_client(
+    backend: str, request: pytest.FixtureRequest, redis_prefix: str
+) -> None:
+    """300 chats want a turn at once (real time, a fast bot rate): each books once and sleeps
+    once — nobody polls — and the shared client's pool (100 connections) is never exhausted."""
+    redis: Redis | None = None
+    if backend == "memory":
+        inner: SendLimiter = MemorySendLimiter(Rate(20_000, 1.0))
+    else:
+        url: str = request.getfixturevalue("redis_server")
+        redis = Redis.from_url(url)
+        inner = RedisSendLimiter(redis, KeyBuilder(redis_prefix), Rate(20_000, 1.0))
+    try:
+        limiter = Counting(inner)
+        waited = await asyncio.gather(*(limiter.acquire(f"chat{i}", PRIVATE) for i in range(300)))
+        assert limiter.calls == 300 and len(waited) == 300
+    finally:
+        if redis is not None:
+            await redis.aclose()
+            await _delete_keys(request.getfixturevalue("redis_server"), redis_prefix)
