@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from common.errors import StoreUnavailable
 from handlers.context import Services
 from knowledge.order_ids import OrderIds
 from storage.tickets import TicketStore
@@ -72,6 +73,9 @@ class OrderIdsRefresher:
             self._checked_at = now
             try:
                 return await self._refresh()
+            except StoreUnavailable as exc:  # an outage (/readyz reports it): a later turn looks again
+                log.warning("order ids not refreshed: the store is unavailable", extra={"error": str(exc)})
+                return False
             except Exception:  # noqa: BLE001 - a failed refresh must not fail the customer's turn
                 log.exception("order ids not refreshed")
                 return False
