@@ -4,8 +4,8 @@
 questions, returns forms, status checks, some complaints and handoffs), against two
 baselines measured in the same process on the same machine:
   * classify-only: the classifier alone on the same texts (the CPU floor);
-  * bare-insert: one SQLAlchemy insert + commit per message on the same SQLite file
-    (the storage floor).
+  * bare-insert: one one-row insert + commit per message on the same SQLite file, through
+    the ticket store's ``insert_messages`` (the statement a turn uses; the storage floor).
 Run: ``.venv/bin/python bench/pipeline.py [--messages N] [--customers N] [--concurrency N]``
 """
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import build_app  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from common.messages import Incoming  # noqa: E402
-from storage.models import Author, DeliveryStatus, Direction, Message  # noqa: E402
+from storage.models import Author, DeliveryStatus, Direction  # noqa: E402
 from tests.factories import add_orders, order  # noqa: E402
 
 SCRIPTS = [
@@ -92,10 +92,11 @@ async def run(messages: int, customers: int, concurrency: int) -> None:
             customer, _ = await tx.resolve_customer("bench", "baseline", "baseline")
         started = time.perf_counter()
         for n in range(messages):
+            # Through the store's public method, the one a turn uses for its messages.
             async with app.tickets.session() as tx:
-                tx.db.add(Message(customer_id=customer.id, channel="bench", chat_id="b", direction=Direction.INBOUND,
-                                  author=Author.CUSTOMER, text=texts[n % len(texts)],
-                                  status=DeliveryStatus.RECEIVED))
+                await tx.insert_messages([{"customer_id": customer.id, "channel": "bench", "chat_id": "b",
+                                           "direction": Direction.INBOUND, "author": Author.CUSTOMER,
+                                           "text": texts[n % len(texts)], "status": DeliveryStatus.RECEIVED}])
         insert_rate = messages / (time.perf_counter() - started)
 
         latencies: list[float] = []
