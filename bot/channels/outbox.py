@@ -14,10 +14,12 @@ channel's port (``bot/channels/port.py``), one row at a time per chat:
 
 A chat's rows go in id order and a held chat (waiting out its ``retry_after``) holds only
 itself: other chats keep sending, at most ``concurrency`` at once. Before claiming a row the
-reader waits for the channel's sending limits (``Channel.pace``: Telegram's per-bot and
-per-chat rates, ``storage/send_limits.py``), so the wait happens unclaimed and outside the
-``concurrency`` slots: a chat waiting its turn holds no other chat up, and a process that dies
-while waiting leaves the row QUEUED, not "interrupted". A row left SENDING past
+reader books the chat's turn under the channel's sending limits (``Channel.turn``: Telegram's
+per-bot and per-chat rates, ``storage/send_limits.py``) and sleeps until it, unclaimed and
+outside the ``concurrency`` slots: a chat waiting its turn holds no other chat up, and a
+process that dies while waiting leaves the row QUEUED, not "interrupted". ``deliver`` stops
+waiting for a chat as soon as it has to wait for its turn, so the intake (a polling batch, a
+worker's partition, a webhook call) is never held up by the limits. A row left SENDING past
 its lease means the process died during the call: nobody knows whether it arrived, so it is
 FAILED "interrupted while sending" with an event, never sent a second time. So every reply
 is delivered exactly once or marked failed (a timeout the platform in fact accepted is the
@@ -115,6 +117,8 @@ class OutboxReader:
         self.attempted = 0  # send attempts so far (tests, logs)
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._drains: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}  # deliver() calls, per chat
+        self._pacing: set[str] = set()  # chats whose drain sleeps until its turn
         self._again: set[str] = set()
         self._wanted = asyncio.Event()
         self._next_due: datetime | None = None
@@ -160,7 +164,8 @@ class OutboxReader:
     # -- entry points ----------------------------------------------------------------------
     async def deliver(self, replies: Sequence[Outgoing]) -> None:
         """A turn's replies, right after its commit: their chats are sent to now (one attempt
-        per row; a held row is retried later by the reader, the caller never waits it out)."""
+        per row; a held row is retried later by the reader, the caller never waits it out, nor
+        a chat's turn under the sending limits: those rows go out from the background)."""
         if self._closing:
             return
         chats: list[str] = []
@@ -169,17 +174,33 @@ class OutboxReader:
                 await self._send_unstored(reply)
             elif reply.chat_id not in chats:
                 chats.append(reply.chat_id)
-        tasks = [self._kick(chat) for chat in chats]
-        if tasks:
-            # Shielded: an intake that gives up waiting must not cut a send in half.
-            await asyncio.shield(asyncio.gather(*tasks, return_exceptions=True))
+        waits: list[asyncio.Future[None]] = []
+        loop = asyncio.get_running_loop()
+        for chat in chats:
+            released: asyncio.Future[None] = loop.create_future()
+            self._waiters.setdefault(chat, []).append(released)
+            self._kick(chat)
+            if chat in self._pacing:
+                released.set_result(None)  # its drain sleeps until the chat's turn: not waited for
+            waits.append(released)
+        if waits:
+            # Never cancels a drain: an intake that gives up waiting must not cut a send in half.
+            try:
+                await asyncio.wait(waits)
+            finally:
+                for chat, released in zip(chats, waits, strict=True):
+                    self._release(chat, released)
+
+    async def idle(self) -> None:
+        """Wait until no chat is being sent to (tests, scripts): paced rows included."""
+        while self._drains:
+            await asyncio.gather(*list(self._drains.values()), return_exceptions=True)
 
     async def flush(self) -> int:
         """Sweep now and wait until every chat due now was attempted; returns the attempts made."""
         before = self.attempted
         await self.sweep()
-        while self._drains:
-            await asyncio.gather(*list(self._drains.values()), return_exceptions=True)
+        await self.idle()
         return self.attempted - before
 
     async def sweep(self) -> None:
@@ -235,6 +256,33 @@ class OutboxReader:
                     return
         finally:
             del self._drains[chat]
+            self._release(chat)
+
+    def _release(self, chat: str, only: asyncio.Future[None] | None = None) -> None:
+        """Let ``deliver`` calls waiting for ``chat`` (or just ``only``) return."""
+        waiters = self._waiters.get(chat, [])
+        for waiter in [only] if only is not None else list(waiters):
+            if not waiter.done():
+                waiter.set_result(None)
+            if waiter in waiters:
+                waiters.remove(waiter)
+        if not waiters:
+            self._waiters.pop(chat, None)
+
+    async def _pace(self, chat: str) -> None:
+        """Book the chat's next send under the channel's limits and sleep until it; a wait
+        first releases the ``deliver`` calls waiting for this chat."""
+        while True:
+            turn = await self.channel.turn(chat)
+            if turn.wait > 0:
+                self._release(chat)
+                self._pacing.add(chat)
+                try:
+                    await asyncio.sleep(turn.wait)
+                finally:
+                    self._pacing.discard(chat)
+            if turn.granted:
+                return
 
     async def _drain_once(self, chat: str) -> None:
         limit = 20
@@ -249,7 +297,7 @@ class OutboxReader:
                     return  # held: the chat waits, in order
                 if self._closing:
                     return
-                await self.channel.pace(row.chat_id)  # the platform's sending limits, before the claim
+                await self._pace(chat)  # the platform's sending limits, before the claim
                 result = await self._send_row(row)
                 if result is None or not result.final:
                     return
@@ -321,7 +369,7 @@ class OutboxReader:
     async def _send_unstored(self, reply: Outgoing) -> None:
         """A reply with no row (the apology when the database itself failed): one attempt."""
         try:
-            await self.channel.pace(reply.chat_id)
+            await self._pace(reply.chat_id)
             result = await self.channel.send(reply)
         except Exception:  # noqa: BLE001
             log.exception("unstored reply not sent", extra={"channel": self.name})

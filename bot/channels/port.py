@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from common.messages import Outgoing
+from storage.send_limits import Turn
 
 
 class Outcome(str, enum.Enum):
@@ -67,9 +68,11 @@ class Channel(ABC):
         """One attempt to deliver ``message`` (its parts from ``message.parts_sent`` on);
         never raises for a platform error, never sleeps through a rate limit."""
 
-    async def pace(self, chat_id: str) -> None:
-        """Wait until the platform's sending limits allow one more message to ``chat_id``, and
-        count it (the reader calls this before each send; none here)."""
+    async def turn(self, chat_id: str) -> Turn:
+        """Book the next message to ``chat_id`` under the platform's sending limits: granted,
+        it may go ``wait`` seconds from now; not granted, ask again after ``wait`` (nothing was
+        booked). The reader asks before each send; no limits here."""
+        return Turn(True, 0.0)
 
     @abstractmethod
     async def close(self) -> None:

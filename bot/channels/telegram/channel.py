@@ -40,7 +40,7 @@ from bot.pipeline import DeliveryInFlight, Pipeline
 from common.errors import StorageError
 from common.messages import Button, Outgoing
 from storage.events import EventBus
-from storage.send_limits import MemorySendLimiter, Rate, SendLimiter
+from storage.send_limits import MemorySendLimiter, Rate, SendLimiter, Turn
 from storage.tickets import TicketStore
 
 if TYPE_CHECKING:
@@ -232,8 +232,14 @@ class TelegramChannel(Channel):
     def chunks(self, text: str, buttons: Sequence[Button] = ()) -> list[Chunk]:
         return render(Outgoing(CHANNEL, "", text, tuple(buttons)), self.codec)
 
+    async def turn(self, chat_id: str) -> Turn:
+        """The port: book the chat's next send under the bot's and the chat's limits (``limits.py``)."""
+        if self.limits is None:
+            return Turn(True, 0.0)
+        return await self.limits.reserve(chat_id)
+
     async def pace(self, chat_id: str) -> None:
-        """The port: wait for the bot's and the chat's sending limits (``limits.py``)."""
+        """Wait for the chat's next turn and take it (a long message's later parts, the agents' group)."""
         if self.limits is not None:
             await self.limits.pace(chat_id)
 

@@ -17,7 +17,7 @@ import logging
 import time
 
 from common.errors import StorageError
-from storage.send_limits import MemorySendLimiter, Rate, SendLimiter
+from storage.send_limits import MemorySendLimiter, Rate, SendLimiter, Turn
 
 log = logging.getLogger("deskbot.telegram.limits")
 RETRY_SHARED = 30.0
@@ -41,6 +41,16 @@ class ChatLimits:
     def rate_for(self, chat_id: int | str) -> Rate:
         return self.group if is_group(chat_id) else self.private
 
+    async def reserve(self, chat_id: int | str) -> Turn:
+        """Book ``chat_id``'s next send if it may send (see ``SendLimiter.reserve``)."""
+        chat, rate = str(chat_id), self.rate_for(chat_id)
+        if time.monotonic() >= self._local_until:
+            try:
+                return await self.limiter.reserve(chat, rate)
+            except StorageError as exc:
+                self._fall_back(exc)
+        return await self._local.reserve(chat, rate)
+
     async def pace(self, chat_id: int | str) -> float:
         """Wait for ``chat_id``'s next turn and take it; returns the seconds waited."""
         chat, rate = str(chat_id), self.rate_for(chat_id)
@@ -48,10 +58,13 @@ class ChatLimits:
             try:
                 return await self.limiter.acquire(chat, rate)
             except StorageError as exc:
-                log.warning("shared send limits unavailable; this process limits itself",
-                            extra={"error": str(exc), "for_seconds": RETRY_SHARED})
-                self._local_until = time.monotonic() + RETRY_SHARED
+                self._fall_back(exc)
         return await self._local.acquire(chat, rate)
+
+    def _fall_back(self, exc: StorageError) -> None:
+        log.warning("shared send limits unavailable; this process limits itself",
+                    extra={"error": str(exc), "for_seconds": RETRY_SHARED})
+        self._local_until = time.monotonic() + RETRY_SHARED
 
     async def close(self) -> None:
         await self.limiter.close()

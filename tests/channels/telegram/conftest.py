@@ -72,10 +72,12 @@ class TelegramBot:
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     async def deliver(self, push: Awaitable[int], times: int = 1) -> int:
-        """Push an update and wait until the channel has handled it ``times`` times."""
+        """Push an update and wait until the channel has handled it ``times`` times and sent
+        its replies (those the sending limits paced are sent after the update was handled)."""
         update_id = await push
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.handled[update_id] >= times), 30)
+        await asyncio.wait_for(self.channel.outbox.idle(), 30)
         return update_id
 
     async def say(self, user: int, text: str, **kwargs: Any) -> list[str]:

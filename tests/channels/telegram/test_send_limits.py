@@ -26,6 +26,7 @@ from bot.app import App, build_app
 from bot.channels.telegram.api import CHANNEL
 from bot.channels.telegram.channel import TelegramChannel
 from bot.config import load_settings
+from common.messages import Outgoing
 from intents.classifier import BuiltinClassifier
 from storage.models import Author, DeliveryStatus, Direction, Priority, TicketKind
 from storage.send_limits import MemorySendLimiter, RedisSendLimiter
@@ -228,3 +229,23 @@ async def test_the_agents_group_posts_within_the_group_limit(limited: Limited) -
     assert min(gaps(times)) >= GROUP_SECONDS / GROUP_MESSAGES * (1 - TOLERANCE)
     numbers = sorted(m.group(0) for c, _ in cards() if (m := re.search(r"T-\d+", c.params["text"])))
     assert numbers == [f"T-{1001 + i}" for i in range(5)]  # one card each
+
+
+@pytest.mark.parametrize("limits_env", [{"DESKBOT_CHANNELS__TELEGRAM__LIMITS__PRIVATE_CHAT__SECONDS": "1.5"}])
+async def test_a_turn_is_not_held_up_by_its_chats_turn(limited: Limited) -> None:
+    """``deliver`` (what a polling batch, a worker or a webhook call awaits after a turn) returns
+    once the chat must wait for its turn: the intake is never paced, only the sends are."""
+    await limited.queue("601", "first")
+    await limited.channel.relay_queued()
+    second = await limited.queue("601", "second")  # 601 must now wait 1.5 s for its turn
+    other = await limited.queue("602", "another customer")
+    await limited.channel.outbox.deliver([
+        Outgoing(CHANNEL, "601", "second", message_id=second[0]),
+        Outgoing(CHANNEL, "602", "another customer", message_id=other[0]),
+    ])
+    assert [c.params["text"] for c, _ in limited.sends("602")] == ["another customer"]
+    assert [c.params["text"] for c, _ in limited.sends("601")] == ["first"]  # not yet: its turn is to come
+    await limited.channel.outbox.idle()
+    sent = limited.sends("601")
+    assert [c.params["text"] for c, _ in sent] == ["first", "second"]
+    assert sent[1][1] - sent[0][1] >= 1.5 * (1 - TOLERANCE)
