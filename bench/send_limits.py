@@ -87,8 +87,10 @@ async def main() -> None:
 
     memory_us, dict_us = await per_call(MemorySendLimiter(FAST), args.calls), await dict_baseline(args.calls)
     ratio, seconds = await contention(MemorySendLimiter(bot), 200)
-    print(f"memory: {memory_us:.2f} µs/booking vs dict update {dict_us:.2f} µs (x{memory_us / dict_us:.1f}); "
-          f"200 waiters at 2000/s: {ratio:.2f} bookings/send, {seconds:.3f} s (ideal 0.100 s)")
+    print(
+        f"memory: {memory_us:.2f} µs/booking vs dict update {dict_us:.2f} µs (x{memory_us / dict_us:.1f}); "
+        f"200 waiters at 2000/s: {ratio:.2f} bookings/send, {seconds:.3f} s (ideal 0.100 s)"
+    )
 
     redis = Redis.from_url(args.redis)
     prefix = f"bench-send-limits:{uuid.uuid4().hex[:8]}"
@@ -102,8 +104,10 @@ async def main() -> None:
         redis_us = await per_call(RedisSendLimiter(redis, keys, FAST), args.calls)
         get_us = await redis_baseline(redis, f"{prefix}:absent", args.calls)
         ratio, seconds = await contention(RedisSendLimiter(redis, keys, bot), 200)
-        print(f"redis:  {redis_us:.1f} µs/booking vs GET round trip {get_us:.1f} µs (x{redis_us / get_us:.2f}); "
-              f"200 waiters at 2000/s: {ratio:.2f} bookings/send, {seconds:.3f} s (ideal 0.100 s)")
+        print(
+            f"redis:  {redis_us:.1f} µs/booking vs GET round trip {get_us:.1f} µs (x{redis_us / get_us:.2f}); "
+            f"200 waiters at 2000/s: {ratio:.2f} bookings/send, {seconds:.3f} s (ideal 0.100 s)"
+        )
     finally:
         found = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=1000)]
         if found:

@@ -109,8 +109,9 @@ class SendLimiter(ABC):
 class MemorySendLimiter(SendLimiter):
     """The embedded default: this process is the only sender."""
 
-    def __init__(self, bot: Rate, *, clock: Clock = time.monotonic, sleep: Sleep | None = None,
-                 max_chats: int = 10_000) -> None:
+    def __init__(
+        self, bot: Rate, *, clock: Clock = time.monotonic, sleep: Sleep | None = None, max_chats: int = 10_000
+    ) -> None:
         self.bot = bot
         self.clock = clock
         self._sleeper = sleep
@@ -188,8 +189,17 @@ class RedisSendLimiter(SendLimiter):
     ``MaxConnectionsError`` at 100) instead of queueing them.
     """
 
-    def __init__(self, redis: Redis, keys: KeyBuilder, bot: Rate, *, name: str = "telegram",
-                 clock: Clock | None = None, sleep: Sleep | None = None, in_flight: int = 8) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: KeyBuilder,
+        bot: Rate,
+        *,
+        name: str = "telegram",
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+        in_flight: int = 8,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.bot = bot

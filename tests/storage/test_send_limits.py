@@ -96,7 +96,9 @@ async def test_waiting_chats_book_the_bots_slots_in_order(make_limiter: tuple[Ma
     assert [t.wait for t in turns] == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4], abs=1e-5)
 
 
-async def test_a_group_never_gets_more_than_its_messages_in_a_rolling_window(make_limiter: tuple[Make, FakeTime]) -> None:
+async def test_a_group_never_gets_more_than_its_messages_in_a_rolling_window(
+    make_limiter: tuple[Make, FakeTime],
+) -> None:
     make, clock = make_limiter
     limiter = make(Rate(30, 1.0))
     grants: list[float] = []
@@ -136,8 +138,11 @@ async def test_limiters_on_one_redis_share_the_bot_budget(redis_server: str, red
         turn = await one.reserve("2", PRIVATE)  # chat 2's own turn, whoever sends
         assert not turn.granted and turn.wait == pytest.approx(1.0, abs=1e-5)
         keys = sorted([k.decode() async for k in redis.scan_iter(match=f"{redis_prefix}:*")])
-        assert keys == [f"{redis_prefix}:sendlimit:telegram", f"{redis_prefix}:sendlimit:telegram:chat:1",
-                        f"{redis_prefix}:sendlimit:telegram:chat:2"]
+        assert keys == [
+            f"{redis_prefix}:sendlimit:telegram",
+            f"{redis_prefix}:sendlimit:telegram:chat:1",
+            f"{redis_prefix}:sendlimit:telegram:chat:2",
+        ]
         ttls = [await redis.pttl(key) for key in keys]
         assert all(0 < ttl <= 2_500 for ttl in ttls), ttls  # a second after its TAT: gone once idle
     finally:

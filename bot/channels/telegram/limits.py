@@ -62,8 +62,10 @@ class ChatLimits:
         return await self._local.acquire(chat, rate)
 
     def _fall_back(self, exc: StorageError) -> None:
-        log.warning("shared send limits unavailable; this process limits itself",
-                    extra={"error": str(exc), "for_seconds": RETRY_SHARED})
+        log.warning(
+            "shared send limits unavailable; this process limits itself",
+            extra={"error": str(exc), "for_seconds": RETRY_SHARED},
+        )
         self._local_until = time.monotonic() + RETRY_SHARED
 
     async def close(self) -> None:

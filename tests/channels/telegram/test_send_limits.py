@@ -21,15 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from bot.app import App, build_app
 from bot.channels.telegram.api import CHANNEL
 from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.limits import ChatLimits
 from bot.config import load_settings
 from common.messages import Outgoing
 from intents.classifier import BuiltinClassifier
 from storage.models import Author, DeliveryStatus, Direction, Priority, TicketKind
-from storage.send_limits import MemorySendLimiter, RedisSendLimiter
+from storage.send_limits import MemorySendLimiter, Rate, RedisSendLimiter
+from storage.state import KeyBuilder
 from tests.conftest import _delete_keys, empty_tables, storage_environ
 from tests.fakes.telegram_server import TOKEN, Call, FakeTelegram
 
@@ -55,9 +58,11 @@ class Limited:
 
     def sends(self, chat: str, *, ok_only: bool = True) -> list[tuple[Call, float]]:
         """sendMessage calls to ``chat`` as they arrived (and were accepted, unless ``ok_only=False``)."""
-        return [(c, t) for c, t in self.arrivals
-                if c.method == "sendMessage" and str(c.params.get("chat_id")) == chat
-                and (c.status == 200 or not ok_only)]
+        return [
+            (c, t)
+            for c, t in self.arrivals
+            if c.method == "sendMessage" and str(c.params.get("chat_id")) == chat and (c.status == 200 or not ok_only)
+        ]
 
     async def queue(self, chat: str, *texts: str) -> list[int]:
         """Replies written to the outbox for ``chat`` (as an agent's would be), not yet sent."""
@@ -69,14 +74,30 @@ class Limited:
         async with self.app.tickets.session() as tx:
             for chat, chat_texts in texts.items():
                 customer, _ = await tx.resolve_customer(CHANNEL, chat, chat)
-                ticket = await tx.open_ticket(customer, kind=TicketKind.HANDOFF, subject="help", channel=CHANNEL,
-                                              actor="test", priority=Priority.NORMAL)
-                ids[chat] = await tx.insert_messages([
-                    {"customer_id": customer.id, "ticket_id": ticket.id, "channel": CHANNEL, "chat_id": chat,
-                     "direction": Direction.OUTBOUND, "author": Author.AGENT, "text": text,
-                     "status": DeliveryStatus.QUEUED, "payload": {}}
-                    for text in chat_texts
-                ])
+                ticket = await tx.open_ticket(
+                    customer,
+                    kind=TicketKind.HANDOFF,
+                    subject="help",
+                    channel=CHANNEL,
+                    actor="test",
+                    priority=Priority.NORMAL,
+                )
+                ids[chat] = await tx.insert_messages(
+                    [
+                        {
+                            "customer_id": customer.id,
+                            "ticket_id": ticket.id,
+                            "channel": CHANNEL,
+                            "chat_id": chat,
+                            "direction": Direction.OUTBOUND,
+                            "author": Author.AGENT,
+                            "text": text,
+                            "status": DeliveryStatus.QUEUED,
+                            "payload": {},
+                        }
+                        for text in chat_texts
+                    ]
+                )
         return ids
 
     async def statuses(self, ids: list[int]) -> list[DeliveryStatus]:
@@ -92,7 +113,10 @@ def limits_env() -> dict[str, str]:
 
 @pytest.fixture(params=VARIANTS, ids=["-".join(v) for v in VARIANTS])
 async def limited(
-    request: pytest.FixtureRequest, tmp_path: Path, trained_classifier: BuiltinClassifier, redis_prefix: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    trained_classifier: BuiltinClassifier,
+    redis_prefix: str,
     limits_env: dict[str, str],
 ) -> AsyncIterator[Limited]:
     library, backend = request.param
@@ -239,13 +263,38 @@ async def test_a_turn_is_not_held_up_by_its_chats_turn(limited: Limited) -> None
     await limited.channel.relay_queued()
     second = await limited.queue("601", "second")  # 601 must now wait 1.5 s for its turn
     other = await limited.queue("602", "another customer")
-    await limited.channel.outbox.deliver([
-        Outgoing(CHANNEL, "601", "second", message_id=second[0]),
-        Outgoing(CHANNEL, "602", "another customer", message_id=other[0]),
-    ])
+    await limited.channel.outbox.deliver(
+        [
+            Outgoing(CHANNEL, "601", "second", message_id=second[0]),
+            Outgoing(CHANNEL, "602", "another customer", message_id=other[0]),
+        ]
+    )
     assert [c.params["text"] for c, _ in limited.sends("602")] == ["another customer"]
     assert [c.params["text"] for c, _ in limited.sends("601")] == ["first"]  # not yet: its turn is to come
     await limited.channel.outbox.idle()
     sent = limited.sends("601")
     assert [c.params["text"] for c, _ in sent] == ["first", "second"]
     assert sent[1][1] - sent[0][1] >= 1.5 * (1 - TOLERANCE)
+
+
+def test_a_chats_kind_is_read_from_its_id() -> None:
+    limits = ChatLimits(MemorySendLimiter(Rate(30, 1.0)), private=Rate(1, 1.0), group=Rate(20, 60.0))
+    assert limits.rate_for(501) == limits.rate_for("501") == Rate(1, 1.0)
+    assert limits.rate_for(-100777) == limits.rate_for("-4242") == Rate(20, 60.0)
+
+
+async def test_without_redis_the_process_limits_itself(caplog: pytest.LogCaptureFixture) -> None:
+    """The shared limiter unreachable: replies still go, under this process's own limits."""
+    unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        limits = ChatLimits(
+            RedisSendLimiter(unreachable, KeyBuilder("deskbot-test-nowhere"), Rate(30, 1.0)),
+            private=Rate(1, 60.0),
+            group=Rate(20, 60.0),
+        )
+        assert (await limits.reserve("701")).granted
+        turn = await limits.reserve("701")  # the local limiter remembers: 60 s until 701's next turn
+        assert not turn.granted and turn.wait > 59
+        assert "shared send limits unavailable" in caplog.text
+    finally:
+        await unreachable.aclose()
