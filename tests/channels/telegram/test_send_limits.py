@@ -14,6 +14,7 @@ on Redis state, i.e. through the shared Redis limiter.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -54,6 +55,7 @@ class Limited:
     channel: TelegramChannel
     fake: FakeTelegram
     backend: str
+    env: dict[str, str]
     arrivals: list[tuple[Call, float]] = field(default_factory=list)
 
     def sends(self, chat: str, *, ok_only: bool = True) -> list[tuple[Call, float]]:
@@ -144,7 +146,7 @@ async def limited(
             assert channel is not None and channel.limits is not None
             shared = RedisSendLimiter if not sqlite else MemorySendLimiter
             assert isinstance(channel.limits.limiter, shared)  # Redis state → the shared budget
-            bot = Limited(app, channel, fake, backend)
+            bot = Limited(app, channel, fake, backend, env)
             fake.observers.append(lambda call: bot.arrivals.append((call, time.monotonic())))
             fake.make_forum(AGENTS_CHAT)  # used when a test sets channels.telegram.agents_chat_id
             await channel.start(polling=False)
@@ -298,3 +300,33 @@ async def test_without_redis_the_process_limits_itself(caplog: pytest.LogCapture
         assert "shared send limits unavailable" in caplog.text
     finally:
         await unreachable.aclose()
+
+
+@pytest.mark.parametrize(
+    "limited",
+    [("aiogram", "postgres"), ("python-telegram-bot", "postgres")],
+    indirect=True,
+    ids=["aiogram-postgres", "python-telegram-bot-postgres"],
+)
+@pytest.mark.parametrize("limits_env", [{"DESKBOT_CHANNELS__TELEGRAM__LIMITS__BOT__MESSAGES": "10"}])
+async def test_two_processes_share_the_bots_budget(limited: Limited, trained_classifier: BuiltinClassifier) -> None:
+    """A second deskbot on the same PostgreSQL + Redis (its calls tagged ``second``): both
+    send, and together they keep the bot's 10 a second (each alone would allow 10)."""
+    env = limited.env | {"DESKBOT_CHANNELS__TELEGRAM__API_BASE": limited.fake.base_for("second")}
+    settings = load_settings(ROOT / "config.yaml", environ=env)
+    async with build_app(settings, classifier=trained_classifier, create_schema=False) as second_app:
+        second = second_app.telegram
+        assert second is not None and second.limits is not None
+        assert isinstance(second.limits.limiter, RedisSendLimiter)
+        await second.start(polling=False)
+        try:
+            chats = [str(6000 + i) for i in range(24)]
+            await limited.queue_many({chat: (f"hi {chat}",) for chat in chats})
+            await asyncio.gather(limited.channel.relay_queued(), second.relay_queued())
+            await asyncio.gather(limited.channel.outbox.idle(), second.outbox.idle())
+        finally:
+            await second.stop()
+    sends = [(c, t) for chat in chats for c, t in limited.sends(chat)]
+    assert sorted(c.params["text"] for c, _ in sends) == sorted(f"hi {chat}" for chat in chats)  # each once
+    assert {c.via for c, _ in sends} == {"", "second"}  # both processes sent
+    assert most_in_window(sorted(t for _, t in sends), 1.0 - 0.1) <= 10
