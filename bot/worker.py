@@ -43,7 +43,8 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,8 +272,17 @@ class IntakeWorker:
         raise ValueError(f"unknown intake entry kind {entry.kind!r}")
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, **build_kwargs: Any) -> None:
-    """Open the app, run the worker until SIGTERM/SIGINT (or ``stop``), stop gracefully."""
+async def run_worker(
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    http: Callable[[App], AbstractAsyncContextManager[object]] | None = None,
+    **build_kwargs: Any,
+) -> None:
+    """Open the app, run the worker until SIGTERM/SIGINT (or ``stop``), stop gracefully.
+
+    ``http`` (``deskbot worker --metrics-port``) serves something over the open app while the
+    worker runs (its ``GET /metrics``); it stops after the worker."""
     if settings.intake.queue != "redis":
         from common.errors import ConfigError
 
@@ -291,12 +301,13 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, *
                 # belong to the elected leader (bot/leader.py).
                 await app.telegram.start(singletons=False)
             worker = IntakeWorker(app, stream, config)
-            await worker.start()
-            try:
-                await stop.wait()
-                log.info("worker stopping", extra={"worker": worker.name})
-            finally:
-                await worker.stop()
+            async with http(app) if http is not None else contextlib.nullcontext():
+                await worker.start()
+                try:
+                    await stop.wait()
+                    log.info("worker stopping", extra={"worker": worker.name})
+                finally:
+                    await worker.stop()
         finally:
             if app.telegram is not None:
                 await app.telegram.stop()
@@ -306,14 +317,17 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None, *
 # -- `deskbot serve --workers N` -------------------------------------------------------------
 @contextlib.contextmanager
 def worker_processes(
-    count: int, argv_prefix: Sequence[str], grace: float = 30.0
+    count: int, argv_prefix: Sequence[str], grace: float = 30.0, metrics_port: int = 0
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """``count`` ``deskbot worker`` child processes for as long as the block runs; then
-    SIGTERM to each (they finish the turns in hand) and, after ``grace`` seconds, SIGKILL."""
+    SIGTERM to each (they finish the turns in hand) and, after ``grace`` seconds, SIGKILL.
+    ``metrics_port``: the i-th serves ``GET /metrics`` on ``metrics_port + i`` (0: none)."""
     children: list[subprocess.Popen[bytes]] = []
     try:
-        for _ in range(count):
+        for i in range(count):
             command = [sys.executable, "-m", "bot.cli.main", *argv_prefix, "worker"]
+            if metrics_port:
+                command += ["--metrics-port", str(metrics_port + i)]
             children.append(subprocess.Popen(command))  # noqa: S603 - this interpreter, our own module
         log.info("workers started", extra={"pids": [c.pid for c in children]})
         yield children

@@ -27,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web chat, REST channel and API on web.host:web.port")
     serve.add_argument("--workers", type=int, default=0, metavar="N",
                        help="intake.queue redis: also start N `deskbot worker` processes (stopped with the front)")
-    sub.add_parser("worker", help="intake.queue redis: run the turns the web fronts queued")
+    serve.add_argument("--worker-metrics-port", type=_port, default=None, metavar="P",
+                       help="with --workers: the i-th worker serves GET /metrics on P + i")
+    worker = sub.add_parser("worker", help="intake.queue redis: run the turns the web fronts queued")
+    worker.add_argument("--metrics-port", type=_port, default=None, metavar="P",
+                        help="serve this worker's GET /metrics on web.host:P (Prometheus)")
     sub.add_parser("chat", help="talk to the bot in this terminal")
     sub.add_parser("migrate", help="bring the database schema up to date")
     train = sub.add_parser("train", help="(re)train the intent classifier")
@@ -232,9 +236,9 @@ def main(argv: Sequence[str] | None = None, environ: dict[str, str] | None = Non
             asyncio.run(_serve(settings, serve))
             return 0
         if args.command == "worker":
-            from bot.worker import run_worker
+            from bot.cli import worker as worker_cli
 
-            asyncio.run(_serve(settings, run_worker))
+            asyncio.run(worker_cli.run(settings, args.metrics_port))
             return 0
         if args.command == "rasa-actions":
             return _rasa_actions(settings, args.host, args.port)
@@ -284,7 +288,8 @@ def _serve_with_workers(settings: Settings, args: argparse.Namespace, serve: Any
     if args.workers < 0:
         raise ConfigError("--workers must be 0 or more")
     asyncio.run(_migrate(settings))
-    with worker_processes(args.workers, ["--config", args.config] if args.config else []):
+    argv = ["--config", args.config] if args.config else []
+    with worker_processes(args.workers, argv, metrics_port=args.worker_metrics_port or 0):
         asyncio.run(serve(settings))
     return 0
 

@@ -207,12 +207,13 @@ async def in_stream(redis: Redis, keys: IntakeKeys, partition: int, key: str) ->
     return any(key.encode() in fields.get(b"b", b"") for _id, fields in entries)
 
 
-async def start_two_workers(setup: Setup, *, spawn: bool = True) -> set[str]:
+async def start_two_workers(setup: Setup, *, spawn: bool = True, metrics_port: int = 0) -> set[str]:
     """Both workers running and every partition owned; returns the owners' tokens.
-    ``spawn=False``: the front started them (``serve --workers 2``)."""
+    ``spawn=False``: the front started them (``serve --workers 2``); ``metrics_port``: worker-b
+    serves its ``GET /metrics`` there."""
     if spawn:
         setup.spawn("worker-a", "worker")
-        setup.spawn("worker-b", "worker")
+        setup.spawn("worker-b", "worker", *(("--metrics-port", str(metrics_port)) if metrics_port else ()))
     keys = IntakeKeys(setup.prefix)
     redis = Redis.from_url(setup.redis_url)
     try:
@@ -292,7 +293,8 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_doubles_nothing(
     setup: Setup, senders: int, per_sender: int
 ) -> None:
     await setup.start_front()
-    owners = await start_two_workers(setup)
+    metrics_port = free_port()
+    owners = await start_two_workers(setup, metrics_port=metrics_port)
     run = uuid.uuid4().hex[:6]
     sent = [Sent(f"kill-{run}-{s}", f"{s}-{k}", QUESTIONS[(s + k) % len(QUESTIONS)])
             for k in range(per_sender) for s in range(senders)]  # fmt: skip
@@ -316,6 +318,19 @@ async def test_a_worker_killed_mid_burst_loses_nothing_and_doubles_nothing(
                         await asyncio.sleep(0.005)
             assert await setup.stop("worker-a", signal.SIGKILL) == -signal.SIGKILL
             await asyncio.gather(*tasks)
+        # The survivor's own /metrics: every partition's lag (it owns them all now), its turns.
+        async with asyncio.timeout(PATIENCE), httpx.AsyncClient(trust_env=False) as scraper:
+            while True:
+                scrape = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+                lags = [line for line in scrape.splitlines() if line.startswith("deskbot_stream_lag{")]
+                if len(lags) == PARTITIONS:
+                    break
+                await asyncio.sleep(0.1)
+        assert {f'stream="{keys.stream(p)}"' for p in range(PARTITIONS)} == {
+            line[line.index("{") + 1 : line.index("}")] for line in lags
+        }
+        counted = [line for line in scrape.splitlines() if line.startswith('deskbot_messages_in_total{channel="rest"}')]
+        assert counted and float(counted[0].split()[-1]) > 0
     finally:
         await redis.aclose()
     assert await setup.stop("worker-b") == 0
