@@ -40,17 +40,15 @@ import json
 import logging
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from common.errors import StorageError, StoreUnavailable
 from common.messages import Attachment, Button, Incoming, Outgoing
-from storage.redis_state import REDIS_UNAVAILABLE
+from storage.redis_state import REDIS_UNAVAILABLE, redis_errors
 
 log = logging.getLogger("deskbot.intake")
 
@@ -130,14 +128,8 @@ def _entry(partition: int, entry_id: Any, fields: Any) -> IntakeEntry:
     )
 
 
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    try:
-        yield
-    except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"intake stream: {operation}: {exc.__class__.__name__}") from exc
-    except RedisError as exc:
-        raise StorageError(f"intake stream: {operation}: {exc.__class__.__name__}: {exc}") from exc
+def _translated(operation: str) -> AbstractContextManager[None]:
+    return redis_errors(f"intake stream: {operation}")
 
 
 class RedisIntakeStream:

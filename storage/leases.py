@@ -24,15 +24,12 @@ import os
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from common.errors import StorageError, StoreUnavailable
-from storage.redis_state import REDIS_UNAVAILABLE
+from storage.redis_state import redis_errors
 
 # KEYS[1] lease, ARGV[1] token, ARGV[2] ttl in ms. 1: held by this token (now, or already), 0: by another.
 _ACQUIRE = """
@@ -72,15 +69,8 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """redis' errors leave as the store errors the core knows."""
-    try:
-        yield
-    except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"redis lease: {operation}: {exc.__class__.__name__}") from exc
-    except RedisError as exc:
-        raise StorageError(f"redis lease: {operation}: {exc.__class__.__name__}: {exc}") from exc
+def _translated(operation: str) -> AbstractContextManager[None]:
+    return redis_errors(f"redis lease: {operation}")
 
 
 class Lease(ABC):

@@ -12,15 +12,12 @@ message, so a quiet customer costs nothing.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from common.errors import StorageError, StoreUnavailable
 from storage.customer_limits import Clock, CustomerLimiter, CustomerRate, Pace
-from storage.redis_state import REDIS_UNAVAILABLE
+from storage.redis_state import redis_errors
 from storage.state import KeyBuilder
 
 # KEYS[1] the customer's log (sorted set), KEYS[2] their notice; ARGV[1] now in µs or "" for
@@ -60,14 +57,8 @@ return 1
 _PACES = {0: Pace.ANSWER, 1: Pace.NOTICE, 2: Pace.QUIET}
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"redis customer limiter: {exc.__class__.__name__}") from exc
-    except RedisError as exc:
-        raise StorageError(f"redis customer limiter: {exc.__class__.__name__}: {exc}") from exc
+def _translated() -> AbstractContextManager[None]:
+    return redis_errors("redis customer limiter")
 
 
 def _us(seconds: float) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from redis.asyncio import Redis
@@ -43,15 +43,20 @@ REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, Redi
 
 
 @contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """Library errors leave this module as ``StorageError`` (the core never sees redis');
-    an unreachable server (refused, reset, timed out, loading) as ``StoreUnavailable``."""
+def redis_errors(what: str) -> Iterator[None]:
+    """Library errors leave ``storage/`` as ``StorageError`` (the core never sees redis');
+    an unreachable server (refused, reset, timed out, loading) as ``StoreUnavailable``.
+    ``what``: the component and operation, for the message."""
     try:
         yield
     except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"redis state store: {operation}: {exc.__class__.__name__}") from exc
+        raise StoreUnavailable("redis", f"{what}: {exc.__class__.__name__}") from exc
     except RedisError as exc:
-        raise StorageError(f"redis state store: {operation}: {exc.__class__.__name__}: {exc}") from exc
+        raise StorageError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+
+
+def _translated(operation: str) -> AbstractContextManager[None]:
+    return redis_errors(f"redis state store: {operation}")
 
 
 class RedisStateStore(StateStore):

@@ -32,15 +32,13 @@ import asyncio
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from common.errors import StorageError, StoreUnavailable
-from storage.redis_state import REDIS_UNAVAILABLE
+from storage.redis_state import redis_errors
 from storage.state import KeyBuilder
 
 Clock = Callable[[], float]
@@ -165,14 +163,8 @@ return {1, math.ceil(slot - now)}
 """
 
 
-@contextmanager
-def _translated() -> Iterator[None]:
-    try:
-        yield
-    except REDIS_UNAVAILABLE as exc:
-        raise StoreUnavailable("redis", f"redis send limiter: {exc.__class__.__name__}") from exc
-    except RedisError as exc:
-        raise StorageError(f"redis send limiter: {exc.__class__.__name__}: {exc}") from exc
+def _translated() -> AbstractContextManager[None]:
+    return redis_errors("redis send limiter")
 
 
 def _us(seconds: float) -> int:
