@@ -33,12 +33,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from sqlalchemy import make_url, pool
+from sqlalchemy import make_url, pool, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from intents.classifier import BuiltinClassifier
@@ -274,6 +274,28 @@ BEGIN
   END LOOP;
 END $$
 """
+
+
+async def stored_messages(url: str) -> tuple[dict[str, list[Any]], dict[int, list[Any]], dict[int, str]]:
+    """Inbound rows by delivery key, replies by the inbound id they answer, sender by customer:
+    what the exactly-once checks of the kill tests count, read straight from the database."""
+    from storage.models import Direction, Identity, Message
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(Message).order_by(Message.id))).all()
+            senders = dict((await conn.execute(select(Identity.customer_id, Identity.external_id))).all())
+    finally:
+        await engine.dispose()
+    inbound: dict[str, list[Any]] = {}
+    replies: dict[int, list[Any]] = {}
+    for row in rows:
+        if row.direction == Direction.INBOUND:
+            inbound.setdefault(row.delivery_key, []).append(row)
+        elif row.reply_to_id is not None:
+            replies.setdefault(row.reply_to_id, []).append(row)
+    return inbound, replies, senders
 
 
 async def empty_tables(engine: AsyncEngine) -> None:

@@ -40,8 +40,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.web.rest_channel import scoped_delivery_key
 from storage.intake_stream import GROUP, IntakeKeys, partition_of
-from storage.models import Direction, Identity, Message
-from tests.conftest import _create_database, _delete_keys, _drop_database
+from storage.models import Message
+from tests.conftest import _create_database, _delete_keys, _drop_database, stored_messages
 from tests.faults.harness import CODE_ROOT, FULL, PATIENCE, free_port
 from tests.web.conftest import deskbot_environ
 
@@ -161,22 +161,7 @@ async def post(http: httpx.AsyncClient, item: Sent) -> None:
 
 
 async def stored(setup: Setup) -> tuple[dict[str, list[Any]], dict[int, list[Any]], dict[int, str]]:
-    """Inbound rows by delivery key, replies by the inbound id they answer, sender by customer."""
-    engine = create_async_engine(setup.environ["DESKBOT_STORAGE__URL"])
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(Message).order_by(Message.id))).all()
-            senders = dict((await conn.execute(select(Identity.customer_id, Identity.external_id))).all())
-    finally:
-        await engine.dispose()
-    inbound: dict[str, list[Any]] = {}
-    replies: dict[int, list[Any]] = {}
-    for row in rows:
-        if row.direction == Direction.INBOUND:
-            inbound.setdefault(row.delivery_key, []).append(row)
-        elif row.reply_to_id is not None:
-            replies.setdefault(row.reply_to_id, []).append(row)
-    return inbound, replies, senders
+    return await stored_messages(setup.environ["DESKBOT_STORAGE__URL"])
 
 
 def check_exactly_once(sent: list[Sent], inbound: dict[str, list[Any]], replies: dict[int, list[Any]],

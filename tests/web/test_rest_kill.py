@@ -21,11 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.models import Direction, Identity, Message
-from tests.conftest import _create_database, _delete_keys, _drop_database
+from tests.conftest import _create_database, _delete_keys, _drop_database, stored_messages
 from tests.web.conftest import LiveServer, deskbot_environ
 
 WEBHOOK = "/webhooks/rest/webhook"
@@ -130,20 +127,7 @@ async def test_rest_retries_across_kill_9_store_once_and_answer_every_message(
         server.stop()
         await _delete_keys(redis_server, redis_prefix)
 
-    engine = create_async_engine(storage_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(select(Message))).all()
-            senders = dict((await conn.execute(select(Identity.customer_id, Identity.external_id))).all())
-    finally:
-        await engine.dispose()
-    inbound: dict[str, list[Any]] = {}
-    replies: dict[int, list[Any]] = {}
-    for row in rows:
-        if row.direction == Direction.INBOUND:
-            inbound.setdefault(row.delivery_key, []).append(row)
-        elif row.reply_to_id is not None:
-            replies.setdefault(row.reply_to_id, []).append(row)
+    inbound, replies, senders = await stored_messages(storage_url)
 
     from bot.web.rest_channel import scoped_delivery_key
 
