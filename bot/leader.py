@@ -146,6 +146,7 @@ class Leadership:
         self.terms = 0  # times this process became the leader
         self._valid_until = 0.0  # our clock: the lease is surely ours until then
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self._starting: asyncio.Task[None] | None = None
 
     @property
@@ -163,11 +164,13 @@ class Leadership:
 
     async def start(self) -> None:
         """Try once now (the embedded lease is granted at once), then keep trying in the background."""
+        self._closing = False
         await self.tick()
         self._task = asyncio.create_task(self._loop(), name="deskbot-leadership")
 
     async def close(self) -> None:
         """Stop the singletons (gracefully), then release the lease for a successor."""
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -183,7 +186,9 @@ class Leadership:
 
     # -- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:
-        while True:
+        # Not ``while True``: a cancel that lands inside a Redis call can come back as a
+        # connection error (caught below), and ``close`` would wait forever.
+        while not self._closing:
             await asyncio.sleep(self.interval)
             try:
                 await self.tick()

@@ -120,7 +120,9 @@ class IntakeWorker:
 
     # -- the leases ------------------------------------------------------------------------
     async def _manage(self) -> None:
-        while True:
+        # Not ``while True``: a cancel that lands inside a Redis call can come back as a
+        # connection error (caught below as StorageError), and ``stop`` would wait forever.
+        while not self._closing:
             await asyncio.sleep(self.ttl / 3)
             try:
                 await self._tick()
